@@ -1,0 +1,180 @@
+// The one typed facade over xmpp.js's component connection (XEP-0114).
+//
+// We use the Component class of @xmpp/component-core rather than the @xmpp/component factory: the
+// factory installs an IQ callee that answers every IQ its handlers do not return synchronously, and a
+// fixed one-second reconnect. Our room engine answers through effects, possibly after a database
+// commit, and reconnection here backs off and tells a refused secret apart from an absent server.
+import { EventEmitter } from "node:events";
+import { Component } from "@xmpp/component-core";
+import xmppDebug from "@xmpp/debug";
+import type { Element } from "@xmpp/xml";
+import type { Logger } from "../log.js";
+
+export interface ConnectionOptions {
+  service: string;
+  domain: string;
+  secret: string;
+  log: Logger;
+  traceStanzas?: boolean;
+  /** Reconnection delays: first, then doubled up to max (milliseconds). */
+  backoff?: { initialMs: number; maxMs: number };
+}
+
+/** Stream errors that retrying with the same settings will not cure. */
+const FATAL_CONDITIONS: Record<string, string> = {
+  "not-authorized": "the XMPP server refused the component secret (DMUC_SECRET does not match component_secret)",
+  "host-unknown": "the XMPP server has no component configured for this domain (DMUC_DOMAIN)",
+  "improper-addressing": "the XMPP server refused the component domain (DMUC_DOMAIN)",
+  conflict: "another component is already connected for this domain",
+};
+
+export class ComponentRefusedError extends Error {
+  constructor(
+    readonly condition: string,
+    readonly domain: string,
+  ) {
+    super(`${FATAL_CONDITIONS[condition] ?? `the XMPP server closed the stream (${condition})`}: ${domain}`);
+    this.name = "ComponentRefusedError";
+  }
+}
+
+interface ConnectionEvents {
+  stanza: [Element];
+  online: [];
+  offline: [];
+}
+
+function streamErrorCondition(err: unknown): string | undefined {
+  const e = err as { name?: string; condition?: string };
+  return e?.name === "StreamError" ? e.condition : undefined;
+}
+
+export class ComponentConnection extends EventEmitter<ConnectionEvents> {
+  private entity: Component | null = null;
+  private stopping = false;
+  private failures = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private everOnline = false;
+  private readonly backoff: { initialMs: number; maxMs: number };
+
+  constructor(private readonly options: ConnectionOptions) {
+    super();
+    this.backoff = options.backoff ?? { initialMs: 500, maxMs: 30_000 };
+  }
+
+  get online(): boolean {
+    return this.entity?.status === "online";
+  }
+
+  /**
+   * Connects, retrying with backoff while the server is unreachable. Resolves once online; rejects
+   * with ComponentRefusedError when the server refuses this component on the first attempt.
+   */
+  start(): Promise<void> {
+    this.stopping = false;
+    return new Promise((resolve, reject) => {
+      const onOnline = () => {
+        this.off("offline", onOffline);
+        resolve();
+      };
+      const onOffline = () => undefined;
+      this.once("online", onOnline);
+      this.on("offline", onOffline);
+      this.attempt().catch((err: unknown) => {
+        if (err instanceof ComponentRefusedError && !this.everOnline) {
+          this.off("online", onOnline);
+          this.stopping = true;
+          reject(err);
+        }
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    const entity = this.entity;
+    this.entity = null;
+    if (entity && entity.status !== "offline") {
+      try {
+        await entity.stop();
+      } catch (err) {
+        this.options.log.debug("xmpp.stop_failed", { error: err });
+      }
+    }
+  }
+
+  /** Sends one stanza; while offline the stanza is dropped and counted (the server cannot route it). */
+  send(stanza: Element): void {
+    const entity = this.entity;
+    if (!entity || entity.status !== "online") {
+      this.options.log.warn("xmpp.send_while_offline", { name: stanza.name, to: stanza.attrs.to });
+      return;
+    }
+    entity.send(stanza).catch((err: unknown) => this.options.log.warn("xmpp.send_failed", { error: err }));
+  }
+
+  private async attempt(): Promise<void> {
+    const { service, domain, secret, log } = this.options;
+    const entity = new Component({ service, domain });
+    this.entity = entity;
+    let refused: string | undefined;
+
+    entity.on("error", (err: unknown) => {
+      const condition = streamErrorCondition(err);
+      if (condition) refused = condition;
+      log.debug("xmpp.error", { error: err, condition });
+    });
+    entity.on("open", (header: Element) => {
+      entity.authenticate(header.attrs.id ?? "", secret).catch((err: unknown) => log.debug("xmpp.handshake_failed", { error: err }));
+    });
+    entity.on("stanza", (stanza: Element) => this.emit("stanza", stanza));
+    if (this.options.traceStanzas) xmppDebug(entity, true);
+
+    const settled = new Promise<void>((resolve, reject) => {
+      entity.on("online", () => resolve());
+      entity.on("disconnect", () => reject(refused ? new ComponentRefusedError(refused, domain) : new Error("connection closed")));
+    });
+
+    try {
+      await entity.connect(service);
+      await entity.open({ domain });
+      await settled;
+    } catch (err) {
+      if (this.entity !== entity || this.stopping) return;
+      const condition = refused ?? streamErrorCondition(err);
+      const error = condition ? new ComponentRefusedError(condition, domain) : (err as Error);
+      entity.removeAllListeners("disconnect");
+      void entity.stop().catch(() => undefined);
+      this.scheduleRetry(error);
+      throw error;
+    }
+
+    this.failures = 0;
+    this.everOnline = true;
+    log.info("xmpp.online", { domain, service });
+    entity.on("disconnect", () => {
+      if (this.entity !== entity || this.stopping) return;
+      log.warn("xmpp.offline", { domain, refused });
+      this.emit("offline");
+      this.scheduleRetry(new Error("connection lost"));
+    });
+    this.emit("online");
+  }
+
+  private scheduleRetry(error: Error): void {
+    if (this.stopping) return;
+    const { initialMs, maxMs } = this.backoff;
+    const delayMs = Math.min(maxMs, initialMs * 2 ** Math.min(this.failures, 16));
+    this.failures += 1;
+    const fields = { error: error.message, attempt: this.failures, retryInMs: delayMs };
+    if (error instanceof ComponentRefusedError) this.options.log.error("xmpp.refused", fields);
+    else this.options.log.warn("xmpp.unreachable", fields);
+    if (error instanceof ComponentRefusedError && !this.everOnline) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.attempt().catch(() => undefined);
+    }, delayMs);
+  }
+}
