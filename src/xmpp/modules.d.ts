@@ -29,7 +29,6 @@ declare module "@xmpp/xml" {
     t(text: string): Element;
     up(): Element;
     remove(el: Element | string, xmlns?: string): Element;
-    clone(): Element;
     toString(): string;
   }
 

@@ -1,0 +1,54 @@
+import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn, Unique } from "typeorm";
+import { CONSTRAINTS } from "./constraints.js";
+import { Room } from "./Room.js";
+
+const C = CONSTRAINTS.historyMessages;
+
+/** A groupchat message as broadcast by the room, for history on join and for DMUC2 replays. */
+@Entity({ name: "history_messages" })
+@Unique(C.roomStanzaIdKey, ["roomId", "stanzaId"])
+@Index(C.roomSentAtIdx, ["roomId", "sentAt", "id"])
+export class HistoryMessage {
+  @PrimaryGeneratedColumn("identity", { name: "id", type: "bigint", generatedIdentity: "BY DEFAULT", primaryKeyConstraintName: C.pkey })
+  id!: string;
+
+  @Column({ name: "room_id", type: "bigint" })
+  roomId!: string;
+
+  @ManyToOne(() => Room, { nullable: false, onDelete: "CASCADE" })
+  @JoinColumn({ name: "room_id", foreignKeyConstraintName: C.roomFkey })
+  room?: Room;
+
+  /** XEP-0359 stanza id assigned by the room; unique per room so that replays are idempotent. */
+  @Column({ name: "stanza_id", type: "text" })
+  stanzaId!: string;
+
+  /** XEP-0359 origin id given by the sender. */
+  @Column({ name: "origin_id", type: "text", nullable: true })
+  originId!: string | null;
+
+  /** XEP-0421 occupant id of the sender. */
+  @Column({ name: "occupant_id", type: "text", nullable: true })
+  occupantId!: string | null;
+
+  @Column({ name: "nick", type: "text" })
+  nick!: string;
+
+  /** The sender's real JID, for admins and audit. */
+  @Column({ name: "sender_jid", type: "text", nullable: true })
+  senderJid!: string | null;
+
+  @Column({ name: "body", type: "text", nullable: true })
+  body!: string | null;
+
+  /** The message as broadcast (XML), to replay with its extensions. */
+  @Column({ name: "stanza", type: "text" })
+  stanza!: string;
+
+  /** The room's time of the message. */
+  @Column({ name: "sent_at", type: "timestamptz" })
+  sentAt!: Date;
+
+  @CreateDateColumn({ name: "stored_at", type: "timestamptz" })
+  storedAt!: Date;
+}

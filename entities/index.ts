@@ -1,0 +1,17 @@
+// Every TypeORM entity of the gateway. The DataSource (ormconfig.ts) registers ENTITIES.
+import { AuditEvent } from "./AuditEvent.js";
+import { HistoryMessage } from "./HistoryMessage.js";
+import { Occupant } from "./Occupant.js";
+import { Replica } from "./Replica.js";
+import { Room } from "./Room.js";
+import { RoomAffiliation } from "./RoomAffiliation.js";
+
+export { AuditEvent, type AuditKind } from "./AuditEvent.js";
+export { HistoryMessage } from "./HistoryMessage.js";
+export { Occupant, OCCUPANT_ROLES, type OccupantRole } from "./Occupant.js";
+export { Replica, REPLICA_STATES, type ReplicaState } from "./Replica.js";
+export { Room, ROOM_ROLES, type RoomConfig, type RoomRole } from "./Room.js";
+export { RoomAffiliation, AFFILIATIONS, type Affiliation } from "./RoomAffiliation.js";
+export { CONSTRAINTS } from "./constraints.js";
+
+export const ENTITIES = [Room, RoomAffiliation, Occupant, Replica, HistoryMessage, AuditEvent] as const;

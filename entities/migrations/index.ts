@@ -1,0 +1,6 @@
+// Every migration, oldest first. Listed explicitly (no globs) so that the compiled dist/ tree and the
+// TypeORM CLI find the same set. Add each newly generated migration here.
+import type { MigrationInterface } from "typeorm";
+import { Initial1795622120469 } from "./1795622120469-Initial.js";
+
+export const MIGRATIONS: (new () => MigrationInterface)[] = [Initial1795622120469];

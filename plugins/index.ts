@@ -1,0 +1,30 @@
+// The plugins a gateway runs, in registration order (hook priorities decide the order of checks).
+import type { Plugin } from "../src/core/service.js";
+import { accessPlugin } from "./access.js";
+import { discoPlugin } from "./disco.js";
+import { historyPlugin } from "./history.js";
+import { lockPlugin } from "./lock.js";
+import { ownerPlugin } from "./owner.js";
+import { passwordPlugin } from "./password.js";
+import { pingPlugin } from "./ping.js";
+import { roomDiscoPlugin } from "./room-disco.js";
+import { roomSettingsPlugin } from "./room-settings.js";
+
+export interface PluginOptions {
+  /** The most history messages a room keeps and sends on entering (DMUC_MAX_HISTORY_MESSAGES). */
+  maxHistoryMessages: number;
+}
+
+export function createPlugins(options: PluginOptions): Plugin[] {
+  return [
+    discoPlugin,
+    pingPlugin,
+    roomDiscoPlugin,
+    ownerPlugin,
+    roomSettingsPlugin(options),
+    lockPlugin,
+    passwordPlugin,
+    accessPlugin,
+    historyPlugin(options),
+  ];
+}

@@ -1,0 +1,27 @@
+// What the pure core asks the shell to do. The engine never performs IO: it returns these, and the
+// shell (src/shell/) executes them in order, writes before the sends that depend on them.
+import type { Element } from "@xmpp/xml";
+import type { StoreWrite } from "./store-writes.js";
+
+export interface AuditRecord {
+  kind: string;
+  roomJid: string | null;
+  actorJid: string | null;
+  details: Record<string, unknown>;
+}
+
+export type Effect =
+  | { kind: "send"; stanza: Element }
+  | { kind: "store"; write: StoreWrite }
+  | { kind: "audit"; record: AuditRecord }
+  | { kind: "log"; level: "debug" | "info" | "warn"; event: string; fields: Record<string, unknown> };
+
+export const send = (stanza: Element): Effect => ({ kind: "send", stanza });
+export const store = (write: StoreWrite): Effect => ({ kind: "store", write });
+export const audit = (record: AuditRecord): Effect => ({ kind: "audit", record });
+export const logEffect = (level: "debug" | "info" | "warn", event: string, fields: Record<string, unknown> = {}): Effect => ({
+  kind: "log",
+  level,
+  event,
+  fields,
+});

@@ -1,0 +1,49 @@
+// Fan-out of room stanzas to every session of every occupant.
+import type { Element } from "@xmpp/xml";
+import { send, store } from "../effects.js";
+import type { RoomRequest } from "./api.js";
+import { addressed, presenceVariants, type PresenceOptions } from "./presence.js";
+import type { Occupant, Room } from "./types.js";
+
+/** Sends an occupant's presence to the room: its own sessions get the self variant (110). */
+export function broadcastPresence(request: RoomRequest, room: Room, occupant: Occupant, options: PresenceOptions = {}, selfSessions?: Iterable<string>): void {
+  const variants = presenceVariants(room, occupant, options);
+  const self = new Set(selfSessions ?? occupant.sessions.keys());
+  const visible = room.config.presenceBroadcast.includes(options.role ?? occupant.role) || options.type === "unavailable";
+  for (const viewer of room.occupants.values()) {
+    if (viewer.nick === occupant.nick) continue;
+    if (!visible && viewer.role !== "moderator") continue;
+    const stanza = variants.forViewer(viewer.role);
+    for (const jid of viewer.sessions.keys()) request.effects.push(send(addressed(stanza, jid)));
+  }
+  const own = variants.forSelf();
+  for (const jid of self) request.effects.push(send(addressed(own, jid)));
+}
+
+/** Sends the presence of every other occupant to one new session (XEP-0045 §7.2.3). */
+export function sendRoster(request: RoomRequest, room: Room, viewer: Occupant, to: string): void {
+  for (const occupant of room.occupants.values()) {
+    if (occupant.nick === viewer.nick) continue;
+    if (!room.config.presenceBroadcast.includes(occupant.role) && viewer.role !== "moderator") continue;
+    request.effects.push(send(addressed(presenceVariants(room, occupant).forViewer(viewer.role), to)));
+  }
+}
+
+/** Sends a prepared stanza (no `to`) to every session in the room. */
+export function broadcastStanza(request: RoomRequest, room: Room, stanza: Element): void {
+  for (const occupant of room.occupants.values()) {
+    for (const jid of occupant.sessions.keys()) request.effects.push(send(addressed(stanza, jid)));
+  }
+}
+
+export function saveOccupant(request: RoomRequest, room: Room, occupant: Occupant): void {
+  for (const s of occupant.sessions.values()) {
+    request.effects.push(
+      store({ op: "occupant.save", roomJid: room.jid, nick: occupant.nick, jid: s.jid, role: occupant.role, occupantId: occupant.occupantId, presence: s.presence }),
+    );
+  }
+}
+
+export function saveRoom(request: RoomRequest, room: Room): void {
+  request.effects.push(store({ op: "room.save", roomJid: room.jid, config: room.config, subject: room.subject, locked: room.locked }));
+}

@@ -1,0 +1,177 @@
+// Entering, presence updates, nick changes and leaving (XEP-0045 §7.1-§7.3, §7.6, §7.14).
+import xml, { type Element } from "@xmpp/xml";
+import { store } from "../effects.js";
+import type { Hooks } from "../hooks.js";
+import { StanzaError } from "../stanza-error.js";
+import { NS } from "../../xmpp/stanza.js";
+import type { RoomEvents, RoomRequest } from "./api.js";
+import { broadcastPresence, saveOccupant, saveRoom, sendRoster } from "./broadcast.js";
+import { occupantOfSession, withOccupant, withoutOccupant, withoutSession, withSession } from "./mutate.js";
+import { prepareNick } from "./nick.js";
+import { affiliationOf, defaultRole } from "./privileges.js";
+import { newRoom, type Occupant, type Room } from "./types.js";
+
+export const STATUS = {
+  NON_ANONYMOUS: 100,
+  SELF: 110,
+  CONFIG_CHANGED: 104,
+  LOGGING: 170,
+  CREATED: 201,
+  NICK_MODIFIED: 210,
+  BANNED: 301,
+  NEW_NICK: 303,
+  KICKED: 307,
+  AFFILIATION_CHANGED: 321,
+  MEMBERS_ONLY: 322,
+  SHUTDOWN: 332,
+  ERROR_KICK: 333,
+} as const;
+
+/** The room's answer when a presence of an existing session arrives, or a new one enters. */
+export function handlePresence(hooks: Hooks<RoomEvents>, request: RoomRequest, room: Room | undefined): Room | undefined {
+  const { stanza } = request;
+  const type = stanza.attrs.type;
+  const current = room ? occupantOfSession(room, request.fromFull) : undefined;
+
+  if (type === "unavailable") return room && current ? leave(hooks, request, room, current, stanza) : room;
+  if (type === "error") {
+    // A bounce from an occupant's client means it is gone (XEP-0045 §7.2.?, status 333 in Prosody).
+    if (!room || !current) return room;
+    const source = xml("presence", { type: "unavailable" }, xml("status", {}, errorKickMessage(room, stanza)));
+    return leave(hooks, request, room, current, source, current.sessions.size > 1 ? [] : [STATUS.ERROR_KICK]);
+  }
+  if (type !== undefined) return room; // subscriptions and probes carry no room meaning
+
+  if (request.nick === null) throw new StanzaError("modify", "jid-malformed", "A nickname is required to enter a room");
+  const nick = prepareNick(request.nick);
+  if (nick === null) throw new StanzaError("modify", "jid-malformed", "Nickname must pass strict validation", { by: request.roomJid });
+
+  if (room && current) {
+    return current.nick === nick ? updatePresence(request, room, current) : changeNick(request, room, current, nick);
+  }
+  return enter(hooks, request, room, nick);
+}
+
+function enter(hooks: Hooks<RoomEvents>, request: RoomRequest, existing: Room | undefined, nick: string): Room {
+  const join = request.stanza.getChild("x", NS.MUC) ?? emptyJoin();
+  let room: Room;
+  let created = false;
+  if (existing) {
+    room = existing;
+  } else {
+    const veto = hooks.fire("room/pre-create", { request });
+    if (veto) throw veto;
+    const fresh = newRoom(request.roomJid);
+    const event = {
+      request,
+      room: { ...fresh, affiliations: new Map([[request.fromBare, { affiliation: "owner" as const }]]) },
+    };
+    hooks.fire("room/created", event);
+    room = event.room;
+    created = true;
+  }
+
+  const affiliation = affiliationOf(room, request.fromBare, request.settings.admins);
+  const holder = room.occupants.get(nick);
+  if (holder && holder.bareJid !== request.fromBare) throw new StanzaError("cancel", "conflict", "That nickname is already in use", { by: room.jid });
+  const role = holder ? holder.role : defaultRole(room, affiliation);
+
+  if (!holder) {
+    const veto = hooks.fire("occupant/pre-join", { request, room, nick, affiliation, role, join });
+    if (veto) throw withBy(veto, room.jid);
+  }
+
+  const session = { jid: request.fromFull, presence: request.stanza };
+  const occupantId = room.occupantIds.get(request.fromBare) ?? request.context.newId();
+  const occupant: Occupant = holder
+    ? withSession(holder, session)
+    : { nick, bareJid: request.fromBare, role, occupantId, sessions: new Map([[session.jid, session]]) };
+  room = withOccupant(room, occupant);
+
+  if (created) {
+    // The room row first: affiliation and occupant rows refer to it.
+    saveRoom(request, room);
+    request.effects.push(store({ op: "affiliation.set", roomJid: room.jid, jid: request.fromBare, entry: { affiliation: "owner" } }));
+  }
+  saveOccupant(request, room, occupant);
+
+  sendRoster(request, room, occupant, request.fromFull);
+  const selfCodes: number[] = [];
+  if (room.config.whois === "anyone") selfCodes.push(STATUS.NON_ANONYMOUS);
+  if (created) selfCodes.push(STATUS.CREATED);
+  if (nick !== request.nick) selfCodes.push(STATUS.NICK_MODIFIED);
+  // A second session of a present occupant is announced to that session only.
+  broadcastPresence(request, room, occupant, { selfCodes }, holder ? [request.fromFull] : undefined);
+
+  const event = { request, room, occupant, join };
+  hooks.fire("occupant/joined", event);
+  return event.room;
+}
+
+function updatePresence(request: RoomRequest, room: Room, occupant: Occupant): Room {
+  const updated = withSession(occupant, { jid: request.fromFull, presence: request.stanza });
+  const next = withOccupant(room, updated);
+  saveOccupant(request, next, updated);
+  broadcastPresence(request, next, updated);
+  return next;
+}
+
+function changeNick(request: RoomRequest, room: Room, occupant: Occupant, nick: string): Room {
+  const holder = room.occupants.get(nick);
+  if (holder && holder.bareJid !== occupant.bareJid) throw new StanzaError("cancel", "conflict", "That nickname is already in use", { by: room.jid });
+  if (holder || occupant.sessions.size > 1) {
+    throw new StanzaError("cancel", "not-acceptable", "Change the nickname of every session at once is not supported", { by: room.jid });
+  }
+  const reserved = [...room.affiliations.entries()].find(([jid, entry]) => entry.nick === nick && jid !== occupant.bareJid);
+  if (reserved) throw new StanzaError("cancel", "conflict", "That nickname is reserved", { by: room.jid });
+
+  // §7.6: unavailable with 303 and the new nick under the old one, then available under the new one.
+  broadcastPresence(request, room, occupant, { type: "unavailable", codes: [STATUS.NEW_NICK], item: { nick } });
+  request.effects.push(store({ op: "occupant.delete", roomJid: room.jid, jid: request.fromFull }));
+  const renamed: Occupant = { ...occupant, nick, sessions: new Map([[request.fromFull, { jid: request.fromFull, presence: request.stanza }]]) };
+  const next = withOccupant(withoutOccupant(room, occupant), renamed);
+  saveOccupant(request, next, renamed);
+  broadcastPresence(request, next, renamed);
+  return next;
+}
+
+/** Removes one session; the occupant leaves with its last session. */
+export function leave(hooks: Hooks<RoomEvents>, request: RoomRequest, room: Room, occupant: Occupant, source: Element, codes: number[] = []): Room | undefined {
+  request.effects.push(store({ op: "occupant.delete", roomJid: room.jid, jid: request.fromFull }));
+  if (occupant.sessions.size > 1) {
+    const { room: next, occupant: remaining } = withoutSession(room, occupant, request.fromFull);
+    broadcastPresence(request, room, occupant, { type: "unavailable", role: "none", source, codes }, [request.fromFull]);
+    broadcastPresence(request, next, remaining, {}, []);
+    return next;
+  }
+  broadcastPresence(request, room, occupant, { type: "unavailable", role: "none", source, codes });
+  const event = { request, room: withoutOccupant(room, occupant), occupant };
+  hooks.fire("occupant/left", event);
+  return dropIfAbandoned(request, event.room);
+}
+
+/** A temporary room ends with its last occupant (XEP-0045 §10.9). */
+export function dropIfAbandoned(request: RoomRequest, room: Room): Room | undefined {
+  if (room.occupants.size > 0 || room.config.persistent) return room;
+  request.effects.push(store({ op: "room.delete", roomJid: room.jid }));
+  return undefined;
+}
+
+/** The status text of an occupant removed for a bounced presence, as Prosody words it (issue 978). */
+function errorKickMessage(room: Room, stanza: Element): string {
+  const error = stanza.getChild("error");
+  const condition = error?.getChildElements().find((c) => c.attrs.xmlns === NS.STANZAS && c.name !== "text")?.name;
+  const text = error?.getChildText("text", NS.STANZAS);
+  let message = `Kicked: ${condition ? condition.replace(/-/g, " ") : "presence error"}`;
+  if (text && room.config.whois === "anyone") message += `: ${text}`;
+  return message;
+}
+
+function emptyJoin(): Element {
+  // Prosody treats a join without <x/> like one with an empty <x/> (no history limits, no password).
+  return xml("x", { xmlns: NS.MUC });
+}
+
+function withBy(error: StanzaError, by: string): StanzaError {
+  return error.spec.by ? error : new StanzaError(error.spec.type, error.spec.condition, error.spec.text, { ...error.spec, by });
+}

@@ -1,0 +1,121 @@
+// The state of one room, as the pure engine sees it. Values are treated as immutable: a change
+// builds new objects (sharing what did not change), so a failed stanza leaves the old state intact.
+import type { Element } from "@xmpp/xml";
+
+export type Role = "moderator" | "participant" | "visitor" | "none";
+export type Affiliation = "owner" | "admin" | "member" | "outcast" | "none";
+export type Whois = "moderators" | "anyone";
+export type AllowPm = "anyone" | "participants" | "moderators" | "none";
+
+/** The muc#roomconfig settings (XEP-0045 §10.2); each is owned by the plugin that implements it. */
+export interface RoomConfig {
+  readonly name: string;
+  readonly description: string;
+  readonly language: string;
+  readonly persistent: boolean;
+  readonly public: boolean;
+  readonly membersOnly: boolean;
+  readonly moderated: boolean;
+  readonly password: string;
+  readonly whois: Whois;
+  /** null: no limit beyond the service's. */
+  readonly maxUsers: number | null;
+  readonly changeSubject: boolean;
+  readonly allowInvites: boolean;
+  readonly allowPm: AllowPm;
+  /** How many messages the room keeps to send as history on entering. */
+  readonly historyLength: number;
+  /** Roles whose presence is broadcast to the room. */
+  readonly presenceBroadcast: readonly Role[];
+}
+
+export interface AffiliationEntry {
+  readonly affiliation: Exclude<Affiliation, "none">;
+  readonly reason?: string;
+  /** The reserved nick (XEP-0045 §7.10), for members and above. */
+  readonly nick?: string;
+}
+
+/** One client session of an occupant: its full JID and the last presence it sent to the room. */
+export interface Session {
+  readonly jid: string;
+  readonly presence: Element;
+}
+
+/** An occupant is a nick; several resources of one bare JID may share it (Prosody's multi-session). */
+export interface Occupant {
+  readonly nick: string;
+  readonly bareJid: string;
+  readonly role: Role;
+  /** XEP-0421 occupant-id: stable per room and bare JID. */
+  readonly occupantId: string;
+  /** Full JID -> session, in join order. */
+  readonly sessions: ReadonlyMap<string, Session>;
+}
+
+export interface Subject {
+  readonly text: string;
+  readonly nick: string | null;
+  readonly at: Date;
+}
+
+export interface HistoryEntry {
+  readonly stanzaId: string;
+  readonly nick: string;
+  readonly occupantId: string;
+  readonly senderJid: string;
+  readonly at: Date;
+  /** The message as broadcast, without `to` (stamped per recipient). */
+  readonly stanza: Element;
+  /** Characters of the serialised stanza, for the maxchars history limit. */
+  readonly chars: number;
+}
+
+export interface Room {
+  /** The room's bare JID. */
+  readonly jid: string;
+  readonly config: RoomConfig;
+  /** A new reserved room refuses others until its owner configures it (XEP-0045 §10.1.3). */
+  readonly locked: boolean;
+  readonly affiliations: ReadonlyMap<string, AffiliationEntry>;
+  /** Nick -> occupant. */
+  readonly occupants: ReadonlyMap<string, Occupant>;
+  /** Full JID of a session -> nick of its occupant. */
+  readonly sessionNicks: ReadonlyMap<string, string>;
+  /** Bare JID -> occupant-id, kept after leaving so the id stays stable across visits. */
+  readonly occupantIds: ReadonlyMap<string, string>;
+  readonly subject: Subject | null;
+  readonly history: readonly HistoryEntry[];
+}
+
+export const DEFAULT_ROOM_CONFIG: RoomConfig = {
+  name: "",
+  description: "",
+  language: "",
+  persistent: false,
+  public: true,
+  membersOnly: false,
+  moderated: false,
+  password: "",
+  whois: "moderators",
+  maxUsers: null,
+  changeSubject: false,
+  allowInvites: false,
+  allowPm: "anyone",
+  historyLength: 20,
+  presenceBroadcast: ["moderator", "participant", "visitor"],
+};
+
+export function newRoom(jid: string, config: RoomConfig = DEFAULT_ROOM_CONFIG): Room {
+  return {
+    jid,
+    config,
+    locked: false,
+    affiliations: new Map(),
+    occupants: new Map(),
+    sessionNicks: new Map(),
+    occupantIds: new Map(),
+    subject: null,
+    history: [],
+  };
+}

@@ -1,0 +1,160 @@
+// The pure MUC service: a stanza and the service state in, the new state and effects out.
+// No IO, no clock, no randomness: time and fresh ids come in through EngineContext.
+import type { Element } from "@xmpp/xml";
+import { Hooks } from "./hooks.js";
+import { IqRouter, type IqType } from "./iq-router.js";
+import { StanzaError } from "./stanza-error.js";
+import { logEffect, send, type Effect } from "./effects.js";
+import { errorReply, iqPayload, iqResult, mayAnswerWithError } from "../xmpp/stanza.js";
+import { bareString, jidToString, parseJid, type Jid } from "../xmpp/jid.js";
+import type { DiscoIdentity } from "../xmpp/disco.js";
+import { RoomEngine } from "./room/engine.js";
+import type { RoomRequest } from "./room/api.js";
+import type { Room } from "./room/types.js";
+
+export interface EngineContext {
+  /** The time the shell received the stanza. */
+  readonly now: Date;
+  /** A fresh unique id (stanza-id, occupant-id...); deterministic in tests. */
+  readonly newId: () => string;
+}
+
+export interface ServiceSettings {
+  readonly domain: string;
+  /** Bare JIDs of service administrators (DMUC_ADMINS). */
+  readonly admins: ReadonlySet<string>;
+  readonly name: string;
+}
+
+export interface ServiceState {
+  /** Bare room JID -> room. */
+  readonly rooms: ReadonlyMap<string, Room>;
+}
+
+export const emptyServiceState = (): ServiceState => ({ rooms: new Map() });
+
+/** What a handler of a stanza addressed to the service domain itself sees. */
+export interface ServiceRequest {
+  readonly settings: ServiceSettings;
+  readonly state: ServiceState;
+  readonly stanza: Element;
+  readonly from: Jid;
+  readonly context: EngineContext;
+  readonly effects: Effect[];
+}
+
+export interface DiscoInfo {
+  identities: DiscoIdentity[];
+  features: Set<string>;
+  /** XEP-0128 extension forms. */
+  forms: Element[];
+}
+
+export type ServiceEvents = {
+  "service/disco-info": { event: { request: ServiceRequest; info: DiscoInfo }; result: never };
+};
+
+export interface PluginApi {
+  readonly settings: ServiceSettings;
+  readonly hooks: Hooks<ServiceEvents>;
+  readonly serviceIq: IqRouter<ServiceRequest>;
+  readonly rooms: RoomEngine;
+}
+
+export interface Plugin {
+  readonly name: string;
+  register(api: PluginApi): void;
+}
+
+export interface Outcome {
+  state: ServiceState;
+  effects: Effect[];
+}
+
+export class MucService {
+  private readonly api: PluginApi;
+
+  constructor(
+    readonly settings: ServiceSettings,
+    plugins: readonly Plugin[],
+  ) {
+    this.api = { settings, hooks: new Hooks(), serviceIq: new IqRouter(), rooms: new RoomEngine() };
+    for (const plugin of plugins) plugin.register(this.api);
+  }
+
+  handle(state: ServiceState, stanza: Element, context: EngineContext): Outcome {
+    const from = parseJid(stanza.attrs.from);
+    // The server stamps `from` on everything it routes to us; without one there is nobody to answer.
+    if (!from) return { state, effects: [logEffect("warn", "stanza.no_from", { name: stanza.name })] };
+    const effects: Effect[] = [];
+    try {
+      const to = parseJid(stanza.attrs.to);
+      if (!to) throw new StanzaError("modify", "jid-malformed", "The recipient address is not a valid JID");
+      if (to.domain !== this.settings.domain) throw new StanzaError("cancel", "item-not-found", "Not a room of this service");
+      const request: ServiceRequest = { settings: this.settings, state, stanza, from, context, effects };
+      if (to.local === null && to.resource === null) return { state: this.handleServiceStanza(request), effects };
+      return { state: this.handleRoomStanza(request, to), effects };
+    } catch (err) {
+      return { state, effects: this.failure(stanza, err) };
+    }
+  }
+
+  private handleRoomStanza(request: ServiceRequest, to: Jid): ServiceState {
+    const roomJid = `${to.local}@${to.domain}`;
+    const roomRequest: RoomRequest = {
+      settings: this.settings,
+      context: request.context,
+      stanza: request.stanza,
+      from: request.from,
+      fromFull: jidToString(request.from),
+      fromBare: bareString(request.from),
+      roomJid,
+      nick: to.resource,
+      effects: request.effects,
+    };
+    const before = request.state.rooms.get(roomJid);
+    const after = this.api.rooms.handle(roomRequest, before);
+    if (after === before) return request.state;
+    const rooms = new Map(request.state.rooms);
+    if (after) rooms.set(roomJid, after);
+    else rooms.delete(roomJid);
+    return { ...request.state, rooms };
+  }
+
+  private handleServiceStanza(request: ServiceRequest): ServiceState {
+    const { stanza } = request;
+    if (stanza.name === "iq") {
+      this.handleIq(request, this.api.serviceIq);
+      return request.state;
+    }
+    // Messages and presences to the bare service domain carry no MUC meaning.
+    if (stanza.name === "message" && mayAnswerWithError(stanza)) throw new StanzaError("cancel", "service-unavailable");
+    return request.state;
+  }
+
+  private handleIq<C extends { stanza: Element; effects: Effect[] }>(request: C, router: IqRouter<C>): void {
+    const { stanza } = request;
+    const type = stanza.attrs.type;
+    if (type === "result" || type === "error") return;
+    if (type !== "get" && type !== "set") throw new StanzaError("modify", "bad-request", "IQ type must be get or set");
+    const payload = iqPayload(stanza);
+    if (!payload) throw new StanzaError("modify", "bad-request", "An IQ request carries exactly one payload");
+    const handler = router.find(type as IqType, payload);
+    if (!handler) throw new StanzaError("cancel", "service-unavailable");
+    request.effects.push(send(iqResult(stanza, handler(request, payload))));
+  }
+
+  /** The error answer for a failed stanza; earlier effects are dropped, so a failure changes nothing. */
+  private failure(stanza: Element, err: unknown): Effect[] {
+    const known = err instanceof StanzaError;
+    const effects: Effect[] = [];
+    if (!known) {
+      effects.push(logEffect("warn", "stanza.handler_failed", { error: String((err as Error)?.stack ?? err), name: stanza.name }));
+    }
+    if (mayAnswerWithError(stanza)) {
+      const spec = known ? err.spec : { type: "cancel" as const, condition: "internal-server-error" as const };
+      effects.push(send(errorReply(stanza, spec)));
+    }
+    return effects;
+  }
+}

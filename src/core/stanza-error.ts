@@ -1,0 +1,24 @@
+import type { ErrorCondition, ErrorType, StanzaErrorSpec } from "../xmpp/stanza.js";
+
+/**
+ * Thrown by handlers to answer with an XMPP error; the engine turns it into the error reply. Any other
+ * exception becomes internal-server-error, so that no stanza can take the process down.
+ */
+export class StanzaError extends Error {
+  readonly spec: StanzaErrorSpec;
+
+  constructor(type: ErrorType, condition: ErrorCondition, text?: string, extra: Partial<StanzaErrorSpec> = {}) {
+    super(text ?? condition);
+    this.name = "StanzaError";
+    this.spec = { type, condition, text, ...extra };
+  }
+}
+
+export const badRequest = (text?: string) => new StanzaError("modify", "bad-request", text);
+export const forbidden = (text?: string) => new StanzaError("auth", "forbidden", text);
+export const notAllowed = (text?: string) => new StanzaError("cancel", "not-allowed", text);
+export const itemNotFound = (text?: string) => new StanzaError("cancel", "item-not-found", text);
+export const serviceUnavailable = (text?: string) => new StanzaError("cancel", "service-unavailable", text);
+export const featureNotImplemented = (text?: string) => new StanzaError("cancel", "feature-not-implemented", text);
+export const notAcceptable = (text?: string) => new StanzaError("modify", "not-acceptable", text);
+export const jidMalformed = (text?: string) => new StanzaError("modify", "jid-malformed", text);

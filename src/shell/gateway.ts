@@ -1,0 +1,89 @@
+// The gateway process: it owns the IO (component connection, database, timers) and runs the pure
+// service on every incoming stanza, then executes the effects the service returns.
+import type { Element } from "@xmpp/xml";
+import type { GatewayConfig } from "../config.js";
+import type { Logger } from "../log.js";
+import { emptyServiceState, MucService, type ServiceState } from "../core/service.js";
+import { ComponentConnection } from "../xmpp/connection.js";
+import { openDatabase, type Database } from "../db/database.js";
+import { createPlugins } from "../../plugins/index.js";
+import { liveContext } from "./clock.js";
+import { EffectRunner } from "./effect-runner.js";
+import { loadRooms } from "./room-loader.js";
+import { RoomStore } from "./room-store.js";
+
+export class Gateway {
+  private stopped = false;
+  private readonly runner: EffectRunner;
+
+  private constructor(
+    private readonly config: GatewayConfig,
+    private readonly log: Logger,
+    private readonly database: Database,
+    private readonly service: MucService,
+    private readonly connection: ComponentConnection,
+    private state: ServiceState,
+  ) {
+    this.runner = new EffectRunner(new RoomStore(database.dataSource), (stanza) => connection.send(stanza), log);
+  }
+
+  /** Opens the database (migrating it), then connects to the XMPP server. */
+  static async start(config: GatewayConfig, log: Logger): Promise<Gateway> {
+    const database = await openDatabase(config, log);
+    let state: ServiceState;
+    try {
+      state = { ...emptyServiceState(), rooms: await loadRooms(database.dataSource, config.maxHistoryMessages, log) };
+    } catch (err) {
+      await database.close();
+      throw err;
+    }
+    log.info("gateway.rooms_restored", { rooms: state.rooms.size, occupants: [...state.rooms.values()].reduce((n, r) => n + r.occupants.size, 0) });
+    const service = new MucService(
+      { domain: config.domain, admins: new Set(config.admins), name: "Chatrooms" },
+      createPlugins({ maxHistoryMessages: config.maxHistoryMessages }),
+    );
+    const connection = new ComponentConnection({
+      service: config.xmppService,
+      domain: config.domain,
+      secret: config.secret,
+      log,
+      traceStanzas: config.xmppDebug,
+    });
+    const gateway = new Gateway(config, log, database, service, connection, state);
+    connection.on("stanza", (stanza) => gateway.receive(stanza));
+    try {
+      await connection.start();
+    } catch (err) {
+      await database.close();
+      throw err;
+    }
+    log.info("gateway.started", { domain: config.domain, embeddedDatabase: database.embedded });
+    return gateway;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.log.info("gateway.stopping");
+    // Pending writes are committed (and their stanzas sent) before the connection closes.
+    await this.runner.drain();
+    await this.connection.stop();
+    await this.database.close();
+    this.log.info("gateway.stopped");
+  }
+
+  private receive(stanza: Element): void {
+    try {
+      const outcome = this.service.handle(this.state, stanza, liveContext());
+      this.state = outcome.state;
+      this.runner.submit(outcome.effects);
+    } catch (err) {
+      // The service catches handler failures itself; reaching here is a bug, not a reason to exit.
+      this.log.error("gateway.stanza_failed", { error: err, name: stanza.name, from: stanza.attrs.from });
+    }
+  }
+
+  get domain(): string {
+    return this.config.domain;
+  }
+}

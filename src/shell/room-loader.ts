@@ -1,0 +1,87 @@
+// Loads every stored room into engine state at start: configuration, affiliations, live occupants
+// (so nobody is kicked by a restart) and the recent history each room sends on entering.
+import type { DataSource } from "typeorm";
+import parse from "@xmpp/xml/lib/parse.js";
+import type { Element } from "@xmpp/xml";
+import { DEFAULT_ROOM_CONFIG, newRoom, type AffiliationEntry, type HistoryEntry, type Occupant, type Role, type Room, type RoomConfig } from "../core/room/types.js";
+import type { Logger } from "../log.js";
+
+interface RoomRow { id: string; jid: string; config: Partial<RoomConfig>; subject: string | null; subject_nick: string | null; subject_changed_at: Date | null; locked: boolean }
+interface AffiliationRow { room_id: string; jid: string; affiliation: AffiliationEntry["affiliation"]; reason: string | null; nick: string | null }
+interface OccupantRow { room_id: string; nick: string; real_jid: string; role: Role; occupant_id: string; presence: string }
+interface HistoryRow { room_id: string; stanza_id: string; occupant_id: string | null; nick: string; sender_jid: string | null; stanza: string; sent_at: Date }
+
+function bareOf(jid: string): string {
+  const slash = jid.indexOf("/");
+  return slash === -1 ? jid : jid.slice(0, slash);
+}
+
+function parseStanza(text: string, log: Logger, what: string): Element | null {
+  try {
+    return parse(text);
+  } catch (err) {
+    log.warn("store.unparsable_stanza", { what, error: err });
+    return null;
+  }
+}
+
+export async function loadRooms(dataSource: DataSource, historyLimit: number, log: Logger): Promise<Map<string, Room>> {
+  const rooms: RoomRow[] = await dataSource.query(`SELECT id, jid, config, subject, subject_nick, subject_changed_at, locked FROM rooms WHERE role = 'primary'`);
+  const affiliations: AffiliationRow[] = await dataSource.query(`SELECT room_id, jid, affiliation, reason, nick FROM room_affiliations`);
+  const occupants: OccupantRow[] = await dataSource.query(`SELECT room_id, nick, real_jid, role, occupant_id, presence FROM occupants ORDER BY updated_at, id`);
+  const history: HistoryRow[] = await dataSource.query(
+    `SELECT room_id, stanza_id, occupant_id, nick, sender_jid, stanza, sent_at FROM (
+       SELECT h.*, row_number() OVER (PARTITION BY room_id ORDER BY sent_at DESC, id DESC) AS n FROM history_messages h
+     ) recent WHERE n <= $1 ORDER BY sent_at, id`,
+    [historyLimit],
+  );
+
+  const byId = new Map<string, Room>();
+  for (const row of rooms) {
+    const room: Room = {
+      ...newRoom(row.jid, { ...DEFAULT_ROOM_CONFIG, ...row.config }),
+      locked: row.locked,
+      subject: row.subject === null ? null : { text: row.subject, nick: row.subject_nick, at: row.subject_changed_at ?? new Date(0) },
+    };
+    byId.set(row.id, room);
+  }
+  const update = (id: string, change: (room: Room) => Room) => {
+    const room = byId.get(id);
+    if (room) byId.set(id, change(room));
+  };
+
+  for (const row of affiliations) {
+    const entry: AffiliationEntry = { affiliation: row.affiliation, reason: row.reason ?? undefined, nick: row.nick ?? undefined };
+    update(row.room_id, (room) => ({ ...room, affiliations: new Map(room.affiliations).set(row.jid, entry) }));
+  }
+
+  for (const row of occupants) {
+    const presence = parseStanza(row.presence, log, "occupant presence");
+    if (!presence) continue;
+    update(row.room_id, (room) => {
+      const existing = room.occupants.get(row.nick);
+      const session = { jid: row.real_jid, presence };
+      const occupant: Occupant = existing
+        ? { ...existing, sessions: new Map(existing.sessions).set(row.real_jid, session) }
+        : { nick: row.nick, bareJid: bareOf(row.real_jid), role: row.role, occupantId: row.occupant_id, sessions: new Map([[row.real_jid, session]]) };
+      return {
+        ...room,
+        occupants: new Map(room.occupants).set(row.nick, occupant),
+        sessionNicks: new Map(room.sessionNicks).set(row.real_jid, row.nick),
+        occupantIds: new Map(room.occupantIds).set(occupant.bareJid, occupant.occupantId),
+      };
+    });
+  }
+
+  const entries = new Map<string, HistoryEntry[]>();
+  for (const row of history) {
+    const stanza = parseStanza(row.stanza, log, "history message");
+    if (!stanza) continue;
+    const list = entries.get(row.room_id) ?? [];
+    list.push({ stanzaId: row.stanza_id, nick: row.nick, occupantId: row.occupant_id ?? "", senderJid: row.sender_jid ?? "", at: row.sent_at, stanza, chars: row.stanza.length });
+    entries.set(row.room_id, list);
+  }
+  for (const [id, list] of entries) update(id, (room) => ({ ...room, history: list.slice(-room.config.historyLength) }));
+
+  return new Map([...byId.values()].map((room) => [room.jid, room]));
+}
