@@ -1,5 +1,5 @@
-// XEP-0030 on the service domain: who we are (conference/text) and what we support. Other plugins
-// add their features through the "service/disco-info" hook.
+// XEP-0030 on the service domain: who we are (conference/text), what we support and the public
+// rooms. Other plugins add features and nodes through the "service/disco-info"/"-items" hooks.
 import type { Plugin } from "../src/core/service.js";
 import { itemNotFound } from "../src/core/stanza-error.js";
 import { buildDiscoInfo, buildDiscoItems } from "../src/xmpp/disco.js";
@@ -24,9 +24,20 @@ export const discoPlugin: Plugin = {
       return buildDiscoInfo(info.identities, info.features, info.forms);
     });
 
-    serviceIq.get(NS.DISCO_ITEMS, "query", (_request, query) => {
-      if (query.attrs.node) throw itemNotFound("No such node");
-      return buildDiscoItems([]);
+    // XEP-0045 §6.3: the public rooms, with their names; hidden and locked (unconfigured) rooms are
+    // not listed. Nodes (e.g. XEP-0050 commands) are answered by the plugin that owns them.
+    hooks.on("service/disco-items", ({ request, node }) => {
+      if (node !== undefined) return undefined;
+      return [...request.state.rooms.values()]
+        .filter((room) => room.config.public && !room.locked)
+        .map((room) => ({ jid: room.jid, name: room.config.name || room.jid.split("@")[0] }));
+    }, -100);
+
+    serviceIq.get(NS.DISCO_ITEMS, "query", (request, query) => {
+      const node = query.attrs.node || undefined;
+      const items = hooks.fire("service/disco-items", { request, node });
+      if (!items) throw itemNotFound("No such node");
+      return buildDiscoItems(items, node);
     });
   },
 };

@@ -1,16 +1,22 @@
 // The plugins a gateway runs, in registration order (hook priorities decide the order of checks).
 import type { Plugin } from "../src/core/service.js";
 import { accessPlugin } from "./access.js";
+import { adminPlugin } from "./admin.js";
 import { discoPlugin } from "./disco.js";
 import { historyPlugin } from "./history.js";
+import { limitsPlugin, type LimitOptions } from "./limits.js";
 import { lockPlugin } from "./lock.js";
 import { ownerPlugin } from "./owner.js";
 import { passwordPlugin } from "./password.js";
 import { pingPlugin } from "./ping.js";
 import { roomDiscoPlugin } from "./room-disco.js";
 import { roomSettingsPlugin } from "./room-settings.js";
+import { invitePlugin } from "./invite.js";
+import { registerPlugin } from "./register.js";
+import { selfPingPlugin } from "./self-ping.js";
+import { serviceAdminPlugin } from "./service-admin.js";
 
-export interface PluginOptions {
+export interface PluginOptions extends LimitOptions {
   /** The most history messages a room keeps and sends on entering (DMUC_MAX_HISTORY_MESSAGES). */
   maxHistoryMessages: number;
 }
@@ -25,6 +31,12 @@ export function createPlugins(options: PluginOptions): Plugin[] {
     lockPlugin,
     passwordPlugin,
     accessPlugin,
+    adminPlugin,
     historyPlugin(options),
+    limitsPlugin(options),
+    registerPlugin,
+    invitePlugin,
+    selfPingPlugin,
+    serviceAdminPlugin,
   ];
 }

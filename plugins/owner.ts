@@ -73,7 +73,14 @@ export const ownerPlugin: Plugin = {
       if (changed.length > 0) {
         request.effects.push(audit({ kind: "config.changed", roomJid: target.jid, actorJid: request.fromBare, details: { changed } }));
         // §10.2.1: occupants learn that a setting changed (104) when it is not about privacy alone.
-        const notice = xml("message", { type: "groupchat", from: target.jid, id: request.context.newId() }, xml("x", { xmlns: NS.MUC_USER }, xml("status", { code: String(STATUS.CONFIG_CHANGED) })));
+        // 172/173: the room became non-anonymous or semi-anonymous (§10.2.1).
+        const codes: number[] = [STATUS.CONFIG_CHANGED];
+        if (previous.whois !== config.whois) codes.push(config.whois === "anyone" ? STATUS.NOW_NON_ANONYMOUS : STATUS.NOW_SEMI_ANONYMOUS);
+        const notice = xml(
+          "message",
+          { type: "groupchat", from: target.jid, id: request.context.newId() },
+          xml("x", { xmlns: NS.MUC_USER }, ...codes.map((code) => xml("status", { code: String(code) }))),
+        );
         for (const occupant of event.room.occupants.values()) {
           for (const jid of occupant.sessions.keys()) request.effects.push(send(addressed(notice, jid)));
         }

@@ -20,7 +20,8 @@ const historyLength = (max: number): ConfigFieldSpec => ({
   },
 });
 
-const BROADCAST_ROLES: Role[] = ["moderator", "participant", "visitor"];
+// "none" broadcasts the absence of members: they are shown as unavailable to those entering.
+const BROADCAST_ROLES: Role[] = ["moderator", "participant", "visitor", "none"];
 
 const presenceBroadcast: ConfigFieldSpec = {
   var: "muc#roomconfig_presencebroadcast",

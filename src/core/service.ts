@@ -7,7 +7,7 @@ import { StanzaError } from "./stanza-error.js";
 import { logEffect, send, type Effect } from "./effects.js";
 import { errorReply, iqPayload, iqResult, mayAnswerWithError } from "../xmpp/stanza.js";
 import { bareString, jidToString, parseJid, type Jid } from "../xmpp/jid.js";
-import type { DiscoIdentity } from "../xmpp/disco.js";
+import type { DiscoIdentity, DiscoItem } from "../xmpp/disco.js";
 import { RoomEngine } from "./room/engine.js";
 import type { RoomRequest } from "./room/api.js";
 import type { Room } from "./room/types.js";
@@ -36,7 +36,8 @@ export const emptyServiceState = (): ServiceState => ({ rooms: new Map() });
 /** What a handler of a stanza addressed to the service domain itself sees. */
 export interface ServiceRequest {
   readonly settings: ServiceSettings;
-  readonly state: ServiceState;
+  /** Handlers of service IQs may replace the state (e.g. an administrator destroying rooms). */
+  state: ServiceState;
   readonly stanza: Element;
   readonly from: Jid;
   readonly context: EngineContext;
@@ -52,6 +53,8 @@ export interface DiscoInfo {
 
 export type ServiceEvents = {
   "service/disco-info": { event: { request: ServiceRequest; info: DiscoInfo }; result: never };
+  /** disco#items on the service (node undefined) or one of its nodes: the handler that knows it answers with the items. */
+  "service/disco-items": { event: { request: ServiceRequest; node: string | undefined }; result: DiscoItem[] };
 };
 
 export interface PluginApi {

@@ -40,7 +40,12 @@ export class Gateway {
     log.info("gateway.rooms_restored", { rooms: state.rooms.size, occupants: [...state.rooms.values()].reduce((n, r) => n + r.occupants.size, 0) });
     const service = new MucService(
       { domain: config.domain, admins: new Set(config.admins), name: "Chatrooms" },
-      createPlugins({ maxHistoryMessages: config.maxHistoryMessages }),
+      createPlugins({
+        maxHistoryMessages: config.maxHistoryMessages,
+        maxBodyChars: config.maxBodyChars,
+        ratePerSecond: config.rateLimitPerSecond,
+        burst: config.rateLimitBurst,
+      }),
     );
     const connection = new ComponentConnection({
       service: config.xmppService,

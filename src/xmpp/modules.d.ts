@@ -119,21 +119,33 @@ declare module "@xmpp/client" {
   export interface Client extends EventEmitter {
     jid: JID | null;
     status: string;
+    /** The TCP socket while connected. */
+    socket: import("node:net").Socket | null;
     start(): Promise<JID>;
     stop(): Promise<unknown>;
     send(element: Element): Promise<void>;
     iqCaller: { request(el: Element, timeout?: number): Promise<Element> };
+    /** Answers incoming iq get/set; without a handler (or a falsy return) it replies service-unavailable. */
+    iqCallee: {
+      get(xmlns: string, name: string, handler: IqCalleeHandler): void;
+      set(xmlns: string, name: string, handler: IqCalleeHandler): void;
+    };
     reconnect: { stop(): void };
   }
+  /** An Element is the reply's payload (an <error/> makes an error reply); true: an empty result. */
+  export type IqCalleeHandler = (ctx: { stanza: Element; element: Element; from: JID | null; to: JID | null; id: string }) =>
+    Element | boolean | undefined | Promise<Element | boolean | undefined>;
   export function client(options: {
     service: string;
     domain: string;
     resource?: string;
     username?: string;
     password?: string;
+    // In 0.13.x the mechanism is chosen by the library (its first one the server offers, SCRAM-SHA-1
+    // before PLAIN) and passed as the second argument; `auth` only takes the credentials.
     credentials?: (
-      auth: (creds: { username: string; password: string }, mechanism?: string) => Promise<void>,
-      mechanisms: string[],
+      auth: (creds: { username: string; password: string }) => Promise<void>,
+      mechanism: string,
     ) => Promise<void>;
   }): Client;
 }

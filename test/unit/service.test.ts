@@ -7,7 +7,7 @@ import { assertMatches, example, parseXml } from "../helpers/xml.js";
 
 const service = new MucService(
   { domain: "chat.shakespeare.lit", admins: new Set(), name: "Shakespearean Chat Service" },
-  createPlugins({ maxHistoryMessages: 50 }),
+  createPlugins({ maxHistoryMessages: 50, maxBodyChars: 1000, ratePerSecond: 10, burst: 30 }),
 );
 const context = { now: new Date("2026-01-01T00:00:00Z"), newId: () => "id-1" };
 

@@ -33,6 +33,8 @@ export interface AffiliationChange {
   /** The acting user, for the audit trail; null when the room itself acts. */
   actorJid: string | null;
   actorNick?: string;
+  /** The actor's full JID for <actor jid/> (viewers who may see real JIDs); the requester's by default when actorNick is set. */
+  actorFullJid?: string;
   reason?: string;
 }
 
@@ -56,7 +58,7 @@ export function setAffiliation(hooks: Hooks<RoomEvents>, request: RoomRequest, r
 
   const role = roleFor(next, affiliation);
   const downgrade = AFFILIATION_RANK[previous] > AFFILIATION_RANK[affiliation];
-  const item = { actorNick: change.actorNick, reason: change.reason };
+  const item = { actorNick: change.actorNick, actorJid: change.actorFullJid ?? (change.actorNick ? request.fromFull : undefined), reason: change.reason };
   const codes = role === "none" ? [affiliation === "outcast" ? STATUS.BANNED : STATUS.AFFILIATION_CHANGED] : [];
   const affected = [...next.occupants.values()].filter((o) => o.bareJid === jid);
 

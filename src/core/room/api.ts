@@ -28,6 +28,8 @@ export interface RoomChange {
 }
 
 export type RoomEvents = {
+  /** Every message and presence to an existing room, before it is handled (rate limits); a StanzaError vetoes. */
+  "room/stanza": { event: RoomChange & { request: RoomRequest; occupant: Occupant | undefined }; result: StanzaError };
   /** A room is about to be created by its first occupant; a StanzaError vetoes. */
   "room/pre-create": { event: { request: RoomRequest }; result: StanzaError };
   "room/created": { event: RoomChange & { request: RoomRequest }; result: never };

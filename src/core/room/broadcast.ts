@@ -1,5 +1,7 @@
 // Fan-out of room stanzas to every session of every occupant.
-import type { Element } from "@xmpp/xml";
+import xml, { type Element } from "@xmpp/xml";
+import { NS } from "../../xmpp/stanza.js";
+import { canSeeRealJids } from "./privileges.js";
 import { send, store } from "../effects.js";
 import type { RoomRequest } from "./api.js";
 import { addressed, presenceVariants, type PresenceOptions } from "./presence.js";
@@ -26,6 +28,15 @@ export function sendRoster(request: RoomRequest, room: Room, viewer: Occupant, t
     if (occupant.nick === viewer.nick) continue;
     if (!room.config.presenceBroadcast.includes(occupant.role) && viewer.role !== "moderator") continue;
     request.effects.push(send(addressed(presenceVariants(room, occupant).forViewer(viewer.role), to)));
+  }
+  // Role "none" in presence broadcast shows members who are not there, as unavailable under their
+  // reserved nick (Prosody's extension of muc#roomconfig_presencebroadcast).
+  if (!room.config.presenceBroadcast.includes("none")) return;
+  const present = new Set([...room.occupants.values()].map((o) => o.bareJid));
+  for (const [jid, entry] of room.affiliations) {
+    if (!entry.nick || present.has(jid) || entry.affiliation === "outcast" || room.occupants.has(entry.nick)) continue;
+    const item = xml("item", { affiliation: entry.affiliation, role: "none", nick: entry.nick, jid: canSeeRealJids(room, viewer.role) ? jid : undefined });
+    request.effects.push(send(xml("presence", { from: `${room.jid}/${entry.nick}`, to, type: "unavailable" }, xml("x", { xmlns: NS.MUC_USER }, item))));
   }
 }
 

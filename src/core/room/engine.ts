@@ -37,6 +37,12 @@ export class RoomEngine {
   }
 
   handle(request: RoomRequest, room: Room | undefined): Room | undefined {
+    if (room && request.stanza.name !== "iq" && request.stanza.attrs.type !== "error") {
+      const event = { request, room, occupant: occupantOfSession(room, request.fromFull) };
+      const veto = this.hooks.fire("room/stanza", event);
+      if (veto) throw veto;
+      room = event.room;
+    }
     switch (request.stanza.name) {
       case "presence":
         return handlePresence(this.hooks, request, room);

@@ -8,6 +8,7 @@ import type { RoomEvents, RoomRequest } from "./api.js";
 import { broadcastPresence, saveOccupant, saveRoom, sendRoster } from "./broadcast.js";
 import { occupantOfSession, withOccupant, withoutOccupant, withoutSession, withSession } from "./mutate.js";
 import { prepareNick } from "./nick.js";
+import { respondToProbe } from "./probe.js";
 import { affiliationOf, defaultRole } from "./privileges.js";
 import { newRoom, type Occupant, type Room } from "./types.js";
 
@@ -16,6 +17,8 @@ export const STATUS = {
   SELF: 110,
   CONFIG_CHANGED: 104,
   LOGGING: 170,
+  NOW_NON_ANONYMOUS: 172,
+  NOW_SEMI_ANONYMOUS: 173,
   CREATED: 201,
   NICK_MODIFIED: 210,
   BANNED: 301,
@@ -40,14 +43,18 @@ export function handlePresence(hooks: Hooks<RoomEvents>, request: RoomRequest, r
     const source = xml("presence", { type: "unavailable" }, xml("status", {}, errorKickMessage(room, stanza)));
     return leave(hooks, request, room, current, source, current.sessions.size > 1 ? [] : [STATUS.ERROR_KICK]);
   }
-  if (type !== undefined) return room; // subscriptions and probes carry no room meaning
+  if (type === "probe") {
+    if (room) respondToProbe(request, room);
+    return room;
+  }
+  if (type !== undefined) return room; // subscriptions carry no room meaning
 
   if (request.nick === null) throw new StanzaError("modify", "jid-malformed", "A nickname is required to enter a room");
   const nick = prepareNick(request.nick);
   if (nick === null) throw new StanzaError("modify", "jid-malformed", "Nickname must pass strict validation", { by: request.roomJid });
 
   if (room && current) {
-    return current.nick === nick ? updatePresence(request, room, current) : changeNick(request, room, current, nick);
+    return current.nick === nick ? updatePresence(hooks, request, room, current) : changeNick(request, room, current, nick);
   }
   return enter(hooks, request, room, nick);
 }
@@ -108,12 +115,19 @@ function enter(hooks: Hooks<RoomEvents>, request: RoomRequest, existing: Room | 
   return event.room;
 }
 
-function updatePresence(request: RoomRequest, room: Room, occupant: Occupant): Room {
+function updatePresence(hooks: Hooks<RoomEvents>, request: RoomRequest, room: Room, occupant: Occupant): Room {
   const updated = withSession(occupant, { jid: request.fromFull, presence: request.stanza });
   const next = withOccupant(room, updated);
   saveOccupant(request, next, updated);
+  // A presence with <x xmlns='muc'/> from a session already in the room is a client that lost track
+  // of it (a resync): like Prosody, answer as to a join, with the roster, history and subject.
+  const join = request.stanza.getChild("x", NS.MUC);
+  if (join) sendRoster(request, next, updated, request.fromFull);
   broadcastPresence(request, next, updated);
-  return next;
+  if (!join) return next;
+  const event = { request, room: next, occupant: updated, join };
+  hooks.fire("occupant/joined", event);
+  return event.room;
 }
 
 function changeNick(request: RoomRequest, room: Room, occupant: Occupant, nick: string): Room {

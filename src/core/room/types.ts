@@ -71,6 +71,11 @@ export interface HistoryEntry {
   readonly chars: number;
 }
 
+export interface TokenBucket {
+  readonly tokens: number;
+  readonly at: number;
+}
+
 export interface Room {
   /** The room's bare JID. */
   readonly jid: string;
@@ -84,6 +89,8 @@ export interface Room {
   readonly sessionNicks: ReadonlyMap<string, string>;
   /** Bare JID -> occupant-id, kept after leaving so the id stays stable across visits. */
   readonly occupantIds: ReadonlyMap<string, string>;
+  /** Per-session token buckets of the flood limit (plugins/limits.ts). */
+  readonly throttle: ReadonlyMap<string, TokenBucket>;
   readonly subject: Subject | null;
   readonly history: readonly HistoryEntry[];
 }
@@ -115,6 +122,7 @@ export function newRoom(jid: string, config: RoomConfig = DEFAULT_ROOM_CONFIG): 
     occupants: new Map(),
     sessionNicks: new Map(),
     occupantIds: new Map(),
+    throttle: new Map(),
     subject: null,
     history: [],
   };

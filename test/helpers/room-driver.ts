@@ -1,0 +1,65 @@
+// Drives a MucService through a conversation in unit tests: each stanza updates the state, and the
+// stanzas sent in answer are returned. No IO: effects other than sends are kept for inspection.
+import type { Element } from "@xmpp/xml";
+import type { Effect } from "../../src/core/effects.js";
+import { emptyServiceState, MucService, type ServiceState } from "../../src/core/service.js";
+import { createPlugins } from "../../plugins/index.js";
+import type { AffiliationEntry } from "../../src/core/room/types.js";
+import { parseXml } from "./xml.js";
+
+export class RoomDriver {
+  readonly service: MucService;
+  state: ServiceState = emptyServiceState();
+  effects: Effect[] = [];
+  private ids = 0;
+
+  constructor(readonly domain = "chat.shakespeare.lit", admins: string[] = []) {
+    this.service = new MucService({ domain, admins: new Set(admins), name: "Test MUC" }, createPlugins({ maxHistoryMessages: 50, maxBodyChars: 1000, ratePerSecond: 10, burst: 1000 }));
+  }
+
+  /** Handles one stanza (an element or XML text) and returns the stanzas sent in answer. */
+  send(stanza: Element | string): Element[] {
+    const element = typeof stanza === "string" ? parseXml(stanza) : stanza;
+    const outcome = this.service.handle(this.state, element, { now: new Date("2026-01-01T00:00:00Z"), newId: () => `id-${++this.ids}` });
+    this.state = outcome.state;
+    this.effects = outcome.effects;
+    return outcome.effects.flatMap((e) => (e.kind === "send" ? [e.stanza] : []));
+  }
+
+  /** Enters `room` as `nick`; the first occupant creates the room and accepts the default configuration. */
+  join(room: string, nick: string, from: string): Element[] {
+    const created = !this.state.rooms.has(`${room}@${this.domain}`);
+    const sent = this.send(`<presence from='${from}' to='${room}@${this.domain}/${nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
+    if (created) {
+      this.send(
+        `<iq from='${from}' to='${room}@${this.domain}' id='create' type='set'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`,
+      );
+    }
+    return sent;
+  }
+
+  /** Submits a room configuration form with the given field values. */
+  configure(room: string, from: string, fields: Record<string, string>): Element[] {
+    const body = Object.entries(fields)
+      .map(([name, value]) => `<field var='${name}'><value>${value}</value></field>`)
+      .join("");
+    return this.send(
+      `<iq from='${from}' to='${room}@${this.domain}' id='cfg' type='set'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>${body}</x></query></iq>`,
+    );
+  }
+
+  /** Sets an affiliation directly in the state (tests that do not exercise the admin list). */
+  affiliate(room: string, jid: string, entry: AffiliationEntry): void {
+    const current = this.room(room);
+    if (!current) throw new Error(`no room ${room}`);
+    const rooms = new Map(this.state.rooms).set(current.jid, { ...current, affiliations: new Map(current.affiliations).set(jid, entry) });
+    this.state = { ...this.state, rooms };
+  }
+
+  room(room: string) {
+    return this.state.rooms.get(`${room}@${this.domain}`);
+  }
+}
+
+/** The sent stanzas addressed to `to`. */
+export const to = (stanzas: Element[], jid: string) => stanzas.filter((s) => s.attrs.to === jid);
