@@ -50,6 +50,8 @@ export interface GatewayProcess {
   readonly logFile: string;
   /** Resolves once the process has exited and all its output is read. */
   readonly exited: Promise<ExitStatus>;
+  /** Waits for the exit (the process is unref'd: this keeps the event loop alive meanwhile); rejects after `timeoutMs`. */
+  waitForExit(timeoutMs?: number): Promise<ExitStatus>;
   /** The first stderr line (from `from` on) that matches. Rejects early if the process exits. */
   waitForLog(regex: RegExp, timeoutMs?: number, options?: WaitForLogOptions): Promise<RegExpExecArray>;
   /** The first JSON log line with this `event` (and matching `predicate`). */
@@ -166,6 +168,15 @@ export async function startGatewayProcess(options: GatewayProcessOptions): Promi
     dir,
     logFile,
     exited,
+    waitForExit: async (timeoutMs = 30_000) => {
+      let timer: NodeJS.Timeout | undefined;
+      const limit = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the gateway did not exit within ${timeoutMs} ms`)), timeoutMs)));
+      try {
+        return await Promise.race([exited, limit]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
     waitForLog: (regex, timeoutMs = 10_000, opts) => stderr.waitFor(regex, timeoutMs, opts),
     waitForEvent: (event, predicate = () => true, timeoutMs = 10_000, opts) =>
       stderr.waitForLine(
