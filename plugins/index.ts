@@ -3,6 +3,7 @@ import type { Plugin } from "../src/core/service.js";
 import { accessPlugin } from "./access.js";
 import { adminPlugin } from "./admin.js";
 import { discoPlugin } from "./disco.js";
+import { dmucPrimaryPlugin } from "./dmuc-primary.js";
 import { historyPlugin } from "./history.js";
 import { limitsPlugin, type LimitOptions } from "./limits.js";
 import { lockPlugin } from "./lock.js";
@@ -38,5 +39,6 @@ export function createPlugins(options: PluginOptions): Plugin[] {
     invitePlugin,
     selfPingPlugin,
     serviceAdminPlugin,
+    dmucPrimaryPlugin({ historyLimit: options.maxHistoryMessages }),
   ];
 }

@@ -3,7 +3,7 @@ import xml from "@xmpp/xml";
 import { send, store, audit } from "../src/core/effects.js";
 import type { Plugin } from "../src/core/service.js";
 import { StanzaError, badRequest, forbidden } from "../src/core/stanza-error.js";
-import { saveRoom } from "../src/core/room/broadcast.js";
+import { broadcastStanza, saveRoom } from "../src/core/room/broadcast.js";
 import { addressed, presenceVariants } from "../src/core/room/presence.js";
 import { STATUS } from "../src/core/room/occupancy.js";
 import type { Room } from "../src/core/room/types.js";
@@ -81,9 +81,7 @@ export const ownerPlugin: Plugin = {
           { type: "groupchat", from: target.jid, id: request.context.newId() },
           xml("x", { xmlns: NS.MUC_USER }, ...codes.map((code) => xml("status", { code: String(code) }))),
         );
-        for (const occupant of event.room.occupants.values()) {
-          for (const jid of occupant.sessions.keys()) request.effects.push(send(addressed(notice, jid)));
-        }
+        broadcastStanza(request, event.room, notice);
       }
       iq.room = event.room;
       return null;

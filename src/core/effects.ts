@@ -10,13 +10,22 @@ export interface AuditRecord {
   details: Record<string, unknown>;
 }
 
+/**
+ * Marks the copies of one room broadcast (every copy of a presence or groupchat message to the
+ * occupants), so that DMUC2 can replace the copies for a replica's users by one copy to the replica.
+ */
+export interface FanOut {
+  /** The copy for a replica: with real JIDs when one of its users may see them. */
+  forReplica(seesJids: boolean): Element;
+}
+
 export type Effect =
-  | { kind: "send"; stanza: Element }
+  | { kind: "send"; stanza: Element; fanout?: FanOut }
   | { kind: "store"; write: StoreWrite }
   | { kind: "audit"; record: AuditRecord }
   | { kind: "log"; level: "debug" | "info" | "warn"; event: string; fields: Record<string, unknown> };
 
-export const send = (stanza: Element): Effect => ({ kind: "send", stanza });
+export const send = (stanza: Element, fanout?: FanOut): Effect => (fanout ? { kind: "send", stanza, fanout } : { kind: "send", stanza });
 export const store = (write: StoreWrite): Effect => ({ kind: "store", write });
 export const audit = (record: AuditRecord): Effect => ({ kind: "audit", record });
 export const logEffect = (level: "debug" | "info" | "warn", event: string, fields: Record<string, unknown> = {}): Effect => ({

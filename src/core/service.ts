@@ -11,6 +11,7 @@ import type { DiscoIdentity, DiscoItem } from "../xmpp/disco.js";
 import { RoomEngine } from "./room/engine.js";
 import type { RoomRequest } from "./room/api.js";
 import type { Room } from "./room/types.js";
+import { emptyDmucState, type DmucState } from "./dmuc/state.js";
 
 export interface EngineContext {
   /** The time the shell received the stanza. */
@@ -24,14 +25,18 @@ export interface ServiceSettings {
   /** Bare JIDs of service administrators (DMUC_ADMINS). */
   readonly admins: ReadonlySet<string>;
   readonly name: string;
+  /** The domain whose users this gateway serves as a DMUC2 replica (DMUC_LOCAL_DOMAIN); served directly as primary. */
+  readonly localDomain?: string;
 }
 
 export interface ServiceState {
   /** Bare room JID -> room. */
   readonly rooms: ReadonlyMap<string, Room>;
+  /** DMUC2 links, replicated rooms and outstanding queries (src/core/dmuc/). */
+  readonly dmuc: DmucState;
 }
 
-export const emptyServiceState = (): ServiceState => ({ rooms: new Map() });
+export const emptyServiceState = (): ServiceState => ({ rooms: new Map(), dmuc: emptyDmucState() });
 
 /** What a handler of a stanza addressed to the service domain itself sees. */
 export interface ServiceRequest {
@@ -51,7 +56,30 @@ export interface DiscoInfo {
   forms: Element[];
 }
 
+/** A room stanza was handled: DMUC2 rewrites who gets which copy (request.effects, request.state). */
+export interface RoomHandled {
+  readonly request: ServiceRequest;
+  readonly roomJid: string;
+  readonly before: Room | undefined;
+  readonly after: Room | undefined;
+}
+
+/** A timer tick from the shell: keepalives, expiries and timeouts. */
+export interface Tick {
+  state: ServiceState;
+  readonly settings: ServiceSettings;
+  readonly context: EngineContext;
+  readonly effects: Effect[];
+}
+
 export type ServiceEvents = {
+  /**
+   * Every stanza first: a handler that takes it (DMUC2 traffic, answers to our own queries, stanzas
+   * diverted to a replica) updates request.state and returns true; otherwise routing goes on as usual.
+   */
+  "service/route": { event: { request: ServiceRequest; to: Jid }; result: true };
+  "service/room-handled": { event: RoomHandled; result: never };
+  "service/tick": { event: Tick; result: never };
   "service/disco-info": { event: { request: ServiceRequest; info: DiscoInfo }; result: never };
   /** disco#items on the service (node undefined) or one of its nodes: the handler that knows it answers with the items. */
   "service/disco-items": { event: { request: ServiceRequest; node: string | undefined }; result: DiscoItem[] };
@@ -93,8 +121,9 @@ export class MucService {
     try {
       const to = parseJid(stanza.attrs.to);
       if (!to) throw new StanzaError("modify", "jid-malformed", "The recipient address is not a valid JID");
-      if (to.domain !== this.settings.domain) throw new StanzaError("cancel", "item-not-found", "Not a room of this service");
       const request: ServiceRequest = { settings: this.settings, state, stanza, from, context, effects };
+      if (this.api.hooks.fire("service/route", { request, to })) return { state: request.state, effects };
+      if (to.domain !== this.settings.domain) throw new StanzaError("cancel", "item-not-found", "Not a room of this service");
       if (to.local === null && to.resource === null) return { state: this.handleServiceStanza(request), effects };
       return { state: this.handleRoomStanza(request, to), effects };
     } catch (err) {
@@ -117,11 +146,25 @@ export class MucService {
     };
     const before = request.state.rooms.get(roomJid);
     const after = this.api.rooms.handle(roomRequest, before);
-    if (after === before) return request.state;
-    const rooms = new Map(request.state.rooms);
-    if (after) rooms.set(roomJid, after);
-    else rooms.delete(roomJid);
-    return { ...request.state, rooms };
+    if (after !== before) {
+      const rooms = new Map(request.state.rooms);
+      if (after) rooms.set(roomJid, after);
+      else rooms.delete(roomJid);
+      request.state = { ...request.state, rooms };
+    }
+    this.api.hooks.fire("service/room-handled", { request, roomJid, before, after });
+    return request.state;
+  }
+
+  /** Runs the timers of the plugins (keepalives, expiries); the shell calls it about once a second. */
+  tick(state: ServiceState, context: EngineContext): Outcome {
+    const tick: Tick = { state, settings: this.settings, context, effects: [] };
+    try {
+      this.api.hooks.fire("service/tick", tick);
+      return { state: tick.state, effects: tick.effects };
+    } catch (err) {
+      return { state, effects: [logEffect("warn", "service.tick_failed", { error: String((err as Error)?.stack ?? err) })] };
+    }
   }
 
   private handleServiceStanza(request: ServiceRequest): ServiceState {

@@ -12,9 +12,13 @@ import { EffectRunner } from "./effect-runner.js";
 import { loadRooms } from "./room-loader.js";
 import { RoomStore } from "./room-store.js";
 
+const TICK_MS = 1000;
+
 export class Gateway {
   private stopped = false;
   private readonly runner: EffectRunner;
+  /** Drives the service's timers (DMUC2 keepalives, query timeouts). */
+  private ticker: NodeJS.Timeout | null = null;
 
   private constructor(
     private readonly config: GatewayConfig,
@@ -39,7 +43,7 @@ export class Gateway {
     }
     log.info("gateway.rooms_restored", { rooms: state.rooms.size, occupants: [...state.rooms.values()].reduce((n, r) => n + r.occupants.size, 0) });
     const service = new MucService(
-      { domain: config.domain, admins: new Set(config.admins), name: "Chatrooms" },
+      { domain: config.domain, admins: new Set(config.admins), name: "Chatrooms", localDomain: config.localDomain },
       createPlugins({
         maxHistoryMessages: config.maxHistoryMessages,
         maxBodyChars: config.maxBodyChars,
@@ -62,6 +66,7 @@ export class Gateway {
       await database.close();
       throw err;
     }
+    gateway.ticker = setInterval(() => gateway.tick(), TICK_MS);
     log.info("gateway.started", { domain: config.domain, embeddedDatabase: database.embedded });
     return gateway;
   }
@@ -70,11 +75,18 @@ export class Gateway {
     if (this.stopped) return;
     this.stopped = true;
     this.log.info("gateway.stopping");
+    if (this.ticker) clearInterval(this.ticker);
     // Pending writes are committed (and their stanzas sent) before the connection closes.
     await this.runner.drain();
     await this.connection.stop();
     await this.database.close();
     this.log.info("gateway.stopped");
+  }
+
+  private tick(): void {
+    const outcome = this.service.tick(this.state, liveContext());
+    this.state = outcome.state;
+    this.runner.submit(outcome.effects);
   }
 
   private receive(stanza: Element): void {

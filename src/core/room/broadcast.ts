@@ -10,16 +10,17 @@ import type { Occupant, Room } from "./types.js";
 /** Sends an occupant's presence to the room: its own sessions get the self variant (110). */
 export function broadcastPresence(request: RoomRequest, room: Room, occupant: Occupant, options: PresenceOptions = {}, selfSessions?: Iterable<string>): void {
   const variants = presenceVariants(room, occupant, options);
+  const fanout = { forReplica: (seesJids: boolean) => variants.forViewer(seesJids ? "moderator" : "participant") };
   const self = new Set(selfSessions ?? occupant.sessions.keys());
   const visible = room.config.presenceBroadcast.includes(options.role ?? occupant.role) || options.type === "unavailable";
   for (const viewer of room.occupants.values()) {
     if (viewer.nick === occupant.nick) continue;
     if (!visible && viewer.role !== "moderator") continue;
     const stanza = variants.forViewer(viewer.role);
-    for (const jid of viewer.sessions.keys()) request.effects.push(send(addressed(stanza, jid)));
+    for (const jid of viewer.sessions.keys()) request.effects.push(send(addressed(stanza, jid), fanout));
   }
   const own = variants.forSelf();
-  for (const jid of self) request.effects.push(send(addressed(own, jid)));
+  for (const jid of self) request.effects.push(send(addressed(own, jid), fanout));
 }
 
 /** Sends the presence of every other occupant to one new session (XEP-0045 §7.2.3). */
@@ -42,8 +43,9 @@ export function sendRoster(request: RoomRequest, room: Room, viewer: Occupant, t
 
 /** Sends a prepared stanza (no `to`) to every session in the room. */
 export function broadcastStanza(request: RoomRequest, room: Room, stanza: Element): void {
+  const fanout = { forReplica: () => stanza };
   for (const occupant of room.occupants.values()) {
-    for (const jid of occupant.sessions.keys()) request.effects.push(send(addressed(stanza, jid)));
+    for (const jid of occupant.sessions.keys()) request.effects.push(send(addressed(stanza, jid), fanout));
   }
 }
 

@@ -1,0 +1,64 @@
+// XEP-0282 DMUC2, the primary role: rooms of this service reach the users of DMUC2 servers through
+// one replica per server (src/core/dmuc/primary-*.ts), and everybody else directly, as plain XEP-0045.
+import xml from "@xmpp/xml";
+import type { Plugin } from "../src/core/service.js";
+import { send } from "../src/core/effects.js";
+import { planDelivery, domainOf } from "../src/core/dmuc/primary-delivery.js";
+import { configToReplicas, DEFAULT_PRIMARY_OPTIONS, ensureReplica, isRemoteUserDomain, primaryAnswer, primaryTick, type PrimaryOptions } from "../src/core/dmuc/primary-links.js";
+import { withLink, withoutRoomLinks } from "../src/core/dmuc/dmuc-state.js";
+import { NS } from "../src/xmpp/stanza.js";
+import { bareString, jidToString } from "../src/xmpp/jid.js";
+
+/** Who must answer each kind of query: an answer from anyone else is not taken. */
+function expectedResponder(q: { kind: string; domain?: string; item?: string; replicaJid?: string }): string | undefined {
+  if (q.kind === "disco-items") return q.domain;
+  if (q.kind === "disco-info") return q.item;
+  return q.replicaJid;
+}
+
+export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin {
+  const settings: PrimaryOptions = { ...DEFAULT_PRIMARY_OPTIONS, ...options };
+  return {
+    name: "dmuc-primary",
+    register({ hooks }) {
+      hooks.on("service/room-handled", (event) => {
+        const { request, roomJid, before, after } = event;
+        if (after) {
+          const domains = new Set<string>();
+          for (const session of after.sessionNicks.keys()) {
+            if (before?.sessionNicks.has(session)) continue;
+            const domain = domainOf(session);
+            if (isRemoteUserDomain(request.settings, domain)) domains.add(domain);
+          }
+          for (const domain of domains) ensureReplica(request, roomJid, domain, settings);
+        }
+        planDelivery(event);
+        if (!after) request.state = { ...request.state, dmuc: withoutRoomLinks(request.state.dmuc, roomJid) };
+        else if (before && (before.config.whois !== after.config.whois || before.config.presenceBroadcast !== after.config.presenceBroadcast)) {
+          configToReplicas(request, after);
+        }
+      });
+
+      hooks.on("service/route", ({ request }) => {
+        const { stanza } = request;
+        if (stanza.name !== "iq") return undefined;
+        const type = stanza.attrs.type;
+        if (type === "result" || type === "error") {
+          const id = stanza.attrs.id ?? "";
+          const pending = request.state.dmuc.pending.get(id);
+          if (!pending || expectedResponder(pending) !== jidToString(request.from)) return undefined;
+          return primaryAnswer(request, id, pending, stanza, settings) ? true : undefined;
+        }
+        // Keepalive pings from a replica of one of our rooms.
+        const roomJid = stanza.attrs.to ?? "";
+        const link = request.state.dmuc.links.get(roomJid)?.get(bareString(request.from));
+        if (!link || type !== "get" || !stanza.getChild("ping", NS.PING)) return undefined;
+        request.state = { ...request.state, dmuc: withLink(request.state.dmuc, roomJid, { ...link, lastHeard: request.context.now.getTime() }) };
+        request.effects.push(send(xml("iq", { type: "result", id: stanza.attrs.id, from: roomJid, to: stanza.attrs.from })));
+        return true;
+      });
+
+      hooks.on("service/tick", (tick) => primaryTick(tick, settings));
+    },
+  };
+}

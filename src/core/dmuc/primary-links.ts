@@ -1,0 +1,252 @@
+// The primary's replica links and the adapter layer: which remote domains run a DMUC2 replica
+// (discovered with disco, cached with expiry), creating a link per room and replica, sending it the
+// room state, and moving the domain's users onto it. Everything here is answers to our own IQs,
+// joins that need a link, and timers; delivery itself is in primary-delivery.ts.
+import xml, { type Element } from "@xmpp/xml";
+import { audit, logEffect, send, type Effect } from "../effects.js";
+import type { EngineContext, ServiceSettings, ServiceState } from "../service.js";
+import type { Room } from "../room/types.js";
+import { presenceVariants } from "../room/presence.js";
+import { cloneElement } from "../../xmpp/element.js";
+import { NS } from "../../xmpp/stanza.js";
+import { buildEnter, buildReplicate, buildState, DMUC, parseReplicate, REPLICA_IDENTITY } from "./wire.js";
+import type { DmucState, PendingQuery, ReplicaLink } from "./state.js";
+import { withDomain, withLink, withoutLink, withoutPending, withPending } from "./dmuc-state.js";
+import { domainOf, replicaSeesJids } from "./primary-delivery.js";
+
+export interface PrimaryOptions {
+  keepaliveSeconds: number;
+  historyLimit: number;
+  /** How long a discovery answer holds (ms). */
+  domainTtlMs: number;
+  /** How long we wait for an answer to our IQs (ms). */
+  queryTimeoutMs: number;
+}
+
+export const DEFAULT_PRIMARY_OPTIONS: PrimaryOptions = { keepaliveSeconds: 60, historyLimit: 50, domainTtlMs: 10 * 60_000, queryTimeoutMs: 30_000 };
+
+const STATE_CHUNK = 100;
+
+/** What the link code needs from a stanza's request or a timer tick. */
+export interface LinkIo {
+  state: ServiceState;
+  readonly settings: ServiceSettings;
+  readonly context: EngineContext;
+  readonly effects: Effect[];
+}
+
+function update(io: LinkIo, dmuc: DmucState): void {
+  io.state = { ...io.state, dmuc };
+}
+
+function query(io: LinkIo, to: string, from: string, type: "get" | "set", payload: Element, pending: (sent: number) => PendingQuery): void {
+  const id = io.context.newId();
+  io.effects.push(send(xml("iq", { type, id, from, to }, payload)));
+  update(io, withPending(io.state.dmuc, id, pending(io.context.now.getTime())));
+}
+
+/** Remote domains whose users a primary would serve through a replica (not its own users). */
+export function isRemoteUserDomain(settings: ServiceSettings, domain: string): boolean {
+  return domain !== settings.domain && domain !== settings.localDomain && !domain.endsWith(`.${settings.domain}`);
+}
+
+/** Called for each remote domain with a session in a room: probe it, or link the room to its replica. */
+export function ensureReplica(io: LinkIo, roomJid: string, domain: string, options: PrimaryOptions): void {
+  const now = io.context.now.getTime();
+  const info = io.state.dmuc.domains.get(domain);
+  if (!info || info.expires <= now) {
+    update(io, withDomain(io.state.dmuc, domain, { status: "probing", expires: now + options.queryTimeoutMs * 2 }));
+    query(io, domain, io.settings.domain, "get", xml("query", { xmlns: NS.DISCO_ITEMS }), (sent) => ({ kind: "disco-items", domain, sent }));
+    io.effects.push(logEffect("debug", "dmuc.probe", { domain }));
+    return;
+  }
+  if (info.status !== "dmuc" || !info.replicaJid) return;
+  const links = io.state.dmuc.links.get(roomJid);
+  if ([...(links?.values() ?? [])].some((l) => l.domain === domain)) return;
+  createLink(io, roomJid, domain, info.replicaJid, options);
+}
+
+function createLink(io: LinkIo, roomJid: string, domain: string, replicaJid: string, options: PrimaryOptions): void {
+  const now = io.context.now.getTime();
+  const link: ReplicaLink = {
+    replicaJid,
+    domain,
+    state: "negotiating",
+    keepaliveSeconds: options.keepaliveSeconds,
+    historyLimit: options.historyLimit,
+    members: new Set(),
+    lastHeard: now,
+    lastSent: now,
+  };
+  update(io, withLink(io.state.dmuc, roomJid, link));
+  const replicate = buildReplicate({ domain, keepaliveSeconds: options.keepaliveSeconds, historyLimit: options.historyLimit });
+  query(io, replicaJid, roomJid, "set", replicate, (sent) => ({ kind: "replicate", roomJid, replicaJid, sent }));
+  io.effects.push(logEffect("info", "dmuc.link_requested", { room: roomJid, replica: replicaJid, domain }));
+}
+
+/** The room state a new replica gets (docs/PROTOCOL.md "Creating a replica link"). */
+function stateChunks(room: Room, link: ReplicaLink): Element[] {
+  const sees = replicaSeesJids(room, link);
+  const presences = [...room.occupants.values()].map((o) => {
+    const p = presenceVariants(room, o).forViewer(sees ? "moderator" : "participant");
+    return p;
+  });
+  const history = room.history.slice(-link.historyLimit).map((entry) => {
+    const copy = cloneElement(entry.stanza);
+    copy.append(xml("delay", { xmlns: NS.DELAY, from: room.jid, stamp: entry.at.toISOString() }));
+    return copy;
+  });
+  const items = [...presences, ...history];
+  const chunks: Element[] = [];
+  for (let i = 0; i === 0 || i < items.length; i += STATE_CHUNK) {
+    const slice = items.slice(i, i + STATE_CHUNK);
+    const last = i + STATE_CHUNK >= items.length;
+    chunks.push(
+      buildState({
+        last,
+        config: i === 0 ? { whois: room.config.whois, presenceBroadcast: [...room.config.presenceBroadcast] } : null,
+        presences: slice.filter((e) => e.name === "presence"),
+        history: slice.filter((e) => e.name === "message"),
+        subject: last && room.subject ? room.subject : null,
+      }),
+    );
+  }
+  return chunks;
+}
+
+/** The replica accepted: send it the room, then move the domain's sessions onto it silently. */
+function linkAccepted(io: LinkIo, roomJid: string, link: ReplicaLink, answer: Element): void {
+  const accepted = parseReplicate(answer.getChild("replicate", DMUC));
+  const room = io.state.rooms.get(roomJid);
+  if (!room) {
+    update(io, withoutLink(io.state.dmuc, roomJid, link.replicaJid));
+    return;
+  }
+  const sessions = [...room.sessionNicks.keys()].filter((s) => domainOf(s) === link.domain);
+  let active: ReplicaLink = {
+    ...link,
+    state: "active",
+    keepaliveSeconds: accepted?.keepaliveSeconds ?? link.keepaliveSeconds,
+    historyLimit: Math.min(accepted?.historyLimit ?? link.historyLimit, link.historyLimit),
+    members: new Set(sessions),
+    lastHeard: io.context.now.getTime(),
+  };
+  for (const chunk of stateChunks(room, active)) {
+    query(io, link.replicaJid, roomJid, "set", chunk, (sent) => ({ kind: "link-iq", roomJid, replicaJid: link.replicaJid, sent }));
+  }
+  for (const session of sessions) {
+    const enter = buildEnter({ jid: session, nick: room.sessionNicks.get(session)!, silent: true, history: null, codes: [] });
+    query(io, link.replicaJid, roomJid, "set", enter, (sent) => ({ kind: "link-iq", roomJid, replicaJid: link.replicaJid, session, sent }));
+  }
+  active = { ...active, lastSent: io.context.now.getTime() };
+  update(io, withLink(io.state.dmuc, roomJid, active));
+  io.effects.push(logEffect("info", "dmuc.link_active", { room: roomJid, replica: link.replicaJid, sessions: sessions.length }));
+  io.effects.push(audit({ kind: "link.created", roomJid, actorJid: link.replicaJid, details: { domain: link.domain, sessions: sessions.length } }));
+}
+
+function discoIdentityMatches(answer: Element): boolean {
+  const q = answer.getChild("query", NS.DISCO_INFO);
+  if (!q) return false;
+  const identity = q.getChildren("identity").some((i) => i.attrs.category === REPLICA_IDENTITY.category && i.attrs.type === REPLICA_IDENTITY.type);
+  const feature = q.getChildren("feature").some((f) => f.attrs.var === DMUC);
+  return identity && feature;
+}
+
+function domainSettled(io: LinkIo, domain: string, replicaJid: string | undefined, options: PrimaryOptions): void {
+  const now = io.context.now.getTime();
+  update(io, withDomain(io.state.dmuc, domain, replicaJid ? { status: "dmuc", replicaJid, expires: now + options.domainTtlMs } : { status: "plain", expires: now + options.domainTtlMs }));
+  io.effects.push(logEffect("info", "dmuc.domain", { domain, replica: replicaJid ?? null }));
+  if (!replicaJid) return;
+  for (const room of io.state.rooms.values()) {
+    if ([...room.sessionNicks.keys()].some((s) => domainOf(s) === domain)) ensureReplica(io, room.jid, domain, options);
+  }
+}
+
+function nextCandidate(io: LinkIo, domain: string, candidates: readonly string[], options: PrimaryOptions): void {
+  const [item, ...rest] = candidates;
+  if (!item) return domainSettled(io, domain, undefined, options);
+  const info = io.state.dmuc.domains.get(domain);
+  if (info) update(io, withDomain(io.state.dmuc, domain, { ...info, candidates: rest }));
+  query(io, item, io.settings.domain, "get", xml("query", { xmlns: NS.DISCO_INFO }), (sent) => ({ kind: "disco-info", domain, item, sent }));
+}
+
+/**
+ * An answer (result or error) to one of the primary's IQs; `answer` is null on timeout. Returns false
+ * when the query is not the primary's (the replica role handles its own).
+ */
+export function primaryAnswer(io: LinkIo, id: string, q: PendingQuery, answer: Element | null, options: PrimaryOptions): boolean {
+  const ok = answer?.attrs.type === "result";
+  switch (q.kind) {
+    case "disco-items": {
+      update(io, withoutPending(io.state.dmuc, id));
+      const items = ok ? (answer!.getChild("query", NS.DISCO_ITEMS)?.getChildren("item") ?? []).map((i) => i.attrs.jid).filter((j): j is string => !!j) : [];
+      nextCandidate(io, q.domain, items, options);
+      return true;
+    }
+    case "disco-info": {
+      update(io, withoutPending(io.state.dmuc, id));
+      if (ok && discoIdentityMatches(answer!)) domainSettled(io, q.domain, q.item, options);
+      else nextCandidate(io, q.domain, io.state.dmuc.domains.get(q.domain)?.candidates ?? [], options);
+      return true;
+    }
+    case "replicate": {
+      update(io, withoutPending(io.state.dmuc, id));
+      const link = io.state.dmuc.links.get(q.roomJid)?.get(q.replicaJid);
+      if (!link) return true;
+      if (ok) {
+        linkAccepted(io, q.roomJid, link, answer!);
+        return true;
+      }
+      update(io, withoutLink(io.state.dmuc, q.roomJid, q.replicaJid));
+      const domainInfo = io.state.dmuc.domains.get(link.domain);
+      if (domainInfo) update(io, withDomain(io.state.dmuc, link.domain, { status: "plain", expires: io.context.now.getTime() + options.domainTtlMs }));
+      io.effects.push(logEffect("warn", "dmuc.link_refused", { room: q.roomJid, replica: q.replicaJid, answer: answer ? answer.toString() : "timeout" }));
+      io.effects.push(audit({ kind: "dmuc.refused", roomJid: q.roomJid, actorJid: q.replicaJid, details: { step: "replicate", timeout: answer === null } }));
+      return true;
+    }
+    case "link-iq": {
+      update(io, withoutPending(io.state.dmuc, id));
+      const link = io.state.dmuc.links.get(q.roomJid)?.get(q.replicaJid);
+      if (link) update(io, withLink(io.state.dmuc, q.roomJid, { ...link, lastHeard: answer ? io.context.now.getTime() : link.lastHeard }));
+      if (ok || !q.session) return true;
+      // The replica refused (or did not answer) an ENTER or LEAVE: that session is served directly.
+      const current = io.state.dmuc.links.get(q.roomJid)?.get(q.replicaJid);
+      if (current?.members.has(q.session)) {
+        const members = new Set(current.members);
+        members.delete(q.session);
+        update(io, withLink(io.state.dmuc, q.roomJid, { ...current, members }));
+      }
+      const room = io.state.rooms.get(q.roomJid);
+      for (const stanza of q.fallback ?? []) if (room?.sessionNicks.has(q.session) || stanza.attrs.type === "unavailable") io.effects.push(send(stanza));
+      io.effects.push(logEffect("warn", "dmuc.session_direct", { room: q.roomJid, replica: q.replicaJid, session: q.session, answer: answer ? answer.toString() : "timeout" }));
+      io.effects.push(audit({ kind: "dmuc.refused", roomJid: q.roomJid, actorJid: q.replicaJid, details: { session: q.session, timeout: answer === null } }));
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/** Keepalive pings to idle replicas; answers that never came count as errors. */
+export function primaryTick(io: LinkIo, options: PrimaryOptions): void {
+  const now = io.context.now.getTime();
+  for (const [id, q] of io.state.dmuc.pending) {
+    if (now - q.sent >= options.queryTimeoutMs) primaryAnswer(io, id, q, null, options);
+  }
+  for (const [roomJid, links] of io.state.dmuc.links) {
+    for (const link of links.values()) {
+      if (link.state !== "active" || now - link.lastSent < link.keepaliveSeconds * 1000) continue;
+      query(io, link.replicaJid, roomJid, "get", xml("ping", { xmlns: NS.PING }), (sent) => ({ kind: "link-iq", roomJid, replicaJid: link.replicaJid, sent }));
+      update(io, withLink(io.state.dmuc, roomJid, { ...link, lastSent: now }));
+    }
+  }
+}
+
+/** A room's configuration changed in a way replicas apply themselves (whois, presence broadcast). */
+export function configToReplicas(io: LinkIo, room: Room): void {
+  for (const link of io.state.dmuc.links.get(room.jid)?.values() ?? []) {
+    if (link.state !== "active") continue;
+    const state = buildState({ last: true, config: { whois: room.config.whois, presenceBroadcast: [...room.config.presenceBroadcast] }, presences: [], history: [], subject: null });
+    query(io, link.replicaJid, room.jid, "set", state, (sent) => ({ kind: "link-iq", roomJid: room.jid, replicaJid: link.replicaJid, sent }));
+  }
+}

@@ -1,0 +1,73 @@
+// DMUC2 (XEP-0282) state of one gateway, in both of its roles: primary for the rooms of its own domain,
+// replica for remote rooms its local users are in. Immutable, like the rooms.
+import type { Element } from "@xmpp/xml";
+import type { HistoryEntry, Role } from "../room/types.js";
+
+export type LinkState = "negotiating" | "syncing" | "active" | "split";
+
+/** The primary's view of one replica serving one room. */
+export interface ReplicaLink {
+  readonly replicaJid: string;
+  /** The user domain it serves. */
+  readonly domain: string;
+  readonly state: LinkState;
+  readonly keepaliveSeconds: number;
+  readonly historyLimit: number;
+  /** Sessions (full JIDs) the replica delivers to, ENTER acknowledged or sent. */
+  readonly members: ReadonlySet<string>;
+  /** Last time anything arrived from the replica, and last time we sent it anything (ms). */
+  readonly lastHeard: number;
+  readonly lastSent: number;
+}
+
+/** What the adapter layer knows of a remote user domain. */
+export interface DomainInfo {
+  readonly status: "probing" | "dmuc" | "plain";
+  readonly replicaJid?: string;
+  /** Until when this answer holds (ms). */
+  readonly expires: number;
+  /** Items still to ask disco#info while probing. */
+  readonly candidates?: readonly string[];
+}
+
+/** The replica's copy of a remote room. */
+export interface ReplicatedRoom {
+  readonly roomJid: string;
+  /** The bare room JID that registered us: the only source of control stanzas. */
+  readonly primaryJid: string;
+  readonly keepaliveSeconds: number;
+  readonly historyLimit: number;
+  readonly whois: "moderators" | "anyone";
+  readonly presenceBroadcast: readonly Role[];
+  /** Nick -> the room's broadcast presence of that occupant. */
+  readonly roster: ReadonlyMap<string, Element>;
+  /** Local sessions (full JID) -> nick. */
+  readonly local: ReadonlyMap<string, string>;
+  readonly history: readonly HistoryEntry[];
+  readonly subject: { readonly text: string; readonly nick: string | null; readonly at: Date } | null;
+  readonly lastHeard: number;
+  readonly lastSent: number;
+}
+
+/** An IQ we sent and whose answer continues some work. */
+export type PendingQuery =
+  | { readonly kind: "disco-items"; readonly domain: string; readonly sent: number }
+  | { readonly kind: "disco-info"; readonly domain: string; readonly item: string; readonly sent: number }
+  | { readonly kind: "replicate"; readonly roomJid: string; readonly replicaJid: string; readonly sent: number }
+  /** An IQ to a replica (state, enter, leave, ping); `fallback` is what the session gets directly if it fails. */
+  | { readonly kind: "link-iq"; readonly roomJid: string; readonly replicaJid: string; readonly session?: string; readonly fallback?: readonly Element[]; readonly sent: number }
+  | { readonly kind: "directed"; readonly roomJid: string; readonly session: string; readonly enterIq: Element; readonly sent: number }
+  | { readonly kind: "replica-iq"; readonly roomJid: string; readonly sent: number };
+
+export interface DmucState {
+  /** Primary: room JID -> replica JID -> link. */
+  readonly links: ReadonlyMap<string, ReadonlyMap<string, ReplicaLink>>;
+  /** Primary: remote user domain -> what we know of it. */
+  readonly domains: ReadonlyMap<string, DomainInfo>;
+  /** Replica: remote room JID -> our copy. */
+  readonly replicated: ReadonlyMap<string, ReplicatedRoom>;
+  /** IQ id -> what its answer continues. */
+  readonly pending: ReadonlyMap<string, PendingQuery>;
+}
+
+export const emptyDmucState = (): DmucState => ({ links: new Map(), domains: new Map(), replicated: new Map(), pending: new Map() });

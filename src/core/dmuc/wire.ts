@@ -1,0 +1,195 @@
+// The DMUC2 wire elements (docs/PROTOCOL.md, namespace urn:xmpp:tmp:dmuc:0): one parse/build pair each.
+// Parsers return null for anything malformed; callers answer bad-request.
+import xml, { type Element } from "@xmpp/xml";
+import { NS } from "../../xmpp/stanza.js";
+import { parseJid } from "../../xmpp/jid.js";
+import type { Role } from "../room/types.js";
+
+export const DMUC = NS.DMUC;
+/** disco identity of a replica service. */
+export const REPLICA_IDENTITY = { category: "conference", type: "dmuc-replica" } as const;
+
+const ROLES: readonly Role[] = ["moderator", "participant", "visitor", "none"];
+
+function positiveInt(value: string | undefined): number | null {
+  return value !== undefined && /^\d{1,9}$/.test(value) ? Number(value) : null;
+}
+
+function isFullJid(value: string | undefined): value is string {
+  const jid = parseJid(value);
+  return !!jid && jid.local !== null && jid.resource !== null;
+}
+
+function isBareJid(value: string | undefined): value is string {
+  const jid = parseJid(value);
+  return !!jid && jid.local !== null && jid.resource === null;
+}
+
+// <replicate domain keepalive history/>
+export interface Replicate {
+  domain: string;
+  keepaliveSeconds: number;
+  historyLimit: number;
+}
+
+export function buildReplicate(r: Replicate): Element {
+  return xml("replicate", { xmlns: DMUC, domain: r.domain, keepalive: String(r.keepaliveSeconds), history: String(r.historyLimit) });
+}
+
+export function parseReplicate(el: Element | undefined): Replicate | null {
+  if (!el?.is("replicate", DMUC)) return null;
+  const domain = parseJid(el.attrs.domain);
+  const keepaliveSeconds = positiveInt(el.attrs.keepalive);
+  const historyLimit = positiveInt(el.attrs.history);
+  if (!domain || domain.local !== null || domain.resource !== null || keepaliveSeconds === null || historyLimit === null) return null;
+  return { domain: domain.domain, keepaliveSeconds, historyLimit };
+}
+
+// <config whois presencebroadcast/>
+export interface ReplicaConfig {
+  whois: "moderators" | "anyone";
+  presenceBroadcast: Role[];
+}
+
+export function buildConfig(c: ReplicaConfig): Element {
+  return xml("config", { whois: c.whois, presencebroadcast: c.presenceBroadcast.join(" ") });
+}
+
+export function parseConfig(el: Element | undefined): ReplicaConfig | null {
+  if (!el || el.name !== "config") return null;
+  const whois = el.attrs.whois;
+  if (whois !== "moderators" && whois !== "anyone") return null;
+  const roles = (el.attrs.presencebroadcast ?? "").split(" ").filter((r) => r !== "");
+  if (!roles.every((r) => (ROLES as string[]).includes(r))) return null;
+  return { whois, presenceBroadcast: roles as Role[] };
+}
+
+// <state last><config/><presence/>...<message/>...<subject/></state>
+export interface RoomState {
+  last: boolean;
+  config: ReplicaConfig | null;
+  presences: Element[];
+  history: Element[];
+  subject: { text: string; nick: string | null; at: Date } | null;
+}
+
+export function buildState(s: RoomState): Element {
+  return xml(
+    "state",
+    { xmlns: DMUC, last: s.last ? "true" : undefined },
+    s.config ? buildConfig(s.config) : null,
+    ...s.presences,
+    ...s.history,
+    s.subject ? xml("subject", { nick: s.subject.nick ?? undefined, stamp: s.subject.at.toISOString() }, s.subject.text) : null,
+  );
+}
+
+export function parseState(el: Element | undefined): RoomState | null {
+  if (!el?.is("state", DMUC)) return null;
+  const configEl = el.getChild("config");
+  const config = configEl ? parseConfig(configEl) : null;
+  if (configEl && !config) return null;
+  const subjectEl = el.getChild("subject");
+  let subject: RoomState["subject"] = null;
+  if (subjectEl) {
+    const at = new Date(subjectEl.attrs.stamp ?? "");
+    if (Number.isNaN(at.getTime())) return null;
+    subject = { text: subjectEl.getText(), nick: subjectEl.attrs.nick ?? null, at };
+  }
+  return {
+    last: el.attrs.last === "true",
+    config,
+    presences: el.getChildren("presence"),
+    history: el.getChildren("message"),
+    subject,
+  };
+}
+
+// <enter jid nick silent><history/><status code/></enter>
+export interface Enter {
+  jid: string;
+  nick: string;
+  silent: boolean;
+  history: Element | null;
+  codes: number[];
+}
+
+export function buildEnter(e: Enter): Element {
+  return xml(
+    "enter",
+    { xmlns: DMUC, jid: e.jid, nick: e.nick, silent: e.silent ? "true" : undefined },
+    e.history,
+    ...e.codes.map((code) => xml("status", { code: String(code) })),
+  );
+}
+
+export function parseEnter(el: Element | undefined): Enter | null {
+  if (!el?.is("enter", DMUC) || !isFullJid(el.attrs.jid) || !el.attrs.nick) return null;
+  const codes = el.getChildren("status").map((s) => positiveInt(s.attrs.code));
+  if (codes.some((c) => c === null)) return null;
+  return { jid: el.attrs.jid, nick: el.attrs.nick, silent: el.attrs.silent === "true", history: el.getChild("history", NS.MUC) ?? null, codes: codes as number[] };
+}
+
+// <leave jid><presence type=unavailable/></leave>
+export interface Leave {
+  jid: string;
+  presence: Element | null;
+}
+
+export function buildLeave(l: Leave): Element {
+  return xml("leave", { xmlns: DMUC, jid: l.jid }, l.presence);
+}
+
+export function parseLeave(el: Element | undefined): Leave | null {
+  if (!el?.is("leave", DMUC) || !isFullJid(el.attrs.jid)) return null;
+  return { jid: el.attrs.jid, presence: el.getChild("presence") ?? null };
+}
+
+// <x><delay/></x> inside a broadcast message: the room's time, kept for history
+export function buildBroadcastDelay(roomJid: string, at: Date): Element {
+  return xml("x", { xmlns: DMUC }, xml("delay", { xmlns: NS.DELAY, from: roomJid, stamp: at.toISOString() }));
+}
+
+export function parseBroadcastDelay(message: Element): Date | null {
+  const stamp = message.getChild("x", DMUC)?.getChild("delay", NS.DELAY)?.attrs.stamp;
+  const at = stamp ? new Date(stamp) : null;
+  return at && !Number.isNaN(at.getTime()) ? at : null;
+}
+
+// Replica <-> server module: <relay>, <divert>/<undivert>, <directed>
+export function buildRelay(stanza: Element): Element {
+  return xml("relay", { xmlns: DMUC }, stanza);
+}
+
+export function parseRelay(el: Element | undefined): Element | null {
+  if (!el?.is("relay", DMUC)) return null;
+  const [inner, ...rest] = el.getChildElements();
+  return inner && rest.length === 0 && ["message", "presence", "iq"].includes(inner.name) ? inner : null;
+}
+
+export function buildDivert(roomJid: string, on = true): Element {
+  return xml(on ? "divert" : "undivert", { xmlns: DMUC, room: roomJid });
+}
+
+export function parseDivert(el: Element | undefined): { room: string; on: boolean } | null {
+  if (!el || el.attrs.xmlns !== DMUC || (el.name !== "divert" && el.name !== "undivert") || !isBareJid(el.attrs.room)) return null;
+  return { room: el.attrs.room, on: el.name === "divert" };
+}
+
+export function buildDirectedQuery(jid: string, roomJid: string): Element {
+  return xml("directed", { xmlns: DMUC, jid, room: roomJid });
+}
+
+export function parseDirectedQuery(el: Element | undefined): { jid: string; room: string } | null {
+  if (!el?.is("directed", DMUC) || !isFullJid(el.attrs.jid) || !isBareJid(el.attrs.room)) return null;
+  return { jid: el.attrs.jid, room: el.attrs.room };
+}
+
+export function buildDirectedAnswer(present: boolean): Element {
+  return xml("directed", { xmlns: DMUC, present: present ? "true" : "false" });
+}
+
+export function parseDirectedAnswer(el: Element | undefined): boolean | null {
+  if (!el?.is("directed", DMUC)) return null;
+  return el.attrs.present === "true" ? true : el.attrs.present === "false" ? false : null;
+}

@@ -1,0 +1,171 @@
+// DMUC2 primary role: discovery of a domain's replica, the link, and delivery through it.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { Element } from "@xmpp/xml";
+import { emptyServiceState, MucService, type ServiceState } from "../../src/core/service.js";
+import type { Effect } from "../../src/core/effects.js";
+import { createPlugins } from "../../plugins/index.js";
+import { assertMatches, parseXml } from "../helpers/xml.js";
+
+const SERVICE = "dmuc.avalon.test";
+const ROOM = `wallops@${SERVICE}`;
+const REPLICA = "dmuc.oulubox.test";
+const WUMPUS = "argl@oulubox.test/laptop";
+const VALDIS = "valdis@oulubox.test/desktop";
+const OWNER = "owner@avalon.test/home";
+const DMUC = "urn:xmpp:tmp:dmuc:0";
+
+class Primary {
+  readonly service = new MucService(
+    { domain: SERVICE, admins: new Set(), name: "t", localDomain: "avalon.test" },
+    createPlugins({ maxHistoryMessages: 20, maxBodyChars: 1000, ratePerSecond: 100, burst: 1000 }),
+  );
+  state: ServiceState = emptyServiceState();
+  effects: Effect[] = [];
+  now = 1_000_000;
+  private ids = 0;
+
+  private context() {
+    return { now: new Date(this.now), newId: () => `id${++this.ids}` };
+  }
+
+  send(text: string): Element[] {
+    const outcome = this.service.handle(this.state, parseXml(text), this.context());
+    this.state = outcome.state;
+    this.effects = outcome.effects;
+    return outcome.effects.flatMap((e) => (e.kind === "send" ? [e.stanza] : []));
+  }
+
+  tick(): Element[] {
+    const outcome = this.service.tick(this.state, this.context());
+    this.state = outcome.state;
+    return outcome.effects.flatMap((e) => (e.kind === "send" ? [e.stanza] : []));
+  }
+
+  link() {
+    return this.state.dmuc.links.get(ROOM)?.get(REPLICA);
+  }
+}
+
+const sentTo = (stanzas: Element[], to: string) => stanzas.filter((s) => s.attrs.to === to);
+
+/** A room with its owner on the primary's own server and Wumpus from oulubox, whose replica is linked. */
+function linkedRoom(): { p: Primary; enterAnswers: Element[] } {
+  const p = new Primary();
+  p.send(`<presence from='${OWNER}' to='${ROOM}/Owner'/>`);
+  p.send(`<iq from='${OWNER}' to='${ROOM}' id='c' type='set'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`);
+  p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>before the link</body></message>`);
+
+  // Wumpus enters: served directly, and his domain is probed (XEP-0030 items, then info).
+  const join = p.send(`<presence from='${WUMPUS}' to='${ROOM}/Wumpus'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
+  assert.ok(sentTo(join, WUMPUS).some((s) => s.name === "presence"), "served directly before any link exists");
+  const [items] = sentTo(join, "oulubox.test");
+  assertMatches(items!, parseXml(`<iq type='get' from='${SERVICE}'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`));
+  const [info] = p.send(`<iq type='result' id='${items!.attrs.id}' from='oulubox.test' to='${SERVICE}'><query xmlns='http://jabber.org/protocol/disco#items'><item jid='${REPLICA}'/></query></iq>`);
+  assertMatches(info!, parseXml(`<iq type='get' to='${REPLICA}' from='${SERVICE}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`));
+  const [replicate] = p.send(
+    `<iq type='result' id='${info!.attrs.id}' from='${REPLICA}' to='${SERVICE}'><query xmlns='http://jabber.org/protocol/disco#info'><identity category='conference' type='dmuc-replica'/><feature var='${DMUC}'/></query></iq>`,
+  );
+  assertMatches(replicate!, parseXml(`<iq type='set' from='${ROOM}' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='oulubox.test' keepalive='60' history='20'/></iq>`));
+  assert.equal(p.link()?.state, "negotiating");
+
+  // Accepted: the room's state, then Wumpus moves to the replica without noticing (silent ENTER).
+  const sync = p.send(`<iq type='result' id='${replicate!.attrs.id}' from='${REPLICA}' to='${ROOM}'><replicate xmlns='${DMUC}' domain='oulubox.test' keepalive='30' history='10'/></iq>`);
+  const [state, enter] = sync;
+  assert.equal(state!.getChild("state", DMUC)?.attrs.last, "true");
+  const presences = state!.getChild("state", DMUC)!.getChildren("presence").map((pr) => pr.attrs.from);
+  assert.deepEqual(presences.sort(), [`${ROOM}/Owner`, `${ROOM}/Wumpus`]);
+  assert.equal(state!.getChild("state", DMUC)!.getChildren("message").length, 1, "the history goes along");
+  assertMatches(enter!, parseXml(`<iq type='set' from='${ROOM}' to='${REPLICA}'><enter xmlns='${DMUC}' jid='${WUMPUS}' nick='Wumpus' silent='true'/></iq>`));
+  const link = p.link()!;
+  assert.equal(link.state, "active");
+  assert.equal(link.keepaliveSeconds, 30);
+  assert.equal(link.historyLimit, 10);
+  assert.deepEqual([...link.members], [WUMPUS]);
+  return { p, enterAnswers: sync };
+}
+
+test("a remote domain with a replica is discovered and the room linked to it", () => {
+  linkedRoom();
+});
+
+test("a groupchat message goes once to the replica, with the room's time, and directly to the rest", () => {
+  const { p } = linkedRoom();
+  const sent = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat' id='m1'><body>Phaedrus, we're all having a truly rotten time.</body></message>`);
+  assert.equal(sentTo(sent, WUMPUS).length, 0, "nothing directly to the replica's user");
+  const [copy] = sentTo(sent, REPLICA);
+  assertMatches(copy!, parseXml(`<message type='groupchat' from='${ROOM}/Owner' to='${REPLICA}' id='m1'><body>Phaedrus, we're all having a truly rotten time.</body><x xmlns='${DMUC}'><delay xmlns='urn:xmpp:delay' from='${ROOM}'/></x></message>`));
+  const direct = sentTo(sent, OWNER)[0]!;
+  assert.equal(copy!.getChild("stanza-id", "urn:xmpp:sid:0")!.attrs.id, direct.getChild("stanza-id", "urn:xmpp:sid:0")!.attrs.id, "one stanza-id everywhere");
+});
+
+test("a second user of the replica's domain enters through the replica: one presence copy, then ENTER", () => {
+  const { p } = linkedRoom();
+  const sent = p.send(`<presence from='${VALDIS}' to='${ROOM}/Valdis'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='5'/></x></presence>`);
+  assert.equal(sentTo(sent, VALDIS).length, 0, "the replica serves roster, self-presence, history and subject");
+  const toReplica = sentTo(sent, REPLICA);
+  assert.deepEqual(toReplica.map((s) => s.name), ["presence", "iq"]);
+  assert.equal(toReplica[0]!.attrs.from, `${ROOM}/Valdis`);
+  assertMatches(toReplica[1]!, parseXml(`<iq type='set' from='${ROOM}'><enter xmlns='${DMUC}' jid='${VALDIS}' nick='Valdis'><history xmlns='http://jabber.org/protocol/muc' maxstanzas='5'/></enter></iq>`));
+  assert.ok(p.link()!.members.has(VALDIS));
+  assert.equal(sentTo(sent, OWNER).length, 1, "the owner gets Valdis's presence directly");
+});
+
+test("a refused ENTER falls back to direct delivery of what the user would have got", () => {
+  const { p } = linkedRoom();
+  const sent = p.send(`<presence from='${VALDIS}' to='${ROOM}/Valdis'/>`);
+  const enter = sentTo(sent, REPLICA).find((s) => s.name === "iq")!;
+  const fallback = p.send(`<iq type='error' id='${enter.attrs.id}' from='${REPLICA}' to='${ROOM}'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`);
+  const direct = sentTo(fallback, VALDIS);
+  assert.ok(direct.some((s) => s.name === "presence" && s.attrs.from === `${ROOM}/Valdis`), "own presence");
+  assert.ok(direct.some((s) => s.getChild("subject")), "subject");
+  assert.ok(!p.link()!.members.has(VALDIS));
+  assert.ok(p.effects.some((e) => e.kind === "audit" && e.record.kind === "dmuc.refused"));
+});
+
+test("a replica user leaving: LEAVE with its own unavailable presence, before the broadcast copy", () => {
+  const { p } = linkedRoom();
+  const sent = p.send(`<presence from='${WUMPUS}' to='${ROOM}/Wumpus' type='unavailable'/>`);
+  const toReplica = sentTo(sent, REPLICA);
+  assert.deepEqual(toReplica.map((s) => s.name), ["iq", "presence"]);
+  const leave = toReplica[0]!.getChild("leave", DMUC)!;
+  assert.equal(leave.attrs.jid, WUMPUS);
+  const own = leave.getChild("presence")!;
+  assert.equal(own.attrs.type, "unavailable");
+  assert.ok(own.getChild("x", "http://jabber.org/protocol/muc#user")!.getChildren("status").some((s) => s.attrs.code === "110"));
+  assert.equal(sentTo(sent, WUMPUS).length, 0);
+  assert.ok(!p.link()!.members.has(WUMPUS));
+});
+
+test("answers from anyone but the entity asked are not taken", () => {
+  const p = new Primary();
+  p.send(`<presence from='${OWNER}' to='${ROOM}/Owner'/>`);
+  p.send(`<iq from='${OWNER}' to='${ROOM}' id='c' type='set'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`);
+  const [items] = sentTo(p.send(`<presence from='${WUMPUS}' to='${ROOM}/Wumpus'/>`), "oulubox.test");
+  p.send(`<iq type='result' id='${items!.attrs.id}' from='evil.test' to='${SERVICE}'><query xmlns='http://jabber.org/protocol/disco#items'><item jid='dmuc.evil.test'/></query></iq>`);
+  assert.ok(p.state.dmuc.pending.has(items!.attrs.id!), "still waiting for oulubox.test");
+});
+
+test("a domain without a replica is served directly, as plain XEP-0045", () => {
+  const p = new Primary();
+  p.send(`<presence from='${OWNER}' to='${ROOM}/Owner'/>`);
+  p.send(`<iq from='${OWNER}' to='${ROOM}' id='c' type='set'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`);
+  const [items] = sentTo(p.send(`<presence from='${WUMPUS}' to='${ROOM}/Wumpus'/>`), "oulubox.test");
+  p.send(`<iq type='result' id='${items!.attrs.id}' from='oulubox.test' to='${SERVICE}'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`);
+  assert.equal(p.state.dmuc.domains.get("oulubox.test")?.status, "plain");
+  const sent = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>hi</body></message>`);
+  assert.equal(sentTo(sent, WUMPUS).length, 1);
+  assert.equal(sentTo(sent, REPLICA).length, 0);
+});
+
+test("an idle link is kept alive with pings, and unanswered queries time out", () => {
+  const { p } = linkedRoom();
+  p.now += 31_000;
+  const pings = sentTo(p.tick(), REPLICA).filter((s) => s.getChild("ping", "urn:xmpp:ping"));
+  assert.equal(pings.length, 1);
+  assert.equal(pings[0]!.attrs.from, ROOM);
+  assert.ok(p.state.dmuc.pending.has(pings[0]!.attrs.id!));
+  p.now += 31_000;
+  p.tick();
+  assert.ok(!p.state.dmuc.pending.has(pings[0]!.attrs.id!), "an unanswered ping times out");
+});
