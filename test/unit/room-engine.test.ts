@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { MucService, emptyServiceState } from "../../src/core/service.js";
 import { createPlugins } from "../../plugins/index.js";
 import { RoomDriver, to } from "../helpers/room-driver.js";
-import { assertMatches, parseXml } from "../helpers/xml.js";
+import { assertMatches, example, parseXml } from "../helpers/xml.js";
 
 const ROMEO = "romeo@montague.lit/orchard";
 const JULIET = "juliet@capulet.lit/balcony";
@@ -131,4 +131,41 @@ test("limits: an oversized body and a flood from one occupant get policy-violati
   assertMatches(results[3]![0]!, parseXml(`<message type='error'><error type='wait'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`));
   const later = run(`<message from='${ROMEO}' to='${ROOM}' type='groupchat'><body>hi</body></message>`, 1100);
   assert.equal(later[0]!.attrs.type, "groupchat", "the bucket refills with time");
+});
+
+test("§7.5: an IQ to an occupant is forwarded from the sender's room JID, and the answer comes back", () => {
+  const driver = muc();
+  driver.join("coven", "juliet", JULIET);
+  const [forwarded] = driver.send(`<iq from='${JULIET}' to='${ROOM}/romeo' id='v1' type='get'><vCard xmlns='vcard-temp'/></iq>`);
+  assertMatches(forwarded!, parseXml(`<iq type='get' from='${ROOM}/juliet' to='${ROMEO}'><vCard xmlns='vcard-temp'/></iq>`));
+  assert.notEqual(forwarded!.attrs.id, "v1");
+  const [answer] = driver.send(`<iq from='${ROMEO}' to='${ROOM}/juliet' id='${forwarded!.attrs.id}' type='result'><vCard xmlns='vcard-temp'><FN>Romeo</FN></vCard></iq>`);
+  assertMatches(answer!, parseXml(`<iq type='result' id='v1' from='${ROOM}/romeo' to='${JULIET}'><vCard xmlns='vcard-temp'><FN>Romeo</FN></vCard></iq>`));
+  // An answer from anyone but the session asked is dropped; so is a non-occupant's query refused.
+  assert.deepEqual(driver.send(`<iq from='${JULIET}' to='${ROOM}/juliet' id='${forwarded!.attrs.id}' type='result'/>`), []);
+  const [refused] = driver.send(`<iq from='nobody@x.lit/r' to='${ROOM}/romeo' id='v2' type='get'><vCard xmlns='vcard-temp'/></iq>`);
+  assertMatches(refused!, parseXml(`<iq type='error' id='v2'><error type='modify'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`));
+});
+
+test("§7.13 / §8.6: a visitor's voice request reaches the moderators, and an approval grants voice", () => {
+  const driver = muc();
+  driver.configure("coven", ROMEO, { "muc#roomconfig_moderatedroom": "1" });
+  driver.join("coven", "hag", JULIET);
+  assert.equal(driver.room("coven")!.occupants.get("hag")!.role, "visitor");
+  const voiceRequest = example("0045", "Occupant Requests Voice").getChild("x")!;
+  const [approval] = driver.send(`<message from='${JULIET}' to='${ROOM}'>${voiceRequest.toString()}</message>`);
+  assertMatches(approval!, parseXml(`<message from='${ROOM}' to='${ROMEO}'><x xmlns='jabber:x:data' type='form'>
+    <field var='muc#role'><value>participant</value></field><field var='muc#jid'><value>${JULIET}</value></field>
+    <field var='muc#roomnick'><value>hag</value></field><field var='muc#request_allow'><value>false</value></field></x></message>`));
+  const submission = example("0045", "Voice Request Approval Submission").getChild("x")!;
+  for (const field of submission.getChildren("field")) {
+    if (field.attrs.var === "muc#roomnick") field.getChild("value")!.children = ["hag"];
+    if (field.attrs.var === "muc#jid") field.getChild("value")!.children = [JULIET];
+  }
+  const granted = driver.send(`<message from='${ROMEO}' to='${ROOM}'>${submission.toString()}</message>`);
+  assert.equal(driver.room("coven")!.occupants.get("hag")!.role, "participant");
+  assert.ok(granted.some((s) => s.name === "presence" && s.attrs.from === `${ROOM}/hag`));
+  // A participant cannot approve requests.
+  const [refused] = driver.send(`<message from='${JULIET}' to='${ROOM}'>${submission.toString()}</message>`);
+  assertMatches(refused!, parseXml(`<message type='error'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`));
 });

@@ -31,6 +31,12 @@ export class RoomEngine {
   /** IQs addressed to an occupant (room@service/nick), e.g. XEP-0410 self-ping. */
   readonly occupantIq = new IqRouter<RoomIq>();
   private readonly messageHandlers: RoomMessageHandler[] = [];
+  /** IQs to an occupant with no route of their own (vCard, version, disco...) and the answers to them. */
+  private occupantIqRelay: ((request: RoomRequest, room: Room) => void) | null = null;
+
+  relayOccupantIqs(relay: (request: RoomRequest, room: Room) => void): void {
+    this.occupantIqRelay = relay;
+  }
 
   onRoomMessage(handler: RoomMessageHandler): void {
     this.messageHandlers.push(handler);
@@ -71,13 +77,20 @@ export class RoomEngine {
   private handleIq(request: RoomRequest, room: Room | undefined): Room | undefined {
     const { stanza } = request;
     const type = stanza.attrs.type;
-    if (type === "result" || type === "error") return room;
+    if (type === "result" || type === "error") {
+      if (room && request.nick !== null) this.occupantIqRelay?.(request, room);
+      return room;
+    }
     if (type !== "get" && type !== "set") throw new StanzaError("modify", "bad-request", "IQ type must be get or set");
     const payload = iqPayload(stanza);
     if (!payload) throw new StanzaError("modify", "bad-request", "An IQ request carries exactly one payload");
     if (!room) throw new StanzaError("cancel", "item-not-found", "No such room");
     const router = request.nick === null ? this.iq : this.occupantIq;
     const handler = router.find(type as IqType, payload);
+    if (!handler && request.nick !== null && this.occupantIqRelay) {
+      this.occupantIqRelay(request, room);
+      return room;
+    }
     if (!handler) throw new StanzaError("cancel", "service-unavailable", undefined, { by: room.jid });
     const context: RoomIq = {
       request,
