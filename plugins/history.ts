@@ -7,48 +7,10 @@ import type { Plugin } from "../src/core/service.js";
 import { addressed } from "../src/core/room/presence.js";
 import type { HistoryEntry } from "../src/core/room/types.js";
 import { NS } from "../src/xmpp/stanza.js";
+import { parseHistoryRequest, selectHistory } from "../src/core/room/history.js";
 
-export interface HistoryRequest {
-  maxChars?: number;
-  maxStanzas?: number;
-  seconds?: number;
-  since?: Date;
-}
-
-function nonNegativeInt(value: string | undefined): number | undefined {
-  if (value === undefined || !/^\d{1,9}$/.test(value.trim())) return undefined;
-  return Number(value);
-}
-
-/** Reads <history/> of a join; bad values are ignored, as if not given. */
-export function parseHistoryRequest(join: Element): HistoryRequest {
-  const history = join.getChild("history");
-  if (!history) return {};
-  const since = history.attrs.since ? new Date(history.attrs.since) : undefined;
-  return {
-    maxChars: nonNegativeInt(history.attrs.maxchars),
-    maxStanzas: nonNegativeInt(history.attrs.maxstanzas),
-    seconds: nonNegativeInt(history.attrs.seconds),
-    since: since && !Number.isNaN(since.getTime()) ? since : undefined,
-  };
-}
-
-/** The entries to send, newest last, after every limit applied (§7.2.15: the strictest wins). */
-export function selectHistory(history: readonly HistoryEntry[], request: HistoryRequest, now: Date, cap: number): HistoryEntry[] {
-  const limit = Math.min(cap, request.maxStanzas ?? cap);
-  const from = request.seconds !== undefined ? now.getTime() - request.seconds * 1000 : -Infinity;
-  const since = Math.max(from, request.since?.getTime() ?? -Infinity);
-  const chosen: HistoryEntry[] = [];
-  let chars = 0;
-  for (let i = history.length - 1; i >= 0 && chosen.length < limit; i--) {
-    const entry = history[i]!;
-    if (entry.at.getTime() < since) break;
-    chars += entry.chars;
-    if (request.maxChars !== undefined && chars > request.maxChars) break;
-    chosen.push(entry);
-  }
-  return chosen.reverse();
-}
+// Moved to src/core/room/history.ts (a DMUC2 replica selects from its copy the same way).
+export { parseHistoryRequest, selectHistory, type HistoryRequest } from "../src/core/room/history.js";
 
 /** A history message as replayed: the stored broadcast plus a delay stamped by the room (XEP-0203). */
 function replay(entry: HistoryEntry, roomJid: string): Element {

@@ -3,10 +3,13 @@ import type { Plugin } from "../src/core/service.js";
 import { accessPlugin } from "./access.js";
 import { adminPlugin } from "./admin.js";
 import { discoPlugin } from "./disco.js";
+import { dmucReplicaPlugin } from "./dmuc-replica.js";
 import { dmucPrimaryPlugin } from "./dmuc-primary.js";
 import { historyPlugin } from "./history.js";
 import { limitsPlugin, type LimitOptions } from "./limits.js";
 import { lockPlugin } from "./lock.js";
+import { occupantIqPlugin } from "./occupant-iq.js";
+import { voiceRequestPlugin } from "./voice-request.js";
 import { ownerPlugin } from "./owner.js";
 import { passwordPlugin } from "./password.js";
 import { pingPlugin } from "./ping.js";
@@ -38,7 +41,10 @@ export function createPlugins(options: PluginOptions): Plugin[] {
     registerPlugin,
     invitePlugin,
     selfPingPlugin,
+    occupantIqPlugin,
+    voiceRequestPlugin,
     serviceAdminPlugin,
     dmucPrimaryPlugin({ historyLimit: options.maxHistoryMessages }),
+    dmucReplicaPlugin(options),
   ];
 }

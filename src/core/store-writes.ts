@@ -11,4 +11,14 @@ export type StoreWrite =
   | { op: "affiliation.set"; roomJid: string; jid: string; entry: AffiliationEntry | null }
   | { op: "occupant.save"; roomJid: string; nick: string; jid: string; role: Role; occupantId: string; presence: Element }
   | { op: "occupant.delete"; roomJid: string; jid: string }
-  | { op: "history.append"; roomJid: string; entry: HistoryEntry };
+  | { op: "history.append"; roomJid: string; entry: HistoryEntry }
+  /** A DMUC2 replica's copy of a remote room (rooms row with role 'replica'); its history goes through history.append. */
+  | { op: "replica.save"; roomJid: string; primaryJid: string; config: ReplicaRoomConfig; subject: Subject | null };
+
+/** What a replica keeps of a remote room's settings (the rooms.config JSON of a 'replica' row). */
+export interface ReplicaRoomConfig {
+  whois: "moderators" | "anyone";
+  presenceBroadcast: Role[];
+  keepaliveSeconds: number;
+  historyLimit: number;
+}

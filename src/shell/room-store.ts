@@ -57,6 +57,18 @@ async function apply(manager: EntityManager, write: Exclude<StoreWrite, HistoryW
     case "room.delete":
       await manager.query(`DELETE FROM rooms WHERE jid = $1`, [write.roomJid]);
       return;
+    case "replica.save":
+      // Never turns a room this gateway hosts into a replica.
+      await manager.query(
+        `INSERT INTO rooms (jid, role, primary_jid, config, subject, subject_nick, subject_changed_at)
+         VALUES ($1, 'replica', $2, $3, $4, $5, $6)
+         ON CONFLICT (jid) DO UPDATE SET primary_jid = EXCLUDED.primary_jid, config = EXCLUDED.config,
+           subject = EXCLUDED.subject, subject_nick = EXCLUDED.subject_nick,
+           subject_changed_at = EXCLUDED.subject_changed_at, updated_at = now()
+         WHERE rooms.role = 'replica'`,
+        [write.roomJid, write.primaryJid, JSON.stringify(write.config), write.subject?.text ?? null, write.subject?.nick ?? null, write.subject?.at ?? null],
+      );
+      return;
     case "affiliation.set":
       if (write.entry === null) {
         await manager.query(`DELETE FROM room_affiliations WHERE room_id = ${ROOM_ID} AND jid = $2`, [write.roomJid, write.jid]);

@@ -2,7 +2,7 @@
 // stanzas sent in answer are returned. No IO: effects other than sends are kept for inspection.
 import type { Element } from "@xmpp/xml";
 import type { Effect } from "../../src/core/effects.js";
-import { emptyServiceState, MucService, type ServiceState } from "../../src/core/service.js";
+import { emptyServiceState, MucService, type ServiceSettings, type ServiceState } from "../../src/core/service.js";
 import { createPlugins } from "../../plugins/index.js";
 import type { AffiliationEntry } from "../../src/core/room/types.js";
 import { parseXml } from "./xml.js";
@@ -12,15 +12,26 @@ export class RoomDriver {
   state: ServiceState = emptyServiceState();
   effects: Effect[] = [];
   private ids = 0;
+  /** The time every stanza is handled at; tests move it forward. */
+  now = new Date("2026-01-01T00:00:00Z");
 
-  constructor(readonly domain = "chat.shakespeare.lit", admins: string[] = []) {
-    this.service = new MucService({ domain, admins: new Set(admins), name: "Test MUC" }, createPlugins({ maxHistoryMessages: 50, maxBodyChars: 1000, ratePerSecond: 10, burst: 1000 }));
+  /** `settings` sets the other ServiceSettings, e.g. the DMUC2 replica's localDomain. */
+  constructor(readonly domain = "chat.shakespeare.lit", admins: string[] = [], settings: Partial<ServiceSettings> = {}) {
+    this.service = new MucService({ domain, admins: new Set(admins), name: "Test MUC", ...settings }, createPlugins({ maxHistoryMessages: 50, maxBodyChars: 1000, ratePerSecond: 10, burst: 1000 }));
   }
 
   /** Handles one stanza (an element or XML text) and returns the stanzas sent in answer. */
   send(stanza: Element | string): Element[] {
     const element = typeof stanza === "string" ? parseXml(stanza) : stanza;
-    const outcome = this.service.handle(this.state, element, { now: new Date("2026-01-01T00:00:00Z"), newId: () => `id-${++this.ids}` });
+    const outcome = this.service.handle(this.state, element, { now: this.now, newId: () => `id-${++this.ids}` });
+    this.state = outcome.state;
+    this.effects = outcome.effects;
+    return outcome.effects.flatMap((e) => (e.kind === "send" ? [e.stanza] : []));
+  }
+
+  /** Runs the service's timers at `now` and returns the stanzas sent. */
+  tick(): Element[] {
+    const outcome = this.service.tick(this.state, { now: this.now, newId: () => `id-${++this.ids}` });
     this.state = outcome.state;
     this.effects = outcome.effects;
     return outcome.effects.flatMap((e) => (e.kind === "send" ? [e.stanza] : []));
