@@ -173,7 +173,9 @@ async function pickAddresses(n: number): Promise<string[]> {
     const free = await Promise.all(addresses.map((a) => canBind(a, S2S_PORT)));
     if (free.every(Boolean)) return addresses;
   }
-  throw new Error(`no free block of ${n} loopback addresses with port ${S2S_PORT} free`);
+  throw new Error(
+    `no free block of ${n} loopback addresses with port ${S2S_PORT} free: is a server listening on *:${S2S_PORT} (ss -ltnp | grep ${S2S_PORT}), e.g. a system Prosody?`,
+  );
 }
 
 const zero = (): S2sCount => ({ message: 0, presence: 0, iq: 0, other: 0, stanzas: 0, dialback: 0, bytes: 0 });
