@@ -34,7 +34,7 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
         }
         planDelivery(event);
         if (!after) request.state = { ...request.state, dmuc: withoutRoomLinks(request.state.dmuc, roomJid) };
-        else if (before && (before.config.whois !== after.config.whois || before.config.presenceBroadcast !== after.config.presenceBroadcast)) {
+        else if (before && (before.config.whois !== after.config.whois || before.config.presenceBroadcast !== after.config.presenceBroadcast || before.config.splitChat !== after.config.splitChat)) {
           configToReplicas(request, after);
         }
       });

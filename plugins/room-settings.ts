@@ -57,6 +57,7 @@ export function roomSettingsPlugin(options: { maxHistoryMessages: number }): Plu
         historyLength(options.maxHistoryMessages),
         booleanField(`${ROOMCONFIG}moderatedroom`, "Moderated (only occupants with voice may speak)", "moderated", 95),
         presenceBroadcast,
+        booleanField("dmuc#roomconfig_splitchat", "During a netsplit, let users on the same server go on talking", "splitChat", 130),
         choiceField(`${ROOMCONFIG}whois`, "Addresses (JIDs) of room occupants may be viewed by", "whois", [
           { value: "moderators", label: "Moderators only", setting: "moderators" },
           { value: "anyone", label: "Anyone", setting: "anyone" },

@@ -9,7 +9,7 @@ import type { Room } from "../room/types.js";
 import { presenceVariants } from "../room/presence.js";
 import { cloneElement } from "../../xmpp/element.js";
 import { NS } from "../../xmpp/stanza.js";
-import { buildEnter, buildReplicate, buildState, DMUC, parseReplicate, REPLICA_IDENTITY } from "./wire.js";
+import { buildEnter, buildReplicate, buildState, DMUC, parseReplicate, REPLICA_IDENTITY, type ReplicaConfig } from "./wire.js";
 import type { DmucState, PendingQuery, ReplicaLink } from "./state.js";
 import { withDomain, withLink, withoutLink, withoutPending, withPending } from "./dmuc-state.js";
 import { domainOf, replicaSeesJids } from "./primary-delivery.js";
@@ -26,6 +26,11 @@ export interface PrimaryOptions {
 export const DEFAULT_PRIMARY_OPTIONS: PrimaryOptions = { keepaliveSeconds: 60, historyLimit: 50, domainTtlMs: 10 * 60_000, queryTimeoutMs: 30_000 };
 
 const STATE_CHUNK = 100;
+
+/** The room settings a replica applies itself. */
+export function replicaConfig(room: Room): ReplicaConfig {
+  return { whois: room.config.whois, presenceBroadcast: [...room.config.presenceBroadcast], splitChat: room.config.splitChat };
+}
 
 /** What the link code needs from a stanza's request or a timer tick. */
 export interface LinkIo {
@@ -104,7 +109,7 @@ function stateChunks(room: Room, link: ReplicaLink): Element[] {
     chunks.push(
       buildState({
         last,
-        config: i === 0 ? { whois: room.config.whois, presenceBroadcast: [...room.config.presenceBroadcast] } : null,
+        config: i === 0 ? replicaConfig(room) : null,
         presences: slice.filter((e) => e.name === "presence"),
         history: slice.filter((e) => e.name === "message"),
         subject: last && room.subject ? room.subject : null,
@@ -246,7 +251,7 @@ export function primaryTick(io: LinkIo, options: PrimaryOptions): void {
 export function configToReplicas(io: LinkIo, room: Room): void {
   for (const link of io.state.dmuc.links.get(room.jid)?.values() ?? []) {
     if (link.state !== "active") continue;
-    const state = buildState({ last: true, config: { whois: room.config.whois, presenceBroadcast: [...room.config.presenceBroadcast] }, presences: [], history: [], subject: null });
+    const state = buildState({ last: true, config: replicaConfig(room), presences: [], history: [], subject: null });
     query(io, link.replicaJid, room.jid, "set", state, (sent) => ({ kind: "link-iq", roomJid: room.jid, replicaJid: link.replicaJid, sent }));
   }
 }

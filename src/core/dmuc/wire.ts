@@ -49,10 +49,12 @@ export function parseReplicate(el: Element | undefined): Replicate | null {
 export interface ReplicaConfig {
   whois: "moderators" | "anyone";
   presenceBroadcast: Role[];
+  /** Whether local users may go on talking among themselves during a netsplit (default true). */
+  splitChat?: boolean;
 }
 
 export function buildConfig(c: ReplicaConfig): Element {
-  return xml("config", { whois: c.whois, presencebroadcast: c.presenceBroadcast.join(" ") });
+  return xml("config", { whois: c.whois, presencebroadcast: c.presenceBroadcast.join(" "), splitchat: c.splitChat === false ? "false" : undefined });
 }
 
 export function parseConfig(el: Element | undefined): ReplicaConfig | null {
@@ -61,7 +63,7 @@ export function parseConfig(el: Element | undefined): ReplicaConfig | null {
   if (whois !== "moderators" && whois !== "anyone") return null;
   const roles = (el.attrs.presencebroadcast ?? "").split(" ").filter((r) => r !== "");
   if (!roles.every((r) => (ROLES as string[]).includes(r))) return null;
-  return { whois, presenceBroadcast: roles as Role[] };
+  return { whois, presenceBroadcast: roles as Role[], splitChat: el.attrs.splitchat !== "false" };
 }
 
 // <state last><config/><presence/>...<message/>...<subject/></state>
@@ -192,4 +194,45 @@ export function buildDirectedAnswer(present: boolean): Element {
 export function parseDirectedAnswer(el: Element | undefined): boolean | null {
   if (!el?.is("directed", DMUC)) return null;
   return el.attrs.present === "true" ? true : el.attrs.present === "false" ? false : null;
+}
+
+// <netjoin since><config/><presence/>...<message/>...<subject/></netjoin>: what a healed replica missed
+export interface Netjoin {
+  since: Date;
+  config: ReplicaConfig | null;
+  presences: Element[];
+  history: Element[];
+  subject: RoomState["subject"];
+}
+
+export function buildNetjoin(n: Netjoin): Element {
+  const state = buildState({ last: true, config: n.config, presences: n.presences, history: n.history, subject: n.subject });
+  return xml("netjoin", { xmlns: DMUC, since: n.since.toISOString() }, ...state.getChildElements());
+}
+
+export function parseNetjoin(el: Element | undefined): Netjoin | null {
+  if (!el?.is("netjoin", DMUC)) return null;
+  const since = new Date(el.attrs.since ?? "");
+  if (Number.isNaN(since.getTime())) return null;
+  const state = parseState(xml("state", { xmlns: DMUC }, ...el.getChildElements()));
+  if (!state) return null;
+  return { since, config: state.config, presences: state.presences, history: state.history, subject: state.subject };
+}
+
+// The replica's answer: <netjoin><occupant jid nick/>...<message/>...</netjoin>
+export interface NetjoinAnswer {
+  occupants: { jid: string; nick: string }[];
+  /** Messages local users sent during the split, in order, each with origin-id and the original delay. */
+  messages: Element[];
+}
+
+export function buildNetjoinAnswer(a: NetjoinAnswer): Element {
+  return xml("netjoin", { xmlns: DMUC }, ...a.occupants.map((o) => xml("occupant", { jid: o.jid, nick: o.nick })), ...a.messages);
+}
+
+export function parseNetjoinAnswer(el: Element | undefined): NetjoinAnswer | null {
+  if (!el?.is("netjoin", DMUC)) return null;
+  const occupants = el.getChildren("occupant").map((o) => ({ jid: o.attrs.jid ?? "", nick: o.attrs.nick ?? "" }));
+  if (occupants.some((o) => !isFullJid(o.jid) || o.nick === "")) return null;
+  return { occupants, messages: el.getChildren("message") };
 }

@@ -27,6 +27,8 @@ export interface RoomConfig {
   readonly historyLength: number;
   /** Roles whose presence is broadcast to the room. */
   readonly presenceBroadcast: readonly Role[];
+  /** DMUC2: whether a split replica's users may go on talking among themselves (docs/PROTOCOL.md). */
+  readonly splitChat: boolean;
 }
 
 export interface AffiliationEntry {
@@ -111,6 +113,7 @@ export const DEFAULT_ROOM_CONFIG: RoomConfig = {
   allowPm: "anyone",
   historyLength: 20,
   presenceBroadcast: ["moderator", "participant", "visitor"],
+  splitChat: true,
 };
 
 export function newRoom(jid: string, config: RoomConfig = DEFAULT_ROOM_CONFIG): Room {
