@@ -7,11 +7,12 @@ import { planDelivery, domainOf } from "../src/core/dmuc/primary-delivery.js";
 import { configToReplicas, DEFAULT_PRIMARY_OPTIONS, ensureReplica, isRemoteUserDomain, primaryAnswer, primaryTick, type PrimaryOptions } from "../src/core/dmuc/primary-links.js";
 import { withLink, withoutRoomLinks } from "../src/core/dmuc/dmuc-state.js";
 import { NS } from "../src/xmpp/stanza.js";
-import { bareString, jidToString } from "../src/xmpp/jid.js";
+import { bareString, jidToString, parseJid } from "../src/xmpp/jid.js";
+import { errorCondition, markSplit, UNREACHABLE } from "../src/core/dmuc/primary-netsplit.js";
 
 /** Who must answer each kind of query: an answer from anyone else is not taken. */
 function expectedResponder(q: { kind: string; domain?: string; item?: string; replicaJid?: string }): string | undefined {
-  if (q.kind === "disco-items") return q.domain;
+  if (q.kind === "disco-items" || q.kind === "domain-ping") return q.domain;
   if (q.kind === "disco-info") return q.item;
   return q.replicaJid;
 }
@@ -20,7 +21,8 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
   const settings: PrimaryOptions = { ...DEFAULT_PRIMARY_OPTIONS, ...options };
   return {
     name: "dmuc-primary",
-    register({ hooks }) {
+    register(api) {
+      const { hooks } = api;
       hooks.on("service/room-handled", (event) => {
         const { request, roomJid, before, after } = event;
         if (after) {
@@ -39,6 +41,26 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
         }
       });
 
+      // Bounces: a replica's JID bouncing a room stanza splits its link; a replica user's server
+      // bouncing one (remote-server-*) is the same netsplit seen from the user's side, not a departure.
+      hooks.on("service/route", ({ request }) => {
+        const { stanza } = request;
+        if (stanza.name === "iq" || stanza.attrs.type !== "error") return undefined;
+        const roomJid = bareString(parseJid(stanza.attrs.to) ?? request.from);
+        const links = request.state.dmuc.links.get(roomJid);
+        if (!links) return undefined;
+        const from = jidToString(request.from);
+        const bounced = links.get(bareString(request.from));
+        if (bounced) {
+          markSplit(request, roomJid, bounced, `bounce ${errorCondition(stanza) ?? ""}`.trim());
+          return true;
+        }
+        const behind = [...links.values()].find((l) => l.members.has(from));
+        if (!behind || !UNREACHABLE.has(errorCondition(stanza) ?? "")) return undefined;
+        markSplit(request, roomJid, behind, `user bounce ${errorCondition(stanza)}`);
+        return true;
+      });
+
       hooks.on("service/route", ({ request }) => {
         const { stanza } = request;
         if (stanza.name !== "iq") return undefined;
@@ -47,7 +69,7 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
           const id = stanza.attrs.id ?? "";
           const pending = request.state.dmuc.pending.get(id);
           if (!pending || expectedResponder(pending) !== jidToString(request.from)) return undefined;
-          return primaryAnswer(request, id, pending, stanza, settings) ? true : undefined;
+          return primaryAnswer(request, api, id, pending, stanza, settings) ? true : undefined;
         }
         // Keepalive pings from a replica of one of our rooms.
         const roomJid = stanza.attrs.to ?? "";
@@ -58,7 +80,7 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
         return true;
       });
 
-      hooks.on("service/tick", (tick) => primaryTick(tick, settings));
+      hooks.on("service/tick", (tick) => primaryTick(tick, api, settings));
     },
   };
 }

@@ -28,6 +28,7 @@ export function limitsPlugin(options: LimitOptions): Plugin {
         (event) => {
           const { request, room, occupant } = event;
           if (!occupant) return undefined; // entering is limited by the room's own checks
+          if (request.context.catchUp) return undefined; // netjoin hands over what was already sent, at its own pace
           const bucket = takeToken(room.throttle.get(request.fromFull), request.context.now.getTime(), options);
           if (!bucket) return new StanzaError("wait", "policy-violation", "You are sending too fast; wait a moment", { by: room.jid });
           event.room = { ...room, throttle: new Map(room.throttle).set(request.fromFull, bucket) };

@@ -18,6 +18,11 @@ export interface EngineContext {
   readonly now: Date;
   /** A fresh unique id (stanza-id, occupant-id...); deterministic in tests. */
   readonly newId: () => string;
+  /**
+   * Set when a stanza is taken late with its original time as `now` (DMUC2 netjoin): broadcasts then
+   * carry a <delay/> with that time, so that clients place them where they belong.
+   */
+  readonly catchUp?: boolean;
 }
 
 export interface ServiceSettings {
@@ -90,6 +95,8 @@ export interface PluginApi {
   readonly hooks: Hooks<ServiceEvents>;
   readonly serviceIq: IqRouter<ServiceRequest>;
   readonly rooms: RoomEngine;
+  /** Handles a stanza the plugin makes up (a user's message taken at netjoin) as if it had arrived. */
+  inject(state: ServiceState, stanza: Element, context: EngineContext): Outcome;
 }
 
 export interface Plugin {
@@ -109,7 +116,13 @@ export class MucService {
     readonly settings: ServiceSettings,
     plugins: readonly Plugin[],
   ) {
-    this.api = { settings, hooks: new Hooks(), serviceIq: new IqRouter(), rooms: new RoomEngine() };
+    this.api = {
+      settings,
+      hooks: new Hooks(),
+      serviceIq: new IqRouter(),
+      rooms: new RoomEngine(),
+      inject: (state, stanza, context) => this.handle(state, stanza, context),
+    };
     for (const plugin of plugins) plugin.register(this.api);
   }
 

@@ -82,6 +82,10 @@ function linkedRoom(): { p: Primary; enterAnswers: Element[] } {
   assert.equal(link.keepaliveSeconds, 30);
   assert.equal(link.historyLimit, 10);
   assert.deepEqual([...link.members], [WUMPUS]);
+  // The replica answers the state and the ENTER (an IQ left unanswered for 30 s would split the link).
+  for (const iq of sync) p.send(`<iq type='result' id='${iq.attrs.id}' from='${REPLICA}' to='${ROOM}'/>`);
+  assert.equal(p.state.dmuc.pending.size, 0);
+  p.now += 1_000;
   return { p, enterAnswers: sync };
 }
 
@@ -168,4 +172,83 @@ test("an idle link is kept alive with pings, and unanswered queries time out", (
   p.now += 31_000;
   p.tick();
   assert.ok(!p.state.dmuc.pending.has(pings[0]!.attrs.id!), "an unanswered ping times out");
+});
+
+/** linkedRoom() with Valdis also served by the replica. */
+function twoOnReplica(): Primary {
+  const { p } = linkedRoom();
+  const sent = p.send(`<presence from='${VALDIS}' to='${ROOM}/Valdis'/>`);
+  const enter = sentTo(sent, REPLICA).find((s) => s.name === "iq")!;
+  p.send(`<iq type='result' id='${enter.attrs.id}' from='${REPLICA}' to='${ROOM}'/>`);
+  return p;
+}
+
+const bounce = (to: string) =>
+  `<message type='error' from='${REPLICA}' to='${to}'><error type='cancel'><remote-server-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`;
+
+test("netsplit: a bounce from the replica splits the link; copies are held while the users' server is silent", () => {
+  const p = twoOnReplica();
+  const sent = p.send(bounce(`${ROOM}/Owner`));
+  assert.equal(p.link()!.state, "split");
+  assert.equal(p.link()!.splitMode, "held");
+  assert.ok(p.effects.some((e) => e.kind === "audit" && e.record.kind === "link.split"));
+  const [ping] = sentTo(sent, "oulubox.test");
+  assert.ok(ping!.getChild("ping", "urn:xmpp:ping"), "the users' server is asked whether it is there");
+  const during = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>during</body></message>`);
+  assert.deepEqual(during.map((s) => s.attrs.to), [OWNER], "nothing to the replica, nothing directly to its users");
+  // A user's server bouncing with remote-server-not-found does not make the user leave.
+  p.send(`<presence type='error' from='${WUMPUS}' to='${ROOM}/Wumpus'><error type='cancel'><remote-server-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>`);
+  assert.ok(p.state.rooms.get(ROOM)!.occupants.has("Wumpus"));
+});
+
+test("netsplit: when the users' server answers, they are served directly meanwhile", () => {
+  const p = twoOnReplica();
+  const [ping] = sentTo(p.send(bounce(ROOM)), "oulubox.test");
+  p.send(`<iq type='result' id='${ping!.attrs.id}' from='oulubox.test' to='${SERVICE}'/>`);
+  assert.equal(p.link()!.splitMode, "direct");
+  const during = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>direct</body></message>`);
+  assert.deepEqual(during.map((s) => s.attrs.to).sort(), [OWNER, VALDIS, WUMPUS].sort());
+});
+
+test("netjoin: the replica answers again, gets what it missed, and hands over its users' messages with their times", () => {
+  const p = twoOnReplica();
+  p.send(bounce(ROOM));
+  const splitAt = p.now;
+  p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>missed</body></message>`);
+  p.now += 6_000;
+  const [ping] = sentTo(p.tick(), REPLICA);
+  assert.ok(ping!.getChild("ping", "urn:xmpp:ping"), "a split replica is pinged every 5 s");
+  const [netjoin] = p.send(`<iq type='result' id='${ping!.attrs.id}' from='${REPLICA}' to='${ROOM}'/>`);
+  const body = netjoin!.getChild("netjoin", DMUC)!;
+  assert.equal(new Date(body.attrs.since!).getTime(), splitAt);
+  assert.deepEqual(body.getChildren("message").map((m) => m.getChildText("body")), ["missed"]);
+  assert.equal(p.link()!.state, "syncing");
+
+  const stamp = new Date(splitAt + 2_000).toISOString();
+  const healed = p.send(`<iq type='result' id='${netjoin!.attrs.id}' from='${REPLICA}' to='${ROOM}'><netjoin xmlns='${DMUC}'>
+    <occupant jid='${WUMPUS}' nick='Wumpus'/>
+    <message from='${WUMPUS}' to='${ROOM}' type='groupchat'><body>still here?</body><origin-id xmlns='urn:xmpp:sid:0' id='o1'/><delay xmlns='urn:xmpp:delay' from='${REPLICA}' stamp='${stamp}'/></message>
+  </netjoin></iq>`);
+  const [toOwner] = sentTo(healed, OWNER).filter((s) => s.name === "message");
+  assert.equal(toOwner!.getChildText("body"), "still here?");
+  assert.equal(toOwner!.getChild("delay", "urn:xmpp:delay")!.attrs.stamp, stamp, "taken with its original time");
+  const stored = p.state.rooms.get(ROOM)!.history.at(-1)!;
+  assert.equal(stored.at.toISOString(), stamp);
+  // Valdis was not listed: he left during the split, and the others see him go.
+  assert.ok(!p.state.rooms.get(ROOM)!.sessionNicks.has(VALDIS));
+  assert.ok(sentTo(healed, OWNER).some((s) => s.name === "presence" && s.attrs.from === `${ROOM}/Valdis` && s.attrs.type === "unavailable"));
+  assert.equal(p.link()!.state, "active");
+  assert.deepEqual([...p.link()!.members], [WUMPUS]);
+  assert.ok(p.effects.some((e) => e.kind === "audit" && e.record.kind === "link.healed"));
+});
+
+test("netjoin: a replica that lost the room is linked again from the start", () => {
+  const p = twoOnReplica();
+  p.send(bounce(ROOM));
+  p.now += 6_000;
+  const [ping] = sentTo(p.tick(), REPLICA);
+  const [netjoin] = p.send(`<iq type='result' id='${ping!.attrs.id}' from='${REPLICA}' to='${ROOM}'/>`);
+  const [replicate] = p.send(`<iq type='error' id='${netjoin!.attrs.id}' from='${REPLICA}' to='${ROOM}'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`);
+  assert.ok(replicate!.getChild("replicate", DMUC));
+  assert.equal(p.link()!.state, "negotiating");
 });

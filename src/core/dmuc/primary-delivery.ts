@@ -53,9 +53,13 @@ export function planDelivery(event: RoomHandled): void {
 
   const inBefore = before?.sessionNicks ?? new Map<string, string>();
   const inAfter = after?.sessionNicks ?? new Map<string, string>();
-  const active = [...links.values()].filter((l) => l.state === "active");
+  // A link being resynchronised gets live broadcasts again, after its netjoin on the same stream.
+  const active = [...links.values()].filter((l) => l.state === "active" || l.state === "syncing");
   const linkOfMember = (session: string) => active.find((l) => l.members.has(session));
   const linkForDomain = (domain: string) => active.find((l) => l.domain === domain);
+  // A split link whose users' server does not answer either: their copies are held until netjoin.
+  const held = [...links.values()].filter((l) => l.state === "split" && l.splitMode !== "direct");
+  const isHeld = (session: string) => held.some((l) => l.members.has(session));
 
   const joiners = new Map<string, ReplicaLink>();
   for (const session of inAfter.keys()) {
@@ -102,6 +106,7 @@ export function planDelivery(event: RoomHandled): void {
     // Every broadcast a replica's user would get reaches the replica once, joiners' and leavers' too,
     // so that its roster follows the room's.
     if (effect.fanout && link) copyFor(effect.fanout, link);
+    if (!link && isHeld(to)) continue;
     if (joiners.has(to)) enterReplies.set(to, [...(enterReplies.get(to) ?? []), effect.stanza]);
     else if (leavers.has(to)) leaveReplies.set(to, [...(leaveReplies.get(to) ?? []), effect.stanza]);
     else if (!(effect.fanout && link)) out.push(effect);

@@ -4,7 +4,7 @@
 // joins that need a link, and timers; delivery itself is in primary-delivery.ts.
 import xml, { type Element } from "@xmpp/xml";
 import { audit, logEffect, send, type Effect } from "../effects.js";
-import type { EngineContext, ServiceSettings, ServiceState } from "../service.js";
+import type { EngineContext, PluginApi, ServiceSettings, ServiceState } from "../service.js";
 import type { Room } from "../room/types.js";
 import { presenceVariants } from "../room/presence.js";
 import { cloneElement } from "../../xmpp/element.js";
@@ -13,9 +13,12 @@ import { buildEnter, buildReplicate, buildState, DMUC, parseReplicate, REPLICA_I
 import type { DmucState, PendingQuery, ReplicaLink } from "./state.js";
 import { withDomain, withLink, withoutLink, withoutPending, withPending } from "./dmuc-state.js";
 import { domainOf, replicaSeesJids } from "./primary-delivery.js";
+import { domainPingAnswered, errorCondition, markSplit, netjoinAnswered, startNetjoin, UNREACHABLE } from "./primary-netsplit.js";
 
 export interface PrimaryOptions {
   keepaliveSeconds: number;
+  /** How often a split replica is pinged to see it come back (DMUC_SPLIT_PING). */
+  splitPingSeconds: number;
   historyLimit: number;
   /** How long a discovery answer holds (ms). */
   domainTtlMs: number;
@@ -23,7 +26,7 @@ export interface PrimaryOptions {
   queryTimeoutMs: number;
 }
 
-export const DEFAULT_PRIMARY_OPTIONS: PrimaryOptions = { keepaliveSeconds: 60, historyLimit: 50, domainTtlMs: 10 * 60_000, queryTimeoutMs: 30_000 };
+export const DEFAULT_PRIMARY_OPTIONS: PrimaryOptions = { keepaliveSeconds: 60, splitPingSeconds: 5, historyLimit: 50, domainTtlMs: 10 * 60_000, queryTimeoutMs: 30_000 };
 
 const STATE_CHUNK = 100;
 
@@ -179,9 +182,28 @@ function nextCandidate(io: LinkIo, domain: string, candidates: readonly string[]
  * An answer (result or error) to one of the primary's IQs; `answer` is null on timeout. Returns false
  * when the query is not the primary's (the replica role handles its own).
  */
-export function primaryAnswer(io: LinkIo, id: string, q: PendingQuery, answer: Element | null, options: PrimaryOptions): boolean {
+export function primaryAnswer(io: LinkIo, api: PluginApi, id: string, q: PendingQuery, answer: Element | null, options: PrimaryOptions): boolean {
   const ok = answer?.attrs.type === "result";
+  const unreachable = answer === null || (!ok && UNREACHABLE.has(errorCondition(answer) ?? ""));
   switch (q.kind) {
+    case "domain-ping":
+      update(io, withoutPending(io.state.dmuc, id));
+      domainPingAnswered(io, q.roomJid, q.replicaJid, ok);
+      return true;
+    case "netjoin": {
+      update(io, withoutPending(io.state.dmuc, id));
+      const link = io.state.dmuc.links.get(q.roomJid)?.get(q.replicaJid);
+      if (!link) return true;
+      if (ok) netjoinAnswered(io, api, q.roomJid, q.replicaJid, answer!);
+      else if (unreachable) update(io, withLink(io.state.dmuc, q.roomJid, { ...link, state: "split" }));
+      else {
+        // The replica lost the room (restarted without it): link again from the start.
+        io.effects.push(logEffect("info", "dmuc.relink", { room: q.roomJid, replica: q.replicaJid }));
+        update(io, withoutLink(io.state.dmuc, q.roomJid, q.replicaJid));
+        createLink(io, q.roomJid, link.domain, q.replicaJid, options);
+      }
+      return true;
+    }
     case "disco-items": {
       update(io, withoutPending(io.state.dmuc, id));
       const items = ok ? (answer!.getChild("query", NS.DISCO_ITEMS)?.getChildren("item") ?? []).map((i) => i.attrs.jid).filter((j): j is string => !!j) : [];
@@ -213,6 +235,15 @@ export function primaryAnswer(io: LinkIo, id: string, q: PendingQuery, answer: E
       update(io, withoutPending(io.state.dmuc, id));
       const link = io.state.dmuc.links.get(q.roomJid)?.get(q.replicaJid);
       if (link) update(io, withLink(io.state.dmuc, q.roomJid, { ...link, lastHeard: answer ? io.context.now.getTime() : link.lastHeard }));
+      const now = io.state.dmuc.links.get(q.roomJid)?.get(q.replicaJid);
+      if (now && ok && now.state === "split") {
+        startNetjoin(io, q.roomJid, now);
+        return true;
+      }
+      if (now && unreachable) {
+        markSplit(io, q.roomJid, now, answer ? `error ${errorCondition(answer)}` : "no answer");
+        return true;
+      }
       if (ok || !q.session) return true;
       // The replica refused (or did not answer) an ENTER or LEAVE: that session is served directly.
       const current = io.state.dmuc.links.get(q.roomJid)?.get(q.replicaJid);
@@ -232,15 +263,16 @@ export function primaryAnswer(io: LinkIo, id: string, q: PendingQuery, answer: E
   }
 }
 
-/** Keepalive pings to idle replicas; answers that never came count as errors. */
-export function primaryTick(io: LinkIo, options: PrimaryOptions): void {
+/** Keepalive pings to idle replicas, faster ones to split replicas; answers that never came count as errors. */
+export function primaryTick(io: LinkIo, api: PluginApi, options: PrimaryOptions): void {
   const now = io.context.now.getTime();
   for (const [id, q] of io.state.dmuc.pending) {
-    if (now - q.sent >= options.queryTimeoutMs) primaryAnswer(io, id, q, null, options);
+    if (now - q.sent >= options.queryTimeoutMs) primaryAnswer(io, api, id, q, null, options);
   }
   for (const [roomJid, links] of io.state.dmuc.links) {
     for (const link of links.values()) {
-      if (link.state !== "active" || now - link.lastSent < link.keepaliveSeconds * 1000) continue;
+      const interval = link.state === "split" ? options.splitPingSeconds : link.state === "active" ? link.keepaliveSeconds : Infinity;
+      if (now - link.lastSent < interval * 1000) continue;
       query(io, link.replicaJid, roomJid, "get", xml("ping", { xmlns: NS.PING }), (sent) => ({ kind: "link-iq", roomJid, replicaJid: link.replicaJid, sent }));
       update(io, withLink(io.state.dmuc, roomJid, { ...link, lastSent: now }));
     }

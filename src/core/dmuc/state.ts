@@ -18,6 +18,9 @@ export interface ReplicaLink {
   /** Last time anything arrived from the replica, and last time we sent it anything (ms). */
   readonly lastHeard: number;
   readonly lastSent: number;
+  /** While split: since when (ms), and whether the users are served directly or their copies held. */
+  readonly splitSince?: number;
+  readonly splitMode?: "held" | "direct";
 }
 
 /** What the adapter layer knows of a remote user domain. */
@@ -47,6 +50,27 @@ export interface ReplicatedRoom {
   readonly subject: { readonly text: string; readonly nick: string | null; readonly at: Date } | null;
   readonly lastHeard: number;
   readonly lastSent: number;
+  /** Whether local users may go on talking among themselves during a netsplit (the room's splitchat). */
+  readonly splitChat: boolean;
+  /** Since when the link is split (ms); null while it is up. Only a netjoin ends a split. */
+  readonly splitSince: number | null;
+  /** When the oldest keepalive ping not followed by any traffic from the room was sent (ms). */
+  readonly pingSent: number | null;
+  /** Groupchat messages local users sent during the split, in order, for the netjoin answer. */
+  readonly splitQueue: readonly SplitMessage[];
+  /** Local sessions -> the last presence each sent during the split (relayed to the primary after netjoin). */
+  readonly splitPresences: ReadonlyMap<string, Element>;
+  /** Nicks that left here during the split: not taken back from the netjoin roster. */
+  readonly splitGone: ReadonlySet<string>;
+  /** origin-ids of messages sent back at netjoin whose broadcast has not come back yet. */
+  readonly echoes: ReadonlySet<string>;
+}
+
+/** A message a local user sent to a split room: as sent (from the full JID, with origin-id), and when. */
+export interface SplitMessage {
+  readonly session: string;
+  readonly at: Date;
+  readonly stanza: Element;
 }
 
 /** An IQ we sent and whose answer continues some work. */
@@ -56,8 +80,13 @@ export type PendingQuery =
   | { readonly kind: "replicate"; readonly roomJid: string; readonly replicaJid: string; readonly sent: number }
   /** An IQ to a replica (state, enter, leave, ping); `fallback` is what the session gets directly if it fails. */
   | { readonly kind: "link-iq"; readonly roomJid: string; readonly replicaJid: string; readonly session?: string; readonly fallback?: readonly Element[]; readonly sent: number }
+  /** A ping to a split replica's domain: does its server answer (direct delivery) or not (hold)? */
+  | { readonly kind: "domain-ping"; readonly roomJid: string; readonly replicaJid: string; readonly domain: string; readonly sent: number }
+  | { readonly kind: "netjoin"; readonly roomJid: string; readonly replicaJid: string; readonly sent: number }
   | { readonly kind: "directed"; readonly roomJid: string; readonly session: string; readonly enterIq: Element; readonly sent: number }
-  | { readonly kind: "replica-iq"; readonly roomJid: string; readonly sent: number };
+  | { readonly kind: "replica-iq"; readonly roomJid: string; readonly sent: number }
+  /** A <relay/> to the server module of a local user's stanza to a replicated room. */
+  | { readonly kind: "relay"; readonly roomJid: string; readonly sent: number };
 
 export interface DmucState {
   /** Primary: room JID -> replica JID -> link. */

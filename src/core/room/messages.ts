@@ -78,6 +78,13 @@ function broadcastMessage(request: RoomRequest, room: Room, occupant: Occupant, 
     next = { ...room, history: [...kept, entry] };
     request.effects.push(store({ op: "history.append", roomJid: room.jid, entry }));
   }
+  if (request.context.catchUp) {
+    // Taken late (netjoin): the copies say when it was sent; the stored one gets its delay on replay.
+    const late = cloneElement(out);
+    late.append(xml("delay", { xmlns: NS.DELAY, from: room.jid, stamp: request.context.now.toISOString() }));
+    broadcastStanza(request, next, late);
+    return next;
+  }
   broadcastStanza(request, next, out);
   return next;
 }

@@ -1,0 +1,138 @@
+// The primary's side of a netsplit (docs/PROTOCOL.md "Netsplit", "Netjoin"): a link is split by a
+// bounce or a missing answer; meanwhile its users are served directly when their server answers a
+// ping, or their copies are held; when the replica answers again, netjoin exchanges what each side
+// missed, and the link is active again.
+import xml, { type Element } from "@xmpp/xml";
+import { audit, logEffect, send } from "../effects.js";
+import type { PluginApi } from "../service.js";
+import { presenceVariants } from "../room/presence.js";
+import { cloneElement } from "../../xmpp/element.js";
+import { NS } from "../../xmpp/stanza.js";
+import { parseJid } from "../../xmpp/jid.js";
+import { buildEnter, buildNetjoin, DMUC, parseNetjoinAnswer } from "./wire.js";
+import type { ReplicaLink } from "./state.js";
+import { withLink, withoutLink, withPending } from "./dmuc-state.js";
+import { domainOf, replicaSeesJids } from "./primary-delivery.js";
+import { replicaConfig, type LinkIo } from "./primary-links.js";
+
+/** Error conditions that say the other side cannot be reached, rather than that it refused. */
+export const UNREACHABLE = new Set(["remote-server-not-found", "remote-server-timeout", "service-unavailable", "recipient-unavailable"]);
+
+export function errorCondition(stanza: Element): string | undefined {
+  return stanza.getChild("error")?.getChildElements().find((c) => c.attrs.xmlns === NS.STANZAS)?.name;
+}
+
+function setLink(io: LinkIo, roomJid: string, link: ReplicaLink): void {
+  io.state = { ...io.state, dmuc: withLink(io.state.dmuc, roomJid, link) };
+}
+
+function iq(io: LinkIo, to: string, from: string, type: "get" | "set", payload: Element): string {
+  const id = io.context.newId();
+  io.effects.push(send(xml("iq", { type, id, from, to }, payload)));
+  return id;
+}
+
+/** Marks a link split (once): broadcasts stop, and the served domain is asked whether it is there. */
+export function markSplit(io: LinkIo, roomJid: string, link: ReplicaLink, reason: string): void {
+  if (link.state === "split") return;
+  const now = io.context.now.getTime();
+  setLink(io, roomJid, { ...link, state: "split", splitSince: now, splitMode: "held", lastSent: now });
+  const id = iq(io, link.domain, io.settings.domain, "get", xml("ping", { xmlns: NS.PING }));
+  io.state = { ...io.state, dmuc: withPending(io.state.dmuc, id, { kind: "domain-ping", roomJid, replicaJid: link.replicaJid, domain: link.domain, sent: now }) };
+  io.effects.push(logEffect("warn", "dmuc.link_split", { room: roomJid, replica: link.replicaJid, reason, members: link.members.size }));
+  io.effects.push(audit({ kind: "link.split", roomJid, actorJid: link.replicaJid, details: { reason, members: link.members.size } }));
+}
+
+/** The served domain answered (or not) while its replica is split. */
+export function domainPingAnswered(io: LinkIo, roomJid: string, replicaJid: string, reachable: boolean): void {
+  const link = io.state.dmuc.links.get(roomJid)?.get(replicaJid);
+  if (!link || link.state !== "split" || !reachable) return;
+  setLink(io, roomJid, { ...link, splitMode: "direct" });
+  io.effects.push(logEffect("info", "dmuc.split_direct", { room: roomJid, replica: replicaJid, domain: link.domain }));
+  io.effects.push(audit({ kind: "link.fallback_direct", roomJid, actorJid: replicaJid, details: { domain: link.domain } }));
+}
+
+/** The replica answers again: send it what it missed (netjoin). */
+export function startNetjoin(io: LinkIo, roomJid: string, link: ReplicaLink): void {
+  const room = io.state.rooms.get(roomJid);
+  const now = io.context.now.getTime();
+  if (!room) {
+    io.state = { ...io.state, dmuc: withoutLink(io.state.dmuc, roomJid, link.replicaJid) };
+    return;
+  }
+  const since = link.splitSince ?? now;
+  const sees = replicaSeesJids(room, link);
+  // Users served directly during the split already have the messages: the replica only stores them.
+  const missed = room.history.filter((e) => e.at.getTime() >= since).map((entry) => {
+    const copy = cloneElement(entry.stanza);
+    copy.append(xml("delay", { xmlns: NS.DELAY, from: room.jid, stamp: entry.at.toISOString() }));
+    return copy;
+  });
+  const netjoin = buildNetjoin({
+    since: new Date(since),
+    config: replicaConfig(room),
+    presences: [...room.occupants.values()].map((o) => presenceVariants(room, o).forViewer(sees ? "moderator" : "participant")),
+    history: missed,
+    subject: room.subject,
+  });
+  if (link.splitMode === "direct") netjoin.attrs.catchup = "false";
+  const id = iq(io, link.replicaJid, roomJid, "set", netjoin);
+  io.state = { ...io.state, dmuc: withPending(io.state.dmuc, id, { kind: "netjoin", roomJid, replicaJid: link.replicaJid, sent: now }) };
+  // Live broadcasts go to the replica again from now on, after the netjoin on the same stream.
+  setLink(io, roomJid, { ...link, state: "syncing", lastHeard: now, lastSent: now });
+  io.effects.push(logEffect("info", "dmuc.netjoin_sent", { room: roomJid, replica: link.replicaJid, messages: missed.length, since: new Date(since).toISOString() }));
+}
+
+/**
+ * The replica's side of netjoin: its users' split-time messages are taken as if sent then, users it no
+ * longer lists leave, users of its domain who entered directly meanwhile move to it, and the link is
+ * active again.
+ */
+export function netjoinAnswered(io: LinkIo, api: PluginApi, roomJid: string, replicaJid: string, answer: Element): void {
+  const link = io.state.dmuc.links.get(roomJid)?.get(replicaJid);
+  if (!link) return;
+  const parsed = parseNetjoinAnswer(answer.getChild("netjoin", DMUC));
+  const since = link.splitSince ?? io.context.now.getTime();
+  let taken = 0;
+  for (const message of parsed?.messages ?? []) {
+    const from = parseJid(message.attrs.from);
+    if (!from || from.domain !== link.domain || from.resource === null || message.attrs.type !== "groupchat") {
+      io.effects.push(logEffect("warn", "dmuc.netjoin_message_refused", { room: roomJid, replica: replicaJid, from: message.attrs.from }));
+      continue;
+    }
+    const stamp = new Date(message.getChild("delay", NS.DELAY)?.attrs.stamp ?? "");
+    // The original time, within the split: a replica cannot date messages before it or in the future.
+    const at = Number.isNaN(stamp.getTime()) ? io.context.now : new Date(Math.min(io.context.now.getTime(), Math.max(since, stamp.getTime())));
+    const stanza = cloneElement(message);
+    stanza.attrs = { ...stanza.attrs, to: roomJid };
+    const outcome = api.inject(io.state, stanza, { now: at, newId: io.context.newId, catchUp: true });
+    io.state = outcome.state;
+    io.effects.push(...outcome.effects);
+    taken++;
+  }
+  const room = io.state.rooms.get(roomJid);
+  const listed = new Set(parsed?.occupants.map((o) => o.jid) ?? []);
+  let left = 0;
+  for (const session of link.members) {
+    const nick = room?.sessionNicks.get(session);
+    if (nick === undefined || listed.has(session)) continue;
+    const outcome = api.inject(io.state, xml("presence", { from: session, to: `${roomJid}/${nick}`, type: "unavailable" }), io.context);
+    io.state = outcome.state;
+    io.effects.push(...outcome.effects);
+    left++;
+  }
+  const current = io.state.dmuc.links.get(roomJid)?.get(replicaJid) ?? link;
+  const after = io.state.rooms.get(roomJid);
+  const members = new Set<string>();
+  for (const session of after?.sessionNicks.keys() ?? []) {
+    if (domainOf(session) !== link.domain) continue;
+    members.add(session);
+    if (listed.has(session)) continue;
+    const enter = buildEnter({ jid: session, nick: after!.sessionNicks.get(session)!, silent: true, history: null, codes: [] });
+    const id = iq(io, replicaJid, roomJid, "set", enter);
+    io.state = { ...io.state, dmuc: withPending(io.state.dmuc, id, { kind: "link-iq", roomJid, replicaJid, session, sent: io.context.now.getTime() }) };
+  }
+  setLink(io, roomJid, { ...current, state: "active", members, splitSince: undefined, splitMode: undefined, lastHeard: io.context.now.getTime() });
+  io.effects.push(logEffect("info", "dmuc.link_healed", { room: roomJid, replica: replicaJid, taken, left, members: members.size }));
+  io.effects.push(audit({ kind: "link.healed", roomJid, actorJid: replicaJid, details: { messagesTaken: taken, usersLeft: left, members: members.size } }));
+}
