@@ -2,7 +2,9 @@
 // one replica per server (src/core/dmuc/primary-*.ts), and everybody else directly, as plain XEP-0045.
 import xml from "@xmpp/xml";
 import type { Plugin } from "../src/core/service.js";
-import { send } from "../src/core/effects.js";
+import { send, type Effect } from "../src/core/effects.js";
+import { linkWrites } from "../src/core/dmuc/link-records.js";
+import type { DmucState } from "../src/core/dmuc/state.js";
 import { planDelivery, domainOf } from "../src/core/dmuc/primary-delivery.js";
 import { configToReplicas, DEFAULT_PRIMARY_OPTIONS, ensureReplica, isRemoteUserDomain, primaryAnswer, primaryTick, type PrimaryOptions } from "../src/core/dmuc/primary-links.js";
 import { withLink, withoutRoomLinks } from "../src/core/dmuc/dmuc-state.js";
@@ -17,13 +19,21 @@ function expectedResponder(q: { kind: string; domain?: string; item?: string; re
   return q.replicaJid;
 }
 
+/** Runs `body`, then records the link changes it made (link-records.ts). */
+function recordingLinks<T>(io: { state: { dmuc: { links: DmucState["links"] } }; effects: Effect[] }, body: () => T): T {
+  const before = io.state.dmuc.links;
+  const result = body();
+  linkWrites(before, io.state.dmuc.links, io.effects);
+  return result;
+}
+
 export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin {
   const settings: PrimaryOptions = { ...DEFAULT_PRIMARY_OPTIONS, ...options };
   return {
     name: "dmuc-primary",
     register(api) {
       const { hooks } = api;
-      hooks.on("service/room-handled", (event) => {
+      hooks.on("service/room-handled", (event) => recordingLinks(event.request, () => {
         const { request, roomJid, before, after } = event;
         if (after) {
           const domains = new Set<string>();
@@ -39,11 +49,11 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
         else if (before && (before.config.whois !== after.config.whois || before.config.presenceBroadcast !== after.config.presenceBroadcast || before.config.splitChat !== after.config.splitChat)) {
           configToReplicas(request, after);
         }
-      });
+      }));
 
       // Bounces: a replica's JID bouncing a room stanza splits its link; a replica user's server
       // bouncing one (remote-server-*) is the same netsplit seen from the user's side, not a departure.
-      hooks.on("service/route", ({ request }) => {
+      hooks.on("service/route", ({ request }) => recordingLinks(request, () => {
         const { stanza } = request;
         if (stanza.name === "iq" || stanza.attrs.type !== "error") return undefined;
         const roomJid = bareString(parseJid(stanza.attrs.to) ?? request.from);
@@ -58,10 +68,10 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
         const behind = [...links.values()].find((l) => l.members.has(from));
         if (!behind || !UNREACHABLE.has(errorCondition(stanza) ?? "")) return undefined;
         markSplit(request, roomJid, behind, `user bounce ${errorCondition(stanza)}`);
-        return true;
-      });
+        return true as const;
+      }));
 
-      hooks.on("service/route", ({ request }) => {
+      hooks.on("service/route", ({ request }) => recordingLinks(request, () => {
         const { stanza } = request;
         if (stanza.name !== "iq") return undefined;
         const type = stanza.attrs.type;
@@ -77,10 +87,10 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
         if (!link || type !== "get" || !stanza.getChild("ping", NS.PING)) return undefined;
         request.state = { ...request.state, dmuc: withLink(request.state.dmuc, roomJid, { ...link, lastHeard: request.context.now.getTime() }) };
         request.effects.push(send(xml("iq", { type: "result", id: stanza.attrs.id, from: roomJid, to: stanza.attrs.from })));
-        return true;
-      });
+        return true as const;
+      }));
 
-      hooks.on("service/tick", (tick) => primaryTick(tick, api, settings));
+      hooks.on("service/tick", (tick) => recordingLinks(tick, () => primaryTick(tick, api, settings)));
     },
   };
 }

@@ -2,10 +2,10 @@
 import { parseArgs } from "node:util";
 import { SETTINGS } from "./config.js";
 
-export type CommandName = "start" | "migrate";
+export type CommandName = "start" | "migrate" | "links";
 
 export type Invocation =
-  | { kind: "run"; command: CommandName; configFile?: string }
+  | { kind: "run"; command: CommandName; configFile?: string; json?: boolean }
   | { kind: "help"; text: string }
   | { kind: "version" }
   | { kind: "usage-error"; message: string };
@@ -35,6 +35,7 @@ Usage: dmuc-gateway <command> [--config FILE]
 Commands:
   start      connect to the XMPP server and serve rooms (runs pending database migrations first)
   migrate    run pending database migrations and exit
+  links      list the DMUC2 links (replicas of this gateway's rooms, rooms it replicates) and their state
 
 Options:
   --config FILE   read settings from a JSON file
@@ -59,6 +60,14 @@ Runs pending database migrations and exits. Needs only the database settings
 (DATABASE_URL, or DMUC_DATA_DIR and DMUC_DB_PORT for the embedded server) besides the required ones.
 
 ${SETTINGS_HELP}`,
+  links: `Usage: dmuc-gateway links [--json] [--config FILE]
+
+Lists the DMUC2 links recorded in the database: for each room this gateway hosts, its replicas on
+other servers (state negotiating, active or split, since when split, last heard); for each remote room
+it replicates, its primary. Reads the database of a running gateway (its embedded PostgreSQL when it
+runs one in DMUC_DATA_DIR) without disturbing it. --json prints the rows as JSON.
+
+${SETTINGS_HELP}`,
 };
 
 const COMMANDS = Object.keys(COMMAND_HELP) as CommandName[];
@@ -74,6 +83,7 @@ export function parseCommandLine(argv: string[]): Invocation {
         config: { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean" },
+        json: { type: "boolean" },
       },
     });
   } catch (err) {
@@ -92,5 +102,6 @@ export function parseCommandLine(argv: string[]): Invocation {
   }
   if (values.help) return { kind: "help", text: COMMAND_HELP[command as CommandName] };
   if (extra.length > 0) return { kind: "usage-error", message: `unexpected argument '${extra[0]}' after '${command}'` };
-  return { kind: "run", command: command as CommandName, configFile: values.config };
+  if (values.json && command !== "links") return { kind: "usage-error", message: `--json goes with 'links' only` };
+  return values.json ? { kind: "run", command: "links", configFile: values.config, json: true } : { kind: "run", command: command as CommandName, configFile: values.config };
 }

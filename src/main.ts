@@ -6,7 +6,8 @@ import { ConfigError, loadConfig, type GatewayConfig } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
 import { VERSION } from "./version.js";
 import { Gateway } from "./shell/gateway.js";
-import { runMigrationsOnly } from "./db/database.js";
+import { openDatabaseShared, runMigrationsOnly } from "./db/database.js";
+import { formatLinks, readLinks } from "./commands/links.js";
 
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -69,6 +70,16 @@ async function main(argv: string[]): Promise<number> {
   try {
     if (invocation.command === "migrate") {
       await runMigrationsOnly(config, log);
+      return 0;
+    }
+    if (invocation.command === "links") {
+      const database = await openDatabaseShared(config, log);
+      try {
+        const rows = await readLinks(database.dataSource);
+        process.stdout.write(invocation.json ? JSON.stringify(rows, null, 2) + "\n" : formatLinks(rows));
+      } finally {
+        await database.close();
+      }
       return 0;
     }
     return await serve(config, log);

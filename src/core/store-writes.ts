@@ -13,7 +13,16 @@ export type StoreWrite =
   | { op: "occupant.delete"; roomJid: string; jid: string }
   | { op: "history.append"; roomJid: string; entry: HistoryEntry }
   /** A DMUC2 replica's copy of a remote room (rooms row with role 'replica'); its history goes through history.append. */
-  | { op: "replica.save"; roomJid: string; primaryJid: string; config: ReplicaRoomConfig; subject: Subject | null };
+  | { op: "replica.save"; roomJid: string; primaryJid: string; config: ReplicaRoomConfig; subject: Subject | null }
+  /**
+   * The state of a DMUC2 link (replicas row): on the primary, one per room and replica; on a replica,
+   * one per replicated room with replicaJid = its own JID. For operators (`dmuc-gateway links`) and audits.
+   */
+  | { op: "link.save"; roomJid: string; replicaJid: string; domain: string; state: StoredLinkState; keepaliveSeconds: number; historyLimit: number | null; lastSeen: Date | null; splitSince: Date | null }
+  | { op: "link.delete"; roomJid: string; replicaJid: string };
+
+/** The link states the replicas table stores; a link being resynchronised is stored as split until healed. */
+export type StoredLinkState = "negotiating" | "active" | "split" | "closed";
 
 /** What a replica keeps of a remote room's settings (the rooms.config JSON of a 'replica' row). */
 export interface ReplicaRoomConfig {

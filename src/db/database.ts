@@ -72,9 +72,13 @@ async function migrate(dataSource: DataSource, log: Logger): Promise<string[]> {
   return applied.map((m) => m.name);
 }
 
-async function open(config: GatewayConfig, log: Logger): Promise<{ database: Database; applied: string[] }> {
+async function open(config: GatewayConfig, log: Logger, shareRunning = false): Promise<{ database: Database; applied: string[] }> {
   let url = config.databaseUrl;
   let stopEmbedded: (() => Promise<void>) | undefined;
+  if (!url && shareRunning) {
+    const { runningEmbeddedUrl } = await import("./embedded-postgres.js");
+    url = (await runningEmbeddedUrl(config.dataDir)) ?? undefined;
+  }
   if (!url) {
     // Loaded only when needed: the module brings in the embedded-postgres package and its binaries.
     const { startEmbeddedPostgres } = await import("./embedded-postgres.js");
@@ -129,4 +133,12 @@ export async function runMigrationsOnly(config: GatewayConfig, log: Logger): Pro
   const { database, applied } = await open(config, log);
   await database.close();
   return applied;
+}
+
+/**
+ * For commands that read the database next to a running gateway (`links`): the running gateway's
+ * embedded server when there is one for this data directory, otherwise as openDatabase.
+ */
+export async function openDatabaseShared(config: GatewayConfig, log: Logger): Promise<Database> {
+  return (await open(config, log, true)).database;
 }

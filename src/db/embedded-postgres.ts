@@ -71,6 +71,8 @@ interface Credentials {
 interface OwnerRecord {
   pid: number;
   hostname: string;
+  /** The port the server listens on, once started: lets commands of the same data dir connect. */
+  port?: number;
   startTime?: string;
   bootId?: string;
 }
@@ -673,6 +675,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       if (!stopping) log.error("db.embedded.exited", { pid, code, signal, output: output.summary() });
     });
     await ensureDatabase(port, credentials);
+    await writeFile(lockPath, JSON.stringify({ ...ownRecord(), port }));
     log.info("db.embedded.started", { port, pid, dir: clusterDir, ms: Math.round(performance.now() - t0) });
     const url = `postgres://${encodeURIComponent(credentials.user)}:${encodeURIComponent(credentials.password)}@${HOST}:${port}/${EMBEDDED_DATABASE}`;
     return { url, port, clusterDir, stop };
@@ -680,4 +683,23 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     await stop();
     throw err instanceof EmbeddedPostgresError ? err : new EmbeddedPostgresError(`embedded PostgreSQL in ${dataDir}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/**
+ * The URL of the embedded server that a live gateway runs on this data directory, or null: lets
+ * commands such as `links` read the database of a running gateway without starting a second server.
+ */
+export async function runningEmbeddedUrl(dataDir: string): Promise<string | null> {
+  const dir = resolve(dataDir);
+  let owner: OwnerRecord;
+  try {
+    owner = JSON.parse(await readFile(join(dir, "postgres.lock"), "utf8")) as OwnerRecord;
+  } catch {
+    return null;
+  }
+  if (owner.port === undefined || owner.hostname !== hostname() || owner.pid === process.pid || !isAlive(owner.pid)) return null;
+  const startTime = procStat(owner.pid)?.startTime;
+  if (owner.startTime && startTime && owner.startTime !== startTime) return null;
+  const credentials = JSON.parse(await readFile(join(dir, "postgres.json"), "utf8")) as Credentials;
+  return `postgres://${encodeURIComponent(credentials.user)}:${encodeURIComponent(credentials.password)}@${HOST}:${owner.port}/${EMBEDDED_DATABASE}`;
 }

@@ -69,6 +69,19 @@ async function apply(manager: EntityManager, write: Exclude<StoreWrite, HistoryW
         [write.roomJid, write.primaryJid, JSON.stringify(write.config), write.subject?.text ?? null, write.subject?.nick ?? null, write.subject?.at ?? null],
       );
       return;
+    case "link.save":
+      await manager.query(
+        `INSERT INTO replicas (room_id, replica_jid, served_domain, state, keepalive_seconds, history_limit, last_seen_at, split_since)
+         VALUES (${ROOM_ID}, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (room_id, replica_jid) DO UPDATE SET served_domain = EXCLUDED.served_domain, state = EXCLUDED.state,
+           keepalive_seconds = EXCLUDED.keepalive_seconds, history_limit = EXCLUDED.history_limit,
+           last_seen_at = EXCLUDED.last_seen_at, split_since = EXCLUDED.split_since, updated_at = now()`,
+        [write.roomJid, write.replicaJid, write.domain, write.state, write.keepaliveSeconds, write.historyLimit, write.lastSeen, write.splitSince],
+      );
+      return;
+    case "link.delete":
+      await manager.query(`DELETE FROM replicas WHERE room_id = ${ROOM_ID} AND replica_jid = $2`, [write.roomJid, write.replicaJid]);
+      return;
     case "affiliation.set":
       if (write.entry === null) {
         await manager.query(`DELETE FROM room_affiliations WHERE room_id = ${ROOM_ID} AND jid = $2`, [write.roomJid, write.jid]);

@@ -7,6 +7,7 @@ import { after, before, describe, it } from "node:test";
 import xml, { type Element } from "@xmpp/xml";
 import { stanza, type TestClient } from "../support/client.js";
 import { startFederation, type Federation } from "../support/federation.js";
+import { startGatewayProcess } from "../support/gateway.js";
 
 const ROOM = "wallops@dmuc.avalon.test";
 const MUC = "http://jabber.org/protocol/muc";
@@ -152,5 +153,17 @@ describe("DMUC2 between four servers (XEP-0282's scenario), then with a plain se
     assert.equal(counts.between("dmuc.avalon.test", "plain.test").message, 1);
     assert.equal(counts.sum({ from: "dmuc.avalon.test" }).message, REPLICA_SERVERS.length + 1, JSON.stringify(counts.pairs));
     await loner.stop();
+  });
+
+  it("lists the links with their state on the operator's command line (dmuc-gateway links)", async () => {
+    const avalon = fed.server("avalon");
+    const cli = await startGatewayProcess({ env: avalon.env!, args: ["links", "--json"] });
+    assert.equal((await cli.waitForExit()).code, 0, cli.readLog());
+    const rows = JSON.parse(cli.readStdout()) as { room: string; role: string; peer: string; state: string }[];
+    await cli.stop();
+    assert.deepEqual(
+      rows.map((r) => `${r.room} ${r.role} ${r.peer} ${r.state}`).sort(),
+      REPLICA_SERVERS.map((s) => `${ROOM} primary dmuc.${s}.test active`).sort(),
+    );
   });
 });

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseCommandLine } from "../../src/cli.js";
+import { formatLinks } from "../../src/commands/links.js";
 
 test("commands and options are parsed", () => {
   assert.deepEqual(parseCommandLine(["start"]), { kind: "run", command: "start", configFile: undefined });
@@ -24,4 +25,19 @@ test("bad command lines are usage errors with one message", () => {
   assert.ok(unknown.kind === "usage-error" && unknown.message.startsWith("unknown command 'strat'"));
   const option = parseCommandLine(["start", "--nope"]);
   assert.ok(option.kind === "usage-error" && option.message.includes("--nope"));
+});
+
+test("links takes --json; other commands do not", () => {
+  assert.deepEqual(parseCommandLine(["links", "--json"]), { kind: "run", command: "links", configFile: undefined, json: true });
+  assert.equal(parseCommandLine(["start", "--json"]).kind, "usage-error");
+});
+
+test("links prints one line a link with its state", () => {
+  const text = formatLinks([
+    { room: "wallops@dmuc.avalon.test", role: "primary", peer: "dmuc.oulubox.test", domain: "oulubox.test", state: "split", since: new Date("2026-01-01T10:00:00Z"), lastSeen: null, updated: new Date() },
+  ]);
+  const [header, row] = text.trim().split("\n");
+  assert.match(header!, /^ROOM\s+ROLE\s+PEER\s+DOMAIN\s+STATE\s+SPLIT SINCE\s+LAST SEEN$/);
+  assert.match(row!, /^wallops@dmuc\.avalon\.test\s+primary\s+dmuc\.oulubox\.test\s+oulubox\.test\s+split\s+2026-01-01T10:00:00Z\s+-$/);
+  assert.equal(formatLinks([]), "no DMUC2 links\n");
 });

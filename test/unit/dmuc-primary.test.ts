@@ -252,3 +252,14 @@ test("netjoin: a replica that lost the room is linked again from the start", () 
   assert.ok(replicate!.getChild("replicate", DMUC));
   assert.equal(p.link()!.state, "negotiating");
 });
+
+test("link state changes are written for operators (replicas rows), traffic counters are not", () => {
+  const p = twoOnReplica();
+  p.send(bounce(ROOM));
+  const saved = p.effects.flatMap((e) => (e.kind === "store" && e.write.op === "link.save" ? [e.write] : []));
+  assert.equal(saved.length, 1);
+  assert.equal(saved[0]!.state, "split");
+  assert.equal(saved[0]!.replicaJid, REPLICA);
+  p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>x</body></message>`);
+  assert.ok(!p.effects.some((e) => e.kind === "store" && e.write.op === "link.save"), "no write for ordinary traffic");
+});
