@@ -10,7 +10,8 @@ import { configToReplicas, DEFAULT_PRIMARY_OPTIONS, ensureReplica, isRemoteUserD
 import { withLink, withoutRoomLinks } from "../src/core/dmuc/dmuc-state.js";
 import { NS } from "../src/xmpp/stanza.js";
 import { bareString, jidToString, parseJid } from "../src/xmpp/jid.js";
-import { errorCondition, markSplit, UNREACHABLE } from "../src/core/dmuc/primary-netsplit.js";
+import { errorCondition, markSplit, startNetjoin, UNREACHABLE } from "../src/core/dmuc/primary-netsplit.js";
+import { DMUC } from "../src/core/dmuc/wire.js";
 
 /** Who must answer each kind of query: an answer from anyone else is not taken. */
 function expectedResponder(q: { kind: string; domain?: string; item?: string; replicaJid?: string }): string | undefined {
@@ -81,9 +82,16 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
           if (!pending || expectedResponder(pending) !== jidToString(request.from)) return undefined;
           return primaryAnswer(request, api, id, pending, stanza, settings) ? true : undefined;
         }
-        // Keepalive pings from a replica of one of our rooms.
         const roomJid = stanza.attrs.to ?? "";
         const link = request.state.dmuc.links.get(roomJid)?.get(bareString(request.from));
+        // A replica that was split from us and hears from us again asks for netjoin.
+        if (link && type === "set" && stanza.getChild("resync", DMUC)) {
+          const split = link.state === "split" || link.state === "syncing" ? link : { ...link, state: "split" as const, splitSince: link.lastHeard };
+          request.effects.push(send(xml("iq", { type: "result", id: stanza.attrs.id, from: roomJid, to: stanza.attrs.from })));
+          if (split.state !== "syncing") startNetjoin(request, roomJid, split);
+          return true as const;
+        }
+        // Keepalive pings from a replica of one of our rooms.
         if (!link || type !== "get" || !stanza.getChild("ping", NS.PING)) return undefined;
         request.state = { ...request.state, dmuc: withLink(request.state.dmuc, roomJid, { ...link, lastHeard: request.context.now.getTime() }) };
         request.effects.push(send(xml("iq", { type: "result", id: stanza.attrs.id, from: roomJid, to: stanza.attrs.from })));

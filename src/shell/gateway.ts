@@ -9,7 +9,7 @@ import { openDatabase, type Database } from "../db/database.js";
 import { createPlugins } from "../../plugins/index.js";
 import { liveContext } from "./clock.js";
 import { EffectRunner } from "./effect-runner.js";
-import { loadRooms } from "./room-loader.js";
+import { loadLinks, loadRooms } from "./room-loader.js";
 import { RoomStore } from "./room-store.js";
 
 const TICK_MS = 1000;
@@ -36,12 +36,18 @@ export class Gateway {
     const database = await openDatabase(config, log);
     let state: ServiceState;
     try {
-      state = { ...emptyServiceState(), rooms: await loadRooms(database.dataSource, config.maxHistoryMessages, log) };
+      const empty = emptyServiceState();
+      const rooms = await loadRooms(database.dataSource, config.maxHistoryMessages, log);
+      state = { rooms, dmuc: { ...empty.dmuc, links: await loadLinks(database.dataSource, rooms, Date.now()) } };
     } catch (err) {
       await database.close();
       throw err;
     }
-    log.info("gateway.rooms_restored", { rooms: state.rooms.size, occupants: [...state.rooms.values()].reduce((n, r) => n + r.occupants.size, 0) });
+    log.info("gateway.rooms_restored", {
+      rooms: state.rooms.size,
+      occupants: [...state.rooms.values()].reduce((n, r) => n + r.occupants.size, 0),
+      links: [...state.dmuc.links.values()].reduce((n, l) => n + l.size, 0),
+    });
     const service = new MucService(
       { domain: config.domain, admins: new Set(config.admins), name: "Chatrooms", localDomain: config.localDomain },
       createPlugins({

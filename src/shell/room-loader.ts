@@ -5,6 +5,8 @@ import parse from "@xmpp/xml/lib/parse.js";
 import type { Element } from "@xmpp/xml";
 import { DEFAULT_ROOM_CONFIG, newRoom, type AffiliationEntry, type HistoryEntry, type Occupant, type Role, type Room, type RoomConfig } from "../core/room/types.js";
 import type { Logger } from "../log.js";
+import type { DmucState, ReplicaLink } from "../core/dmuc/state.js";
+import { domainOf } from "../core/dmuc/primary-delivery.js";
 
 interface RoomRow { id: string; jid: string; config: Partial<RoomConfig>; subject: string | null; subject_nick: string | null; subject_changed_at: Date | null; locked: boolean }
 interface AffiliationRow { room_id: string; jid: string; affiliation: AffiliationEntry["affiliation"]; reason: string | null; nick: string | null }
@@ -84,4 +86,37 @@ export async function loadRooms(dataSource: DataSource, historyLimit: number, lo
   for (const [id, list] of entries) update(id, (room) => ({ ...room, history: list.slice(-room.config.historyLength) }));
 
   return new Map([...byId.values()].map((room) => [room.jid, room]));
+}
+
+interface LinkRowDb { room: string; replica_jid: string; served_domain: string; state: "active" | "split"; keepalive_seconds: number; history_limit: number | null; split_since: Date | null }
+
+/**
+ * The primary's DMUC2 links, so that a restart goes on delivering through the replicas: each link's
+ * users are the room's restored sessions of its domain. A link that was being negotiated is dropped
+ * (the adapter layer starts again); a split one stays split, and heals by netjoin.
+ */
+export async function loadLinks(dataSource: DataSource, rooms: ReadonlyMap<string, Room>, now: number): Promise<DmucState["links"]> {
+  const rows: LinkRowDb[] = await dataSource.query(
+    `SELECT r.jid AS room, p.replica_jid, p.served_domain, p.state, p.keepalive_seconds, p.history_limit, p.split_since
+     FROM replicas p JOIN rooms r ON r.id = p.room_id WHERE r.role = 'primary' AND p.state IN ('active', 'split')`,
+  );
+  const links = new Map<string, Map<string, ReplicaLink>>();
+  for (const row of rows) {
+    const room = rooms.get(row.room);
+    if (!room) continue;
+    const members = new Set([...room.sessionNicks.keys()].filter((s) => domainOf(s) === row.served_domain));
+    const link: ReplicaLink = {
+      replicaJid: row.replica_jid,
+      domain: row.served_domain,
+      state: row.state,
+      keepaliveSeconds: row.keepalive_seconds,
+      historyLimit: row.history_limit ?? 0,
+      members,
+      lastHeard: now,
+      lastSent: now,
+      ...(row.state === "split" ? { splitSince: row.split_since?.getTime() ?? now, splitMode: "held" as const } : {}),
+    };
+    links.set(row.room, (links.get(row.room) ?? new Map()).set(link.replicaJid, link));
+  }
+  return links;
 }

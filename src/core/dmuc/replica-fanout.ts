@@ -140,6 +140,8 @@ export function dropLocal(work: Work, room: ReplicatedRoom, sessions: Iterable<s
 
 /** A presence broadcast: fan-out with per-viewer copies, then the roster updated. */
 export function onPresenceBroadcast(work: Work, room: ReplicatedRoom, presence: Element, nick: string): void {
+  // Our users never saw that nick (or saw it leave here during a netsplit): nothing to tell them.
+  if (presence.attrs.type === "unavailable" && !room.roster.has(nick) && ![...room.local.values()].includes(nick)) return;
   const own = [...room.local].filter(([, n]) => n === nick).map(([session]) => session);
   const copy = cleaned(presence);
   for (const [session] of room.local) {
@@ -170,21 +172,41 @@ export function onPresenceBroadcast(work: Work, room: ReplicatedRoom, presence: 
   putRoom(work, { ...next, roster });
 }
 
-/** A groupchat message or subject change: kept for history, the dmuc element removed, fanned out. */
+/**
+ * The room's broadcast of a message we sent back at netjoin (same origin-id): the room without that
+ * origin-id, or null when the message is not one of ours coming back.
+ */
+export function takeEcho(room: ReplicatedRoom, message: Element): ReplicatedRoom | null {
+  const originId = message.getChild("origin-id", NS.STANZA_ID)?.attrs.id;
+  if (!originId || !room.echoes.has(originId)) return null;
+  const echoes = new Set(room.echoes);
+  echoes.delete(originId);
+  return { ...room, echoes };
+}
+
+/**
+ * A groupchat message or subject change: kept for history, the dmuc element removed, fanned out. A
+ * message our users sent during a netsplit, coming back from the primary, is stored (it has the room's
+ * stanza-id now) but not delivered again: they saw it when it was sent.
+ */
 export function onMessageBroadcast(work: Work, room: ReplicatedRoom, message: Element): void {
   const at = parseBroadcastDelay(message) ?? work.context.now;
   const copy = cleaned(message);
-  let next = room;
+  const echo = takeEcho(room, message);
+  let next = echo ?? room;
   if (message.getChild("body")) next = appendHistory(work, next, [historyEntry(work, room, message, at)]);
   const subject = message.getChild("subject");
   if (subject && !message.getChild("body")) {
     next = { ...next, subject: { text: subject.getText(), nick: parseJid(message.attrs.from)?.resource ?? null, at } };
     saveReplica(work, next);
   }
-  for (const [session] of room.local) {
-    const out = cloneElement(copy);
-    out.attrs.to = session;
-    work.effects.push(send(out));
+  if (echo) work.effects.push(logEffect("debug", "dmuc.echo_stored", { room: room.roomJid, stanzaId: next.history.at(-1)?.stanzaId ?? null }));
+  else {
+    for (const [session] of room.local) {
+      const out = cloneElement(copy);
+      out.attrs.to = session;
+      work.effects.push(send(out));
+    }
   }
   putRoom(work, next);
 }

@@ -14,6 +14,10 @@ export const MIN_KEEPALIVE_SECONDS = 10;
 export const DIRECTED_TIMEOUT_MS = 10_000;
 /** How long a <divert/>/<undivert/> answer is waited for, only to log a failure (ms). */
 export const MODULE_IQ_TIMEOUT_MS = 60_000;
+/** A keepalive ping to the room unanswered this long marks the link split (ms). */
+export const SPLIT_TIMEOUT_MS = 30_000;
+/** How often a split room is pinged to see it come back (ms). */
+export const SPLIT_PING_MS = 5_000;
 
 export interface ReplicaOptions {
   /** The most history messages the replica keeps per room and sends on entering. */
@@ -50,12 +54,17 @@ export function setPending(work: Work, id: string, query: PendingQuery | null): 
   work.state = { ...work.state, dmuc: { ...work.state.dmuc, pending } };
 }
 
-/** Marks traffic on a room's link: `heard` from the primary, `sent` to it. */
+/** Marks traffic on a room's link: `heard` from the primary (which answers any ping waiting), `sent` to it. */
 export function touch(work: Work, roomJid: string, what: { heard?: boolean; sent?: boolean }): void {
   const room = getRoom(work, roomJid);
   if (!room) return;
   const now = work.context.now.getTime();
-  putRoom(work, { ...room, lastHeard: what.heard ? now : room.lastHeard, lastSent: what.sent ? now : room.lastSent });
+  putRoom(work, {
+    ...room,
+    lastHeard: what.heard ? now : room.lastHeard,
+    lastSent: what.sent ? now : room.lastSent,
+    pingSent: what.heard ? null : room.pingSent,
+  });
 }
 
 /** Persists a replicated room's settings and subject (a rooms row with role 'replica'). */

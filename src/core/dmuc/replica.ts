@@ -1,7 +1,8 @@
 // The DMUC2 replica role (docs/PROTOCOL.md, XEP-0282): this gateway serves the users of its
 // DMUC_LOCAL_DOMAIN in remote rooms. It takes, before normal routing, (1) control IQs and broadcasts
 // from the rooms that registered with it, (2) the server module's answers to its queries and (3) the
-// local users' stanzas that the module diverts to it, which it relays to the primary.
+// local users' stanzas that the module diverts to it, which it relays to the primary. While a room's
+// link is split it serves those users itself until the primary's netjoin (replica-split.ts).
 import xml, { type Element } from "@xmpp/xml";
 import { cloneElement } from "../../xmpp/element.js";
 import { audit, logEffect, send } from "../effects.js";
@@ -9,10 +10,11 @@ import type { DiscoInfo, ServiceRequest, ServiceSettings } from "../service.js";
 import { iqPayload, iqResult, NS } from "../../xmpp/stanza.js";
 import { bareString, type Jid } from "../../xmpp/jid.js";
 import type { ReplicatedRoom } from "./state.js";
-import { buildRelay, buildReplicate, DMUC, REPLICA_IDENTITY, parseDirectedAnswer, parseReplicate, parseState } from "./wire.js";
+import { buildReplicate, buildResync, DMUC, REPLICA_IDENTITY, parseDirectedAnswer, parseReplicate, parseState } from "./wire.js";
 import { appendHistory, historyEntry, cleaned, ignoreFromRoom, onMessageBroadcast, onPresenceBroadcast } from "./replica-fanout.js";
 import { expireDirected, finishEnter, onEnter, onLeave } from "./replica-enter.js";
-import { DIRECTED_TIMEOUT_MS, getRoom, isLocalUser, MIN_KEEPALIVE_SECONDS, MODULE_IQ_TIMEOUT_MS, moduleIq, putRoom, refuse, saveReplica, setPending, touch, type ReplicaOptions, type Work } from "./replica-util.js";
+import { DIRECTED_TIMEOUT_MS, getRoom, isLocalUser, MIN_KEEPALIVE_SECONDS, MODULE_IQ_TIMEOUT_MS, putRoom, refuse, saveReplica, setPending, SPLIT_PING_MS, SPLIT_TIMEOUT_MS, touch, type ReplicaOptions, type Work } from "./replica-util.js";
+import { errorCondition, isSplit, markSplit, onNetjoin, onSplitDiverted, pingRoom, relayToPrimary, SPLIT_CONDITIONS } from "./replica-split.js";
 
 /** The "service/route" handler: true when the stanza was the replica's. */
 export function routeReplica(request: ServiceRequest, to: Jid, options: ReplicaOptions): true | undefined {
@@ -30,7 +32,8 @@ export function routeReplica(request: ServiceRequest, to: Jid, options: ReplicaO
   touch(request, room.roomJid, { heard: true });
   const current = getRoom(request, room.roomJid)!;
   if (stanza.attrs.type === "error") {
-    request.effects.push(logEffect("warn", "dmuc.link_error", { room: room.roomJid, name: stanza.name }));
+    // A bounce from the room's JID: the room's server cannot be reached (XEP-0282 §Netsplit).
+    markSplit(request, current, `${stanza.name} bounced`, errorCondition(stanza));
   } else if (stanza.name === "presence" && from.resource !== null) {
     onPresenceBroadcast(request, current, stanza, from.resource);
   } else if (stanza.name === "message" && stanza.attrs.type === "groupchat") {
@@ -54,6 +57,10 @@ function onIq(request: ServiceRequest, options: ReplicaOptions): true | undefine
   }
   if (!payload || payload.attrs.xmlns !== DMUC) return undefined;
   if (type === "set" && payload.name === "replicate") return onReplicate(request, payload, options);
+  if (!room && type === "set" && payload.name === "netjoin" && from.local !== null && from.resource === null) {
+    // A room we do not have (lost, e.g. restarted without it): the primary links again from the start.
+    return refuse(request, stanza, "netjoin for a room we do not replicate", { roomJid: bareString(from), spec: { type: "cancel", condition: "item-not-found" } });
+  }
   // Control stanzas only from the bare JID of a room that registered us (s2s vouches for its domain).
   if (!room) return refuse(request, stanza, "control stanza from an unregistered room", { roomJid: from.local !== null ? bareString(from) : null });
   touch(request, room.roomJid, { heard: true });
@@ -61,6 +68,7 @@ function onIq(request: ServiceRequest, options: ReplicaOptions): true | undefine
   if (type === "set" && payload.name === "state") onState(request, current, payload);
   else if (type === "set" && payload.name === "enter") onEnter(request, current, stanza, payload);
   else if (type === "set" && payload.name === "leave") onLeave(request, current, stanza, payload);
+  else if (type === "set" && payload.name === "netjoin") onNetjoin(request, current, stanza, payload);
   else return refuse(request, stanza, "unknown dmuc request", { roomJid: room.roomJid, spec: { type: "cancel", condition: "feature-not-implemented" } });
   if (request.effects.some((e) => e.kind === "send" && e.stanza.attrs.to === room.primaryJid)) touch(request, room.roomJid, { sent: true });
   return true;
@@ -73,7 +81,7 @@ function onAnswer(request: ServiceRequest, options: ReplicaOptions): true | unde
   const query = request.state.dmuc.pending.get(id);
   const fromModule = from.local === null && from.resource === null && from.domain === settings.localDomain;
   const failed = stanza.attrs.type === "error";
-  const condition = stanza.getChild("error")?.getChildElements()[0]?.name ?? null;
+  const condition = failed ? errorCondition(stanza) : null;
   if (query?.kind === "directed" && fromModule) {
     finishEnter(request, id, query, failed ? null : parseDirectedAnswer(stanza.getChild("directed", DMUC)), options);
     return true;
@@ -83,15 +91,29 @@ function onAnswer(request: ServiceRequest, options: ReplicaOptions): true | unde
     if (failed) request.effects.push(logEffect("warn", "dmuc.module_error", { room: query.roomJid, condition }));
     return true;
   }
+  if (query?.kind === "relay" && fromModule) {
+    setPending(request, id, null);
+    if (!failed) return true;
+    const room = getRoom(request, query.roomJid);
+    // The module could not send the user's stanza on to the room's server: the link is split.
+    if (room && condition && SPLIT_CONDITIONS.has(condition)) markSplit(request, room, "relay bounced", condition);
+    else request.effects.push(logEffect("warn", "dmuc.relay_failed", { id, room: query.roomJid, condition }));
+    return true;
+  }
   if (query) return undefined; // another role's query
-  const room = from.local !== null && from.resource === null ? getRoom(request, bareString(from)) : undefined;
-  if (room) {
+  const room = from.local !== null ? getRoom(request, bareString(from)) : undefined;
+  if (room && (from.resource === null || failed)) {
     touch(request, room.roomJid, { heard: true });
-    if (failed) request.effects.push(logEffect("warn", "dmuc.link_error", { room: room.roomJid, condition }));
+    // Our pings are the only IQs we send the room: an error saying its server is unreachable is a split.
+    if (failed && condition && SPLIT_CONDITIONS.has(condition)) markSplit(request, getRoom(request, room.roomJid)!, "ping bounced", condition);
+    else if (failed) request.effects.push(logEffect("warn", "dmuc.link_error", { room: room.roomJid, condition }));
+    // The room answers again while we are split: ask it for netjoin (it may not know of the split,
+    // e.g. after its own restart).
+    else if (isSplit(room)) request.effects.push(send(xml("iq", { type: "set", id: request.context.newId(), from: settings.domain, to: room.primaryJid }, buildResync())));
     return true;
   }
   if (fromModule) {
-    // Relays are not tracked (one per message); a refused one is only logged.
+    // Relays to rooms we do not replicate are not tracked; a refused one is only logged.
     if (failed) request.effects.push(logEffect("warn", "dmuc.relay_failed", { id, condition }));
     return true;
   }
@@ -125,6 +147,13 @@ function onReplicate(request: ServiceRequest, payload: Element, options: Replica
     subject: null,
     lastHeard: now,
     lastSent: now,
+    splitChat: true,
+    splitSince: null,
+    pingSent: null,
+    splitQueue: [],
+    splitPresences: new Map(),
+    splitGone: new Set(),
+    echoes: new Set(),
   };
   const replaced = request.state.dmuc.replicated.has(roomJid);
   putRoom(request, room);
@@ -143,7 +172,7 @@ function onState(work: Work & { stanza: Element }, room: ReplicatedRoom, payload
     return;
   }
   let next: ReplicatedRoom = room;
-  if (state.config) next = { ...next, whois: state.config.whois, presenceBroadcast: state.config.presenceBroadcast };
+  if (state.config) next = { ...next, whois: state.config.whois, presenceBroadcast: state.config.presenceBroadcast, splitChat: state.config.splitChat !== false };
   const roster = new Map(next.roster);
   for (const presence of state.presences) {
     const jid = presence.attrs.from?.startsWith(`${room.roomJid}/`) ? presence.attrs.from.slice(room.roomJid.length + 1) : null;
@@ -180,29 +209,45 @@ function onDiverted(request: ServiceRequest, to: Jid): true | undefined {
   if (!isLocalUser(settings, from)) {
     return replicated ? refuse(request, stanza, "relay for a user of another domain", { roomJid, from: settings.domain }) : undefined;
   }
+  const room = getRoom(request, roomJid);
+  if (room && isSplit(room)) {
+    // Split: nothing goes to the primary; the replica serves its users itself until the netjoin.
+    onSplitDiverted(request, room, stanza, to);
+    return true;
+  }
   // Rooms we do not (or no longer) replicate are relayed too: a late diverted stanza still arrives,
   // and the module only sends on stanzas of its own users with a live session.
-  request.effects.push(send(moduleIq(request, "set", buildRelay(cloneElement(stanza)))));
+  relayToPrimary(request, cloneElement(stanza), roomJid);
   request.effects.push(logEffect("debug", "dmuc.relayed", { room: roomJid, name: stanza.name, replicated }));
   return true;
 }
 
-/** The "service/tick" handler: ENTERs the module never answered, stale module IQs, keepalive pings. */
+/** The "service/tick" handler: ENTERs the module never answered, stale module IQs, keepalive and split pings. */
 export function tickReplica(work: Work, options: ReplicaOptions): void {
   if (!work.settings.localDomain) return;
   const now = work.context.now.getTime();
   expireDirected(work, options, DIRECTED_TIMEOUT_MS);
   for (const [id, query] of work.state.dmuc.pending) {
-    if (query.kind === "replica-iq" && now - query.sent >= MODULE_IQ_TIMEOUT_MS) {
+    if ((query.kind === "replica-iq" || query.kind === "relay") && now - query.sent >= MODULE_IQ_TIMEOUT_MS) {
       setPending(work, id, null);
-      work.effects.push(logEffect("warn", "dmuc.module_timeout", { room: query.roomJid }));
+      work.effects.push(logEffect(query.kind === "relay" ? "debug" : "warn", "dmuc.module_timeout", { room: query.roomJid, kind: query.kind }));
     }
   }
   for (const room of work.state.dmuc.replicated.values()) {
+    if (isSplit(room)) {
+      // Split: the room is pinged every 5 s; its netjoin (not the pong) ends the split.
+      if (now - room.lastSent >= SPLIT_PING_MS) pingRoom(work, room);
+      continue;
+    }
+    if (room.pingSent !== null && now - room.pingSent >= SPLIT_TIMEOUT_MS) {
+      markSplit(work, room, "ping unanswered");
+      pingRoom(work, getRoom(work, room.roomJid)!);
+      continue;
+    }
     if (now - room.lastSent < room.keepaliveSeconds * 1000) continue;
-    const ping = xml("iq", { type: "get", id: work.context.newId(), from: work.settings.domain, to: room.primaryJid }, xml("ping", { xmlns: NS.PING }));
-    work.effects.push(send(ping));
-    touch(work, room.roomJid, { sent: true });
+    pingRoom(work, room);
+    const pinged = getRoom(work, room.roomJid)!;
+    if (pinged.pingSent === null) putRoom(work, { ...pinged, pingSent: now });
   }
 }
 

@@ -236,3 +236,8 @@ export function parseNetjoinAnswer(el: Element | undefined): NetjoinAnswer | nul
   if (occupants.some((o) => !isFullJid(o.jid) || o.nick === "")) return null;
   return { occupants, messages: el.getChildren("message") };
 }
+
+// <resync/>: a split replica that hears from the room again asks for netjoin
+export function buildResync(): Element {
+  return xml("resync", { xmlns: DMUC });
+}

@@ -1,0 +1,362 @@
+// Netsplit and netjoin on the replica (docs/PROTOCOL.md "Netsplit", "Netjoin"; XEP-0282 §Netsplit).
+// A room's link is split when the room's JID bounces a stanza, when the server module says a relay
+// could not reach the room's server, or when a keepalive ping stays unanswered for 30 s. While split,
+// the replica relays nothing and serves its local users itself: presence changes and departures,
+// groupchat among local users (each message gets an origin-id and is queued for netjoin) and private
+// messages between them; entering is refused. Only the primary's <netjoin/> ends a split: the replica
+// takes the primary's roster, history and subject, and answers with its sessions and queued messages.
+import xml, { type Element } from "@xmpp/xml";
+import { cloneElement } from "../../xmpp/element.js";
+import { audit, logEffect, send } from "../effects.js";
+import { replayEntry, subjectMessage } from "../room/history.js";
+import { errorReply, iqResult, mayAnswerWithError, NS, type StanzaErrorSpec } from "../../xmpp/stanza.js";
+import type { Jid } from "../../xmpp/jid.js";
+import type { HistoryEntry } from "../room/types.js";
+import type { ReplicatedRoom, SplitMessage } from "./state.js";
+import { buildNetjoinAnswer, buildRelay, parseNetjoin } from "./wire.js";
+import { appendHistory, cleaned, dropLocal, historyEntry, onPresenceBroadcast, presenceForSelf, takeEcho } from "./replica-fanout.js";
+import { getRoom, moduleIq, putRoom, refuse, saveReplica, setPending, touch, type Work } from "./replica-util.js";
+
+/** Error conditions of a bounce that mean the room's server cannot be reached. */
+export const SPLIT_CONDITIONS: ReadonlySet<string> = new Set(["remote-server-not-found", "remote-server-timeout", "service-unavailable"]);
+/** The most origin-ids kept while waiting for their echo. */
+const MAX_ECHOES = 500;
+
+const NETSPLIT = "netsplit";
+const ENTER_REFUSED: StanzaErrorSpec = { type: "wait", condition: "service-unavailable", text: NETSPLIT };
+const UNAVAILABLE: StanzaErrorSpec = { type: "wait", condition: "recipient-unavailable", text: NETSPLIT };
+const NO_VOICE: StanzaErrorSpec = { type: "auth", condition: "forbidden", text: "You have no voice in this room" };
+const NOT_IN_ROOM: StanzaErrorSpec = { type: "modify", condition: "not-acceptable", text: "You are not currently connected to this chat" };
+const NO_NICK: StanzaErrorSpec = { type: "cancel", condition: "item-not-found", text: "No occupant with that nickname" };
+
+/** The defined condition of an error stanza (RFC 6120 §8.3.3), or null. */
+export function errorCondition(stanza: Element): string | null {
+  const error = stanza.getChild("error");
+  return error?.getChildElements().find((c) => c.attrs.xmlns === NS.STANZAS && c.name !== "text")?.name ?? error?.getChildElements()[0]?.name ?? null;
+}
+
+export const isSplit = (room: ReplicatedRoom): boolean => room.splitSince !== null;
+
+/** Marks a room's link split (once): logged and audited; the tick then pings the room every 5 s. */
+export function markSplit(work: Work, room: ReplicatedRoom, reason: string, condition: string | null = null): void {
+  if (isSplit(room)) return;
+  const now = work.context.now.getTime();
+  putRoom(work, { ...room, splitSince: now, pingSent: null });
+  work.effects.push(logEffect("warn", "dmuc.link_split", { room: room.roomJid, reason, condition }));
+  work.effects.push(audit({ kind: "link.split", roomJid: room.roomJid, actorJid: room.primaryJid, details: { reason, condition } }));
+}
+
+/** Relays a local user's stanza to the primary through the server module; relays to a replicated room are tracked. */
+export function relayToPrimary(work: Work, stanza: Element, roomJid: string): void {
+  const id = work.context.newId();
+  if (getRoom(work, roomJid)) setPending(work, id, { kind: "relay", roomJid, sent: work.context.now.getTime() });
+  work.effects.push(send(moduleIq(work, "set", buildRelay(stanza), id)));
+}
+
+/** A ping from our domain to the room; its answer (any traffic from the room) is enough. */
+export function pingRoom(work: Work, room: ReplicatedRoom): void {
+  work.effects.push(send(xml("iq", { type: "get", id: work.context.newId(), from: work.settings.domain, to: room.primaryJid }, xml("ping", { xmlns: NS.PING }))));
+  touch(work, room.roomJid, { sent: true });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Serving local users during a split
+
+function splitError(work: Work, room: ReplicatedRoom, stanza: Element, spec: StanzaErrorSpec, reason: string): void {
+  work.effects.push(logEffect("debug", "dmuc.split_refused", { room: room.roomJid, reason, name: stanza.name, type: stanza.attrs.type ?? null, from: stanza.attrs.from }));
+  if (mayAnswerWithError(stanza)) work.effects.push(send(errorReply(stanza, { ...spec, by: room.roomJid })));
+}
+
+/** Client elements the room asserts itself (XEP-0359 §3, XEP-0421 §4, the room's own delay). */
+function isRoomAsserted(child: Element, roomJid: string): boolean {
+  const ns = child.attrs.xmlns;
+  return (
+    (child.name === "stanza-id" && ns === NS.STANZA_ID && child.attrs.by === roomJid) ||
+    (child.name === "occupant-id" && ns === NS.OCCUPANT_ID) ||
+    (child.name === "delay" && ns === NS.DELAY) ||
+    (child.name === "x" && (ns === NS.MUC || ns === NS.MUC_USER))
+  );
+}
+
+function payload(stanza: Element, roomJid: string): Element[] {
+  return stanza.children.filter((c): c is Element => typeof c !== "string" && !isRoomAsserted(c, roomJid)).map(cloneElement);
+}
+
+/** The muc#user items the room showed for an occupant, without per-event details (nick, actor, reason). */
+function rosterItems(presence: Element | undefined, role?: string): Element[] {
+  const items = presence?.getChild("x", NS.MUC_USER)?.getChildren("item") ?? [];
+  return items.map((i) => xml("item", { affiliation: i.attrs.affiliation, role: role ?? i.attrs.role, jid: i.attrs.jid }));
+}
+
+function occupantIdOf(presence: Element | undefined): Element | null {
+  const id = presence?.getChild("occupant-id", NS.OCCUPANT_ID);
+  return id ? cloneElement(id) : null;
+}
+
+/** The room's presence of a local occupant, rebuilt here from what the user sent and the roster's item. */
+function occupantPresence(room: ReplicatedRoom, nick: string, source: Element, unavailable: boolean): Element {
+  const known = room.roster.get(nick);
+  return xml(
+    "presence",
+    { from: `${room.roomJid}/${nick}`, type: unavailable ? "unavailable" : undefined },
+    ...payload(source, room.roomJid),
+    xml("x", { xmlns: NS.MUC_USER }, ...rosterItems(known, unavailable ? "none" : undefined)),
+    occupantIdOf(known),
+  );
+}
+
+/** The unavailable presence of an occupant the roster lists (gone from the primary's roster). */
+function gonePresence(room: ReplicatedRoom, nick: string): Element {
+  const known = room.roster.get(nick);
+  return xml("presence", { from: `${room.roomJid}/${nick}`, type: "unavailable" }, xml("x", { xmlns: NS.MUC_USER }, ...rosterItems(known, "none")), occupantIdOf(known));
+}
+
+/**
+ * A local user's stanza to a split room (diverted by the server module): served here, never relayed.
+ * `from` is a user of our domain (checked by the caller).
+ */
+export function onSplitDiverted(work: Work, room: ReplicatedRoom, stanza: Element, to: Jid): void {
+  const session = stanza.attrs.from ?? "";
+  const nick = room.local.get(session);
+  const type = stanza.attrs.type;
+  if (type === "error" || (stanza.name === "iq" && type === "result")) {
+    work.effects.push(logEffect("debug", "dmuc.split_dropped", { room: room.roomJid, name: stanza.name, type, from: session }));
+    return;
+  }
+  if (stanza.name === "presence") return splitPresence(work, room, stanza, session, nick, to);
+  if (stanza.name === "message" && type === "groupchat" && to.resource === null) return splitGroupchat(work, room, stanza, session, nick);
+  if (stanza.name === "message" && type !== "groupchat" && to.resource !== null) return splitPrivate(work, room, stanza, nick, to.resource);
+  splitError(work, room, stanza, UNAVAILABLE, "not served during a netsplit");
+}
+
+function splitPresence(work: Work, room: ReplicatedRoom, stanza: Element, session: string, nick: string | undefined, to: Jid): void {
+  const type = stanza.attrs.type;
+  if (nick === undefined) {
+    // Entering is the primary's decision (XEP-0282's "DANGER"): refused until the netjoin.
+    if (type === undefined) splitError(work, room, stanza, ENTER_REFUSED, "entering during a netsplit");
+    else if (type !== "unavailable") splitError(work, room, stanza, UNAVAILABLE, "presence from a non-occupant during a netsplit");
+    return;
+  }
+  if (type === "unavailable") {
+    const others = [...room.local].filter(([s, n]) => n === nick && s !== session);
+    const splitPresences = new Map(room.splitPresences);
+    splitPresences.delete(session);
+    if (others.length > 0) {
+      // Another session of the occupant stays: only this one leaves.
+      work.effects.push(send(presenceForSelf(occupantPresence(room, nick, stanza, true), session)));
+      const local = new Map(room.local);
+      local.delete(session);
+      putRoom(work, { ...room, local, splitPresences });
+    } else {
+      onPresenceBroadcast(work, room, occupantPresence(room, nick, stanza, true), nick);
+      const after = getRoom(work, room.roomJid)!;
+      putRoom(work, { ...after, splitPresences, splitGone: new Set(after.splitGone).add(nick) });
+    }
+    work.effects.push(logEffect("info", "dmuc.split_left", { room: room.roomJid, session, nick }));
+    return;
+  }
+  if (type !== undefined || to.resource !== nick) {
+    // Subscriptions, probes and nick changes wait for the primary.
+    splitError(work, room, stanza, UNAVAILABLE, to.resource !== nick ? "nick change during a netsplit" : "presence type not served during a netsplit");
+    return;
+  }
+  onPresenceBroadcast(work, room, occupantPresence(room, nick, stanza, false), nick);
+  const after = getRoom(work, room.roomJid)!;
+  putRoom(work, { ...after, splitPresences: new Map(after.splitPresences).set(session, cloneElement(stanza)) });
+}
+
+function withTo(stanza: Element, to: string): Element {
+  const copy = cloneElement(stanza);
+  copy.attrs.to = to;
+  return copy;
+}
+
+function roleOfNick(room: ReplicatedRoom, nick: string): string {
+  return room.roster.get(nick)?.getChild("x", NS.MUC_USER)?.getChild("item")?.attrs.role ?? "none";
+}
+
+function splitGroupchat(work: Work, room: ReplicatedRoom, stanza: Element, session: string, nick: string | undefined): void {
+  if (nick === undefined) return splitError(work, room, stanza, NOT_IN_ROOM, "groupchat from a non-occupant during a netsplit");
+  if (!room.splitChat) return splitError(work, room, stanza, UNAVAILABLE, "the room does not allow chat during a netsplit");
+  const role = roleOfNick(room, nick);
+  if (role === "visitor" || role === "none") return splitError(work, room, stanza, NO_VOICE, "no voice");
+  if (stanza.getChild("subject") && !stanza.getChild("body")) return splitError(work, room, stanza, UNAVAILABLE, "subject change during a netsplit");
+  const body = payload(stanza, room.roomJid);
+  let originId = body.find((c) => c.is("origin-id", NS.STANZA_ID))?.attrs.id;
+  if (!originId) {
+    originId = work.context.newId();
+    body.push(xml("origin-id", { xmlns: NS.STANZA_ID, id: originId }));
+  }
+  // The local copy: as the room would send it, without a stanza-id (the primary assigns those at netjoin).
+  const local = xml(
+    "message",
+    { type: "groupchat", from: `${room.roomJid}/${nick}`, id: stanza.attrs.id, "xml:lang": stanza.attrs["xml:lang"] },
+    ...body.map(cloneElement),
+    occupantIdOf(room.roster.get(nick)),
+  );
+  for (const [other] of room.local) work.effects.push(send(withTo(local, other)));
+  let next = room;
+  if (stanza.getChild("body")) {
+    const queued: SplitMessage = {
+      session,
+      at: work.context.now,
+      stanza: xml("message", { from: session, to: room.roomJid, type: "groupchat", id: stanza.attrs.id, "xml:lang": stanza.attrs["xml:lang"] }, ...body),
+    };
+    next = { ...room, splitQueue: [...room.splitQueue, queued] };
+  }
+  putRoom(work, next);
+  work.effects.push(logEffect("debug", "dmuc.split_chat", { room: room.roomJid, nick, originId, queued: next.splitQueue.length }));
+}
+
+function splitPrivate(work: Work, room: ReplicatedRoom, stanza: Element, nick: string | undefined, target: string): void {
+  if (nick === undefined) return splitError(work, room, stanza, NOT_IN_ROOM, "private message from a non-occupant during a netsplit");
+  if (!room.splitChat) return splitError(work, room, stanza, UNAVAILABLE, "the room does not allow chat during a netsplit");
+  if (!room.roster.has(target)) return splitError(work, room, stanza, NO_NICK, "no such nick");
+  const sessions = [...room.local].filter(([, n]) => n === target).map(([s]) => s);
+  if (sessions.length === 0) return splitError(work, room, stanza, UNAVAILABLE, "private message to a remote occupant during a netsplit");
+  const out = xml(
+    "message",
+    { type: stanza.attrs.type, id: stanza.attrs.id, from: `${room.roomJid}/${nick}`, "xml:lang": stanza.attrs["xml:lang"] },
+    ...stanza.children.filter((c): c is Element => typeof c !== "string" && !c.is("x", NS.MUC_USER)).map(cloneElement),
+    // Marks the message as a MUC private message for the recipient's client (XEP-0045 §7.5).
+    xml("x", { xmlns: NS.MUC_USER }),
+  );
+  for (const session of sessions) work.effects.push(send(withTo(out, session)));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Netjoin
+
+function delayOf(message: Element): Date | null {
+  const stamp = message.getChild("delay", NS.DELAY)?.attrs.stamp;
+  const at = stamp ? new Date(stamp) : null;
+  return at && !Number.isNaN(at.getTime()) ? at : null;
+}
+
+/** A presence in a canonical form (attributes sorted, no `to`/`id`), to tell a changed one from a copy. */
+function canonical(el: Element, top = true): string {
+  const attrs = Object.entries(el.attrs)
+    .filter(([name, value]) => value !== undefined && !(top && (name === "to" || name === "id")))
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([name, value]) => `${name}=${JSON.stringify(value)}`);
+  const children = el.children.map((c) => (typeof c === "string" ? JSON.stringify(c.trim()) : canonical(c, false))).filter((c) => c !== '""');
+  return `<${el.name} ${attrs.join(" ")}>${children.join("")}</${el.name}>`;
+}
+
+function sameSubject(a: ReplicatedRoom["subject"], b: ReplicatedRoom["subject"]): boolean {
+  return a?.text === b?.text && a?.nick === b?.nick && a?.at.getTime() === b?.at.getTime();
+}
+
+/**
+ * <netjoin/> from the registered primary: its roster replaces ours (local sessions see the difference),
+ * the messages we lack are stored and delivered with their delay, settings and subject applied; the
+ * answer carries our sessions and the messages our users sent during the split.
+ */
+export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element: Element): void {
+  const netjoin = parseNetjoin(element);
+  if (!netjoin) {
+    refuse(work, iq, "malformed netjoin", { roomJid: room.roomJid, spec: { type: "modify", condition: "bad-request" } });
+    return;
+  }
+  const roomJid = room.roomJid;
+  const wasSplit = isSplit(room);
+  // catchup='false': the primary served our users directly during the split, so they have it all
+  // already; the replica only brings its copy up to date.
+  const catchUp = element.attrs.catchup !== "false";
+  let current = room;
+  if (netjoin.config) {
+    current = { ...current, whois: netjoin.config.whois, presenceBroadcast: netjoin.config.presenceBroadcast, splitChat: netjoin.config.splitChat !== false };
+    putRoom(work, current);
+  }
+
+  // The roster: the primary's, except the nicks that left here during the split (the primary learns it
+  // from our answer) and the local occupants' own newer presences (relayed after the answer).
+  const given = new Map<string, Element>();
+  for (const presence of netjoin.presences) {
+    const nick = presence.attrs.from?.startsWith(`${roomJid}/`) ? presence.attrs.from.slice(roomJid.length + 1) : "";
+    if (nick === "" || presence.attrs.type === "unavailable") continue;
+    given.set(nick, cleaned(presence));
+  }
+  for (const nick of current.splitGone) given.delete(nick);
+  for (const [session] of current.splitPresences) {
+    const nick = current.local.get(session);
+    const ours = nick !== undefined ? current.roster.get(nick) : undefined;
+    if (nick !== undefined && ours && given.has(nick)) given.set(nick, ours);
+  }
+  let rosterChanges = 0;
+  for (const nick of [...current.roster.keys()]) {
+    if (given.has(nick)) continue;
+    current = getRoom(work, roomJid)!;
+    if (catchUp) onPresenceBroadcast(work, current, gonePresence(current, nick), nick);
+    else {
+      const roster = new Map(current.roster);
+      roster.delete(nick);
+      const gone = [...current.local].filter(([, n]) => n === nick).map(([session]) => session);
+      putRoom(work, { ...dropLocal(work, current, gone), roster });
+    }
+    rosterChanges++;
+  }
+  for (const [nick, presence] of given) {
+    current = getRoom(work, roomJid)!;
+    const known = current.roster.get(nick);
+    if (known && canonical(known) === canonical(presence)) continue;
+    if (catchUp) onPresenceBroadcast(work, current, presence, nick);
+    else putRoom(work, { ...current, roster: new Map(current.roster).set(nick, presence) });
+    rosterChanges++;
+  }
+  current = getRoom(work, roomJid)!;
+
+  // The messages we lack, in the primary's order: stored, then delivered as catch-up with their delay.
+  const known = new Set(current.history.map((e) => e.stanzaId));
+  const fresh: HistoryEntry[] = [];
+  const deliver: HistoryEntry[] = [];
+  for (const message of netjoin.history) {
+    if (!message.getChild("body")) continue;
+    const entry = historyEntry(work, current, message, delayOf(message) ?? work.context.now);
+    if (known.has(entry.stanzaId)) continue;
+    known.add(entry.stanzaId);
+    fresh.push(entry);
+    const echoed = takeEcho(current, message);
+    if (echoed) current = echoed;
+    else deliver.push(entry);
+  }
+  current = appendHistory(work, current, fresh);
+  if (!catchUp) deliver.length = 0;
+  for (const entry of deliver) for (const [session] of current.local) work.effects.push(send(replayEntry(entry, roomJid, session)));
+
+  if (netjoin.subject && !sameSubject(current.subject, netjoin.subject)) {
+    // Users see the subject again only when it changed (not when only its time differs by a hair).
+    const changed = current.subject?.text !== netjoin.subject.text || current.subject?.nick !== netjoin.subject.nick;
+    current = { ...current, subject: netjoin.subject };
+    if (changed && catchUp) for (const [session] of current.local) work.effects.push(send(subjectMessage(roomJid, current.subject, session, work.context.newId())));
+  }
+  if (netjoin.config || netjoin.subject) saveReplica(work, current);
+
+  // Our side: the sessions still here, and what they said during the split, each with its time.
+  const sentBack = current.splitQueue.map((q) => {
+    const out = cloneElement(q.stanza);
+    out.append(xml("delay", { xmlns: NS.DELAY, from: work.settings.domain, stamp: q.at.toISOString() }));
+    return out;
+  });
+  const occupants = [...current.local].map(([jid, nick]) => ({ jid, nick }));
+  const echoes = [...current.echoes, ...current.splitQueue.map((q) => q.stanza.getChild("origin-id", NS.STANZA_ID)?.attrs.id ?? "").filter((id) => id !== "")];
+  const relays = [...current.splitPresences].filter(([session]) => current.local.has(session));
+  current = {
+    ...current,
+    splitSince: null,
+    pingSent: null,
+    splitQueue: [],
+    splitPresences: new Map(),
+    splitGone: new Set(),
+    echoes: new Set(echoes.slice(Math.max(0, echoes.length - MAX_ECHOES))),
+  };
+  putRoom(work, current);
+  work.effects.push(send(iqResult(iq, buildNetjoinAnswer({ occupants, messages: sentBack }))));
+  touch(work, roomJid, { sent: true });
+  // The presences local users changed during the split reach the primary as if sent now.
+  for (const [, presence] of relays) relayToPrimary(work, cloneElement(presence), roomJid);
+
+  const counts = { received: fresh.length, delivered: deliver.length, sent: sentBack.length, occupants: occupants.length, rosterChanges };
+  work.effects.push(logEffect("info", "dmuc.link_healed", { room: roomJid, wasSplit, catchUp, since: netjoin.since.toISOString(), splitSince: room.splitSince, ...counts }));
+  work.effects.push(audit({ kind: "link.healed", roomJid, actorJid: room.primaryJid, details: { wasSplit, ...counts } }));
+}

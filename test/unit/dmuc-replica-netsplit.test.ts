@@ -1,0 +1,352 @@
+// DMUC2 replica, netsplit and netjoin (docs/PROTOCOL.md "Netsplit (XEP-0282 §Netsplit)", "Netjoin"), driven
+// through the pure MucService: the gateway dmuc.oulubox.test serves rubenro and msa of oulubox.test in
+// wallops@channel.avalon.test, whose primary (channel.avalon.test) becomes unreachable and comes back.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { Element } from "@xmpp/xml";
+import { RoomDriver, to } from "../helpers/room-driver.js";
+import { assertMatches, parseXml } from "../helpers/xml.js";
+
+const ROOM = "wallops@channel.avalon.test";
+const REPLICA = "dmuc.oulubox.test";
+const LOCAL = "oulubox.test";
+const RUBENRO = "rubenro@oulubox.test/shaver";
+const MSA = "msa@oulubox.test/bicycle";
+const DMUC = "urn:xmpp:tmp:dmuc:0";
+const MUC_USER = "http://jabber.org/protocol/muc#user";
+const SID = "urn:xmpp:sid:0";
+const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
+
+const stores = (d: RoomDriver, op: string) => d.effects.flatMap((e) => (e.kind === "store" && e.write.op === op ? [e.write] : []));
+const audits = (d: RoomDriver, kind: string) => d.effects.flatMap((e) => (e.kind === "audit" && e.record.kind === kind ? [e.record] : []));
+const logged = (d: RoomDriver, event: string) => d.effects.some((e) => e.kind === "log" && e.event === event);
+const room = (d: RoomDriver) => d.state.dmuc.replicated.get(ROOM)!;
+const relays = (out: Element[]) => to(out, LOCAL).filter((s) => s.getChild("relay", DMUC));
+
+function rosterPresence(nick: string, role: string, attrs = ""): string {
+  return `<presence from='${ROOM}/${nick}' ${attrs}><x xmlns='${MUC_USER}'><item affiliation='none' role='${role}'/></x><occupant-id xmlns='urn:xmpp:occupant-id:0' id='occ-${nick}'/></presence>`;
+}
+
+/** A linked room: Wumpus (remote moderator), history q9X, subject; rubenro (BigCheese) and msa (Efchen) entered. */
+function linked(config = "<config whois='moderators' presencebroadcast='moderator participant visitor'/>"): RoomDriver {
+  const d = new RoomDriver(REPLICA, [], { localDomain: LOCAL });
+  d.send(`<iq type='set' id='r1' from='${ROOM}' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='${LOCAL}' keepalive='60' history='50'/></iq>`);
+  d.send(`<iq type='set' id='s1' from='${ROOM}' to='${REPLICA}'><state xmlns='${DMUC}' last='true'>${config}
+    ${rosterPresence("Wumpus", "moderator")}
+    <message from='${ROOM}/Wumpus' type='groupchat'><body>Honest! He did!!</body><stanza-id xmlns='${SID}' by='${ROOM}' id='q9X'/><delay xmlns='urn:xmpp:delay' stamp='1990-01-23T19:50:01Z'/></message>
+    <subject nick='Wumpus' stamp='1990-01-23T19:40:00Z'>The war</subject>
+  </state></iq>`);
+  for (const [i, [jid, nick]] of [[RUBENRO, "BigCheese"], [MSA, "Efchen"]].entries()) {
+    d.send(rosterPresence(nick!, "participant").replace("<presence ", `<presence to='${REPLICA}' `));
+    const [query] = d.send(`<iq type='set' id='e${i}' from='${ROOM}' to='${REPLICA}'><enter xmlns='${DMUC}' jid='${jid}' nick='${nick}'/></iq>`);
+    d.send(`<iq type='result' id='${query!.attrs.id}' from='${LOCAL}' to='${REPLICA}'><directed xmlns='${DMUC}' present='true'/></iq>`);
+  }
+  assert.equal(room(d).local.size, 2);
+  return d;
+}
+
+/** The primary's JID bounces: our server could not reach channel.avalon.test. */
+function bounce(d: RoomDriver): Element[] {
+  return d.send(`<message type='error' from='${ROOM}' to='${REPLICA}'><error type='cancel'><remote-server-not-found xmlns='${STANZAS}'/></error></message>`);
+}
+
+function split(config?: string): RoomDriver {
+  const d = linked(config);
+  bounce(d);
+  assert.notEqual(room(d).splitSince, null);
+  return d;
+}
+
+function netjoin(d: RoomDriver, id = "n1", body?: string, attrs = ""): Element[] {
+  return d.send(
+    `<iq type='set' id='${id}' from='${ROOM}' to='${REPLICA}'>` +
+      (body ??
+        `<netjoin xmlns='${DMUC}' since='2025-12-31T23:59:00Z' ${attrs}>
+        <config whois='moderators' presencebroadcast='moderator participant visitor'/>
+        ${rosterPresence("BigCheese", "participant")}
+        ${rosterPresence("Efchen", "participant")}
+        ${rosterPresence("Phaedrus", "participant")}
+        <message from='${ROOM}/Wumpus' type='groupchat'><body>Honest! He did!!</body><stanza-id xmlns='${SID}' by='${ROOM}' id='q9X'/><delay xmlns='urn:xmpp:delay' stamp='1990-01-23T19:50:01Z'/></message>
+        <message from='${ROOM}/Wumpus' type='groupchat'><body>Anyone there?</body><stanza-id xmlns='${SID}' by='${ROOM}' id='m1'/><delay xmlns='urn:xmpp:delay' from='${ROOM}' stamp='2026-01-01T00:00:10Z'/></message>
+        <message from='${ROOM}/Phaedrus' type='groupchat'><body>Hello</body><stanza-id xmlns='${SID}' by='${ROOM}' id='m2'/><delay xmlns='urn:xmpp:delay' from='${ROOM}' stamp='2026-01-01T00:00:20Z'/></message>
+        <subject nick='Phaedrus' stamp='2026-01-01T00:00:30Z'>Peace</subject>
+      </netjoin>`) +
+      `</iq>`,
+  );
+}
+
+test("netsplit: an error bounce from the room's JID marks the room split (logged, audited); nothing is relayed any more", () => {
+  const d = linked();
+  d.now = new Date(d.now.getTime() + 1000);
+  const out = bounce(d);
+  assert.equal(out.length, 0);
+  assert.equal(room(d).splitSince, d.now.getTime());
+  assert.ok(logged(d, "dmuc.link_split"));
+  assert.deepEqual(audits(d, "link.split").map((r) => [r.roomJid, r.details.condition]), [[ROOM, "remote-server-not-found"]]);
+  // A second bounce changes nothing.
+  bounce(d);
+  assert.equal(audits(d, "link.split").length, 0);
+  // A presence bounce from room/nick splits too.
+  const other = linked();
+  other.send(`<presence type='error' from='${ROOM}/Wumpus' to='${REPLICA}'><error type='cancel'><remote-server-timeout xmlns='${STANZAS}'/></error></presence>`);
+  assert.notEqual(room(other).splitSince, null);
+  // Local chat is no longer relayed.
+  const said = d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c1'><body>hello?</body></message>`);
+  assert.equal(relays(said).length, 0);
+});
+
+test("netsplit: a relay the module could not send on (remote-server-timeout) splits the room; other relay errors are only logged", () => {
+  const d = linked();
+  const [relay] = d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c1'><body>hi</body></message>`);
+  assert.ok(relay!.getChild("relay", DMUC));
+  assert.equal(d.state.dmuc.pending.get(relay!.attrs.id!)?.kind, "relay");
+  d.send(`<iq type='result' id='${relay!.attrs.id}' from='${LOCAL}' to='${REPLICA}'/>`);
+  assert.equal(d.state.dmuc.pending.has(relay!.attrs.id!), false);
+
+  const [refused] = d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c2'><body>hi</body></message>`);
+  d.send(`<iq type='error' id='${refused!.attrs.id}' from='${LOCAL}' to='${REPLICA}'><error type='auth'><forbidden xmlns='${STANZAS}'/></error></iq>`);
+  assert.equal(room(d).splitSince, null);
+  assert.ok(logged(d, "dmuc.relay_failed"));
+
+  const [lost] = d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c3'><body>hi</body></message>`);
+  d.send(`<iq type='error' id='${lost!.attrs.id}' from='${LOCAL}' to='${REPLICA}'><error type='wait'><remote-server-timeout xmlns='${STANZAS}'/></error></iq>`);
+  assert.notEqual(room(d).splitSince, null);
+  assert.equal(audits(d, "link.split")[0]!.details.reason, "relay bounced");
+});
+
+test("netsplit: a keepalive ping unanswered for 30 s splits the room, which is then pinged every 5 s", () => {
+  const d = linked();
+  d.now = new Date(d.now.getTime() + 60_000);
+  const [ping] = d.tick();
+  assertMatches(ping!, parseXml(`<iq type='get' from='${REPLICA}' to='${ROOM}'><ping xmlns='urn:xmpp:ping'/></iq>`));
+  d.now = new Date(d.now.getTime() + 29_000);
+  assert.equal(d.tick().length, 0);
+  assert.equal(room(d).splitSince, null);
+  d.now = new Date(d.now.getTime() + 1_000);
+  d.tick();
+  assert.equal(room(d).splitSince, d.now.getTime());
+  assert.ok(audits(d, "link.split").length === 1);
+  d.now = new Date(d.now.getTime() + 4_000);
+  assert.equal(d.tick().length, 0);
+  d.now = new Date(d.now.getTime() + 1_000);
+  assert.equal(d.tick()[0]!.getChild("ping", "urn:xmpp:ping") !== undefined, true);
+  // The pong does not end the split: only the netjoin does.
+  d.send(`<iq type='result' id='x' from='${ROOM}' to='${REPLICA}'/>`);
+  assert.notEqual(room(d).splitSince, null);
+
+  // Traffic from the room in time answers the ping.
+  const alive = linked();
+  alive.now = new Date(alive.now.getTime() + 60_000);
+  const [p] = alive.tick();
+  alive.now = new Date(alive.now.getTime() + 10_000);
+  alive.send(`<iq type='result' id='${p!.attrs.id}' from='${ROOM}' to='${REPLICA}'/>`);
+  alive.now = new Date(alive.now.getTime() + 25_000);
+  alive.tick();
+  assert.equal(room(alive).splitSince, null);
+});
+
+test("netsplit: local groupchat is delivered locally from room/nick with an origin-id and no stanza-id, and queued", () => {
+  const d = split();
+  const out = d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c1'><body>Still here?</body><stanza-id xmlns='${SID}' by='${ROOM}' id='forged'/></message>`);
+  assert.deepEqual(out.map((s) => s.attrs.to).sort(), [MSA, RUBENRO]);
+  const originId = out[0]!.getChild("origin-id", SID)!.attrs.id;
+  assert.ok(originId);
+  for (const copy of out) {
+    assertMatches(copy, parseXml(`<message type='groupchat' id='c1' from='${ROOM}/BigCheese'><body>Still here?</body><origin-id xmlns='${SID}' id='${originId}'/><occupant-id xmlns='urn:xmpp:occupant-id:0' id='occ-BigCheese'/></message>`));
+    assert.equal(copy.getChild("stanza-id", SID), undefined);
+  }
+  // A client's own origin-id is kept.
+  const [own] = d.send(`<message from='${MSA}' to='${ROOM}' type='groupchat' id='c2'><body>Yes</body><origin-id xmlns='${SID}' id='mine'/></message>`);
+  assert.deepEqual(own!.getChildren("origin-id", SID).map((o) => o.attrs.id), ["mine"]);
+  const queue = room(d).splitQueue;
+  assert.deepEqual(queue.map((q) => [q.session, q.stanza.getChild("origin-id", SID)!.attrs.id]), [[RUBENRO, originId], [MSA, "mine"]]);
+  assert.equal(stores(d, "history.append").length, 0);
+});
+
+test("netsplit: presence changes and departures of local users are broadcast locally", () => {
+  const d = split();
+  const away = d.send(`<presence from='${RUBENRO}' to='${ROOM}/BigCheese'><show>away</show></presence>`);
+  assert.deepEqual(away.map((s) => s.attrs.to).sort(), [MSA, RUBENRO]);
+  assertMatches(to(away, MSA)[0]!, parseXml(`<presence from='${ROOM}/BigCheese'><show>away</show><x xmlns='${MUC_USER}'><item role='participant'/></x></presence>`));
+  assert.deepEqual(to(away, RUBENRO)[0]!.getChild("x", MUC_USER)!.getChildren("status").map((s) => s.attrs.code), ["110"]);
+  assert.equal(relays(away).length, 0);
+
+  const gone = d.send(`<presence from='${MSA}' to='${ROOM}/Efchen' type='unavailable'><status>bye</status></presence>`);
+  assert.deepEqual(gone.filter((s) => s.name === "presence").map((s) => s.attrs.to).sort(), [MSA, RUBENRO]);
+  assertMatches(to(gone, RUBENRO)[0]!, parseXml(`<presence type='unavailable' from='${ROOM}/Efchen'><status>bye</status><x xmlns='${MUC_USER}'><item role='none'/></x></presence>`));
+  assert.ok(!room(d).local.has(MSA));
+  assert.ok(!room(d).roster.has("Efchen"));
+});
+
+test("netsplit: private messages between local occupants are delivered locally; to remote occupants refused", () => {
+  const d = split();
+  const out = d.send(`<message from='${RUBENRO}' to='${ROOM}/Efchen' type='chat' id='p1'><body>psst</body></message>`);
+  assert.equal(out.length, 1);
+  assertMatches(out[0]!, parseXml(`<message type='chat' id='p1' from='${ROOM}/BigCheese' to='${MSA}'><body>psst</body><x xmlns='${MUC_USER}'/></message>`));
+  const [refused] = d.send(`<message from='${RUBENRO}' to='${ROOM}/Wumpus' type='chat' id='p2'><body>psst</body></message>`);
+  assertMatches(refused!, parseXml(`<message type='error' id='p2' from='${ROOM}/Wumpus' to='${RUBENRO}'><error type='wait'><recipient-unavailable xmlns='${STANZAS}'/></error></message>`));
+  // IQs to the room wait for the primary.
+  const [iq] = d.send(`<iq from='${RUBENRO}' to='${ROOM}' type='get' id='q1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`);
+  assertMatches(iq!, parseXml(`<iq type='error' id='q1' from='${ROOM}' to='${RUBENRO}'><error type='wait'><recipient-unavailable xmlns='${STANZAS}'/></error></iq>`));
+});
+
+test("netsplit: entering during the split is refused with wait/service-unavailable 'netsplit'", () => {
+  const d = split();
+  const out = d.send(`<presence from='argl@oulubox.test/laptop' to='${ROOM}/Argl'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
+  assert.equal(out.length, 1);
+  assertMatches(out[0]!, parseXml(`<presence type='error' from='${ROOM}/Argl' to='argl@oulubox.test/laptop'><error type='wait'><service-unavailable xmlns='${STANZAS}'/><text xmlns='${STANZAS}'>netsplit</text></error></presence>`));
+  assert.equal(relays(out).length, 0);
+  assert.ok(!room(d).roster.has("Argl"));
+});
+
+test("netsplit: with splitchat='false' local chat is refused to the sender", () => {
+  const d = split("<config whois='moderators' presencebroadcast='moderator participant visitor' splitchat='false'/>");
+  assert.equal(room(d).splitChat, false);
+  const out = d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c1'><body>hello?</body></message>`);
+  assert.equal(out.length, 1);
+  assertMatches(out[0]!, parseXml(`<message type='error' id='c1' from='${ROOM}' to='${RUBENRO}'><error type='wait'><recipient-unavailable xmlns='${STANZAS}'/></error></message>`));
+  assert.equal(room(d).splitQueue.length, 0);
+  const [pm] = d.send(`<message from='${RUBENRO}' to='${ROOM}/Efchen' type='chat' id='p1'><body>psst</body></message>`);
+  assert.equal(pm!.attrs.type, "error");
+});
+
+test("netsplit: a live broadcast arriving while split is processed, and the room stays split until the netjoin", () => {
+  const d = split();
+  const out = d.send(`<message type='groupchat' from='${ROOM}/Wumpus' to='${REPLICA}'><body>back?</body><stanza-id xmlns='${SID}' by='${ROOM}' id='live1'/></message>`);
+  assert.equal(out.length, 2);
+  assert.equal(stores(d, "history.append").length, 1);
+  assert.notEqual(room(d).splitSince, null);
+});
+
+test("netjoin: roster diff, missed messages once with their delay and stored, subject; the answer lists sessions and queued messages", () => {
+  const d = split();
+  const splitAt = d.now;
+  const [said] = d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c1'><body>Still here?</body></message>`);
+  const originId = said!.getChild("origin-id", SID)!.attrs.id!;
+  d.now = new Date(d.now.getTime() + 60_000);
+
+  const out = netjoin(d);
+  for (const session of [RUBENRO, MSA]) {
+    const got = to(out, session);
+    // Wumpus is gone, Phaedrus is new; BigCheese and Efchen are unchanged.
+    assertMatches(got[0]!, parseXml(`<presence type='unavailable' from='${ROOM}/Wumpus'><x xmlns='${MUC_USER}'><item role='none'/></x></presence>`));
+    assertMatches(got[1]!, parseXml(`<presence from='${ROOM}/Phaedrus'><x xmlns='${MUC_USER}'><item role='participant'/></x></presence>`));
+    // m1 and m2 as catch-up, in order, with the room's delay; q9X is not delivered again.
+    assertMatches(got[2]!, parseXml(`<message type='groupchat' from='${ROOM}/Wumpus'><body>Anyone there?</body><stanza-id xmlns='${SID}' id='m1'/><delay xmlns='urn:xmpp:delay' from='${ROOM}' stamp='2026-01-01T00:00:10.000Z'/></message>`));
+    assertMatches(got[3]!, parseXml(`<message type='groupchat' from='${ROOM}/Phaedrus'><body>Hello</body><stanza-id xmlns='${SID}' id='m2'/><delay xmlns='urn:xmpp:delay' stamp='2026-01-01T00:00:20.000Z'/></message>`));
+    assertMatches(got[4]!, parseXml(`<message type='groupchat' from='${ROOM}/Phaedrus'><subject>Peace</subject></message>`));
+    assert.equal(got.length, 5);
+  }
+  assert.deepEqual(stores(d, "history.append").map((w) => w.op === "history.append" && w.entry.stanzaId), ["m1", "m2"]);
+  const [answer] = to(out, ROOM);
+  assertMatches(
+    answer!,
+    parseXml(`<iq type='result' id='n1' from='${REPLICA}' to='${ROOM}'><netjoin xmlns='${DMUC}'>
+      <occupant jid='${RUBENRO}' nick='BigCheese'/>
+      <occupant jid='${MSA}' nick='Efchen'/>
+      <message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c1'>
+        <body>Still here?</body>
+        <origin-id xmlns='${SID}' id='${originId}'/>
+        <delay xmlns='urn:xmpp:delay' from='${REPLICA}' stamp='${splitAt.toISOString()}'/>
+      </message>
+    </netjoin></iq>`),
+  );
+  assert.equal(answer!.getChild("netjoin", DMUC)!.getChildren("message").length, 1);
+  assert.ok(out.indexOf(answer!) > out.indexOf(to(out, MSA)[4]!), "the answer comes after the catch-up");
+  const healed = room(d);
+  assert.equal(healed.splitSince, null);
+  assert.equal(healed.splitQueue.length, 0);
+  assert.deepEqual([...healed.roster.keys()].sort(), ["BigCheese", "Efchen", "Phaedrus"]);
+  assert.equal(healed.subject?.text, "Peace");
+  assert.ok(logged(d, "dmuc.link_healed"));
+  assert.deepEqual(audits(d, "link.healed")[0]!.details, { wasSplit: true, received: 2, delivered: 2, sent: 1, occupants: 2, rosterChanges: 2 });
+
+  // A repeated netjoin adds nothing twice and sends the users nothing.
+  const again = netjoin(d, "n2");
+  assert.equal(to(again, RUBENRO).length, 0);
+  assert.equal(stores(d, "history.append").length, 0);
+  assert.equal(to(again, ROOM)[0]!.getChild("netjoin", DMUC)!.getChildren("message").length, 0);
+
+  // Relaying resumes.
+  const [relay] = d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c2'><body>ok</body></message>`);
+  assert.ok(relay!.getChild("relay", DMUC));
+});
+
+test("netjoin: the primary's broadcast of a message sent back is stored but not delivered again (echo), once", () => {
+  const d = split();
+  const [said] = d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c1'><body>Still here?</body></message>`);
+  const originId = said!.getChild("origin-id", SID)!.attrs.id!;
+  netjoin(d);
+  const broadcast = (sid: string) =>
+    d.send(`<message type='groupchat' from='${ROOM}/BigCheese' to='${REPLICA}' id='c1'>
+      <body>Still here?</body><origin-id xmlns='${SID}' id='${originId}'/>
+      <stanza-id xmlns='${SID}' by='${ROOM}' id='${sid}'/><delay xmlns='urn:xmpp:delay' from='${ROOM}' stamp='2026-01-01T00:00:00Z'/>
+    </message>`);
+  assert.equal(broadcast("echo1").length, 0);
+  assert.deepEqual(stores(d, "history.append").map((w) => w.op === "history.append" && w.entry.stanzaId), ["echo1"]);
+  assert.equal(room(d).echoes.size, 0);
+  // The origin-id is forgotten: a later message with it is delivered as usual.
+  assert.equal(broadcast("echo2").length, 2);
+});
+
+test("netjoin: local presences changed during the split are kept and relayed; nicks that left here do not come back", () => {
+  const d = split();
+  d.send(`<presence from='${RUBENRO}' to='${ROOM}/BigCheese'><show>away</show></presence>`);
+  d.send(`<presence from='${MSA}' to='${ROOM}/Efchen' type='unavailable'/>`);
+  const out = netjoin(d);
+  // rubenro does not see Efchen come back, nor its own old presence.
+  const got = to(out, RUBENRO).filter((s) => s.name === "presence");
+  assert.deepEqual(got.map((p) => p.attrs.from), [`${ROOM}/Wumpus`, `${ROOM}/Phaedrus`]);
+  const answer = to(out, ROOM)[0]!.getChild("netjoin", DMUC)!;
+  assert.deepEqual(answer.getChildren("occupant").map((o) => o.attrs.jid), [RUBENRO]);
+  // After the answer, rubenro's away presence reaches the primary as if sent now.
+  const [relay] = relays(out);
+  assertMatches(relay!, parseXml(`<iq type='set' to='${LOCAL}'><relay xmlns='${DMUC}'><presence from='${RUBENRO}' to='${ROOM}/BigCheese'><show>away</show></presence></relay></iq>`));
+  assert.ok(out.indexOf(relay!) > out.indexOf(to(out, ROOM)[0]!));
+  assert.equal(room(d).roster.get("BigCheese")!.getChildText("show"), "away");
+  assert.ok(!room(d).roster.has("Efchen"));
+  // The primary's unavailable for Efchen (after our answer) tells rubenro nothing new.
+  const late = d.send(rosterPresence("Efchen", "none", "type='unavailable'").replace("<presence ", `<presence to='${REPLICA}' `));
+  assert.equal(late.length, 0);
+});
+
+test("netjoin: for a room we do not have, item-not-found; from an occupant JID, forbidden", () => {
+  const d = new RoomDriver(REPLICA, [], { localDomain: LOCAL });
+  const [missing] = netjoin(d);
+  assertMatches(missing!, parseXml(`<iq type='error' id='n1' from='${REPLICA}' to='${ROOM}'><error type='cancel'><item-not-found xmlns='${STANZAS}'/></error></iq>`));
+  const linkedRoom = linked();
+  const [fromNick] = linkedRoom.send(`<iq type='set' id='n3' from='${ROOM}/Wumpus' to='${REPLICA}'><netjoin xmlns='${DMUC}' since='2026-01-01T00:00:00Z'/></iq>`);
+  assertMatches(fromNick!, parseXml(`<iq type='error' id='n3'><error type='auth'><forbidden xmlns='${STANZAS}'/></error></iq>`));
+  const [malformed] = linkedRoom.send(`<iq type='set' id='n4' from='${ROOM}' to='${REPLICA}'><netjoin xmlns='${DMUC}'/></iq>`);
+  assertMatches(malformed!, parseXml(`<iq type='error' id='n4'><error type='modify'><bad-request xmlns='${STANZAS}'/></error></iq>`));
+});
+
+test("netjoin: catchup='false' (users served directly meanwhile): the copy is brought up to date silently", () => {
+  const d = split();
+  d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c1'><body>Still here?</body></message>`);
+  const out = netjoin(d, "n1", undefined, "catchup='false'");
+  assert.equal(to(out, RUBENRO).length, 0);
+  assert.equal(to(out, MSA).length, 0);
+  assert.deepEqual(stores(d, "history.append").map((w) => w.op === "history.append" && w.entry.stanzaId), ["m1", "m2"]);
+  assert.deepEqual([...room(d).roster.keys()].sort(), ["BigCheese", "Efchen", "Phaedrus"]);
+  assert.equal(room(d).subject?.text, "Peace");
+  assert.equal(to(out, ROOM)[0]!.getChild("netjoin", DMUC)!.getChildren("message").length, 1);
+  assert.equal(room(d).splitSince, null);
+});
+
+test("netjoin: a roster presence that differs only in attribute order is not delivered again", () => {
+  const d = split();
+  const out = netjoin(
+    d,
+    "n1",
+    `<netjoin xmlns='${DMUC}' since='2025-12-31T23:59:00Z'>
+      <presence from='${ROOM}/Wumpus'><x xmlns='${MUC_USER}'><item role='moderator' affiliation='none'/></x><occupant-id id='occ-Wumpus' xmlns='urn:xmpp:occupant-id:0'/></presence>
+      ${rosterPresence("BigCheese", "participant")}
+      ${rosterPresence("Efchen", "moderator")}
+    </netjoin>`,
+  );
+  // Only Efchen's new role is news.
+  assert.deepEqual(to(out, RUBENRO).map((p) => p.attrs.from), [`${ROOM}/Efchen`]);
+  assert.deepEqual(to(out, MSA).map((p) => p.attrs.from), [`${ROOM}/Efchen`]);
+  assert.deepEqual(to(out, MSA)[0]!.getChild("x", MUC_USER)!.getChildren("status").map((s) => s.attrs.code), ["110"]);
+});
