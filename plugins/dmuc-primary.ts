@@ -63,7 +63,7 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
         const from = jidToString(request.from);
         const bounced = links.get(bareString(request.from));
         if (bounced) {
-          markSplit(request, roomJid, bounced, `bounce ${errorCondition(stanza) ?? ""}`.trim());
+          markSplit(request, roomJid, bounced, `bounce ${errorCondition(stanza) ?? ""}`.trim(), stanza.name === "message" ? stanza.attrs.id : undefined);
           return true;
         }
         const behind = [...links.values()].find((l) => l.members.has(from));

@@ -23,6 +23,8 @@ import { serviceAdminPlugin } from "./service-admin.js";
 export interface PluginOptions extends LimitOptions {
   /** The most history messages a room keeps and sends on entering (DMUC_MAX_HISTORY_MESSAGES). */
   maxHistoryMessages: number;
+  /** DMUC2 link timing (DMUC_KEEPALIVE, DMUC_LINK_TIMEOUT, DMUC_SPLIT_PING), in seconds; defaults when absent. */
+  links?: { keepaliveSeconds: number; linkTimeoutSeconds: number; splitPingSeconds: number };
 }
 
 export function createPlugins(options: PluginOptions): Plugin[] {
@@ -44,7 +46,17 @@ export function createPlugins(options: PluginOptions): Plugin[] {
     occupantIqPlugin,
     voiceRequestPlugin,
     serviceAdminPlugin,
-    dmucPrimaryPlugin({ historyLimit: options.maxHistoryMessages }),
-    dmucReplicaPlugin(options),
+    dmucPrimaryPlugin({
+      historyLimit: options.maxHistoryMessages,
+      ...(options.links && {
+        keepaliveSeconds: options.links.keepaliveSeconds,
+        queryTimeoutMs: options.links.linkTimeoutSeconds * 1000,
+        splitPingSeconds: options.links.splitPingSeconds,
+      }),
+    }),
+    dmucReplicaPlugin({
+      maxHistoryMessages: options.maxHistoryMessages,
+      ...(options.links && { linkTimeoutMs: options.links.linkTimeoutSeconds * 1000, splitPingMs: options.links.splitPingSeconds * 1000 }),
+    }),
   ];
 }

@@ -26,7 +26,10 @@ are the same variable names (the environment wins over the file):
   ${SETTINGS.maxBodyChars.padEnd(26)}longest message body accepted, in characters (default 10000)
   ${SETTINGS.maxHistoryMessages.padEnd(26)}most history messages sent on entering a room (default 100)
   ${SETTINGS.rateLimitPerSecond.padEnd(26)}stanzas per second one occupant may send to a room (default 10)
-  ${SETTINGS.rateLimitBurst.padEnd(26)}burst allowance above that rate (default 30)`;
+  ${SETTINGS.rateLimitBurst.padEnd(26)}burst allowance above that rate (default 30)
+  ${SETTINGS.keepaliveSeconds.padEnd(26)}DMUC2: idle seconds before a link is pinged (default 60)
+  ${SETTINGS.linkTimeoutSeconds.padEnd(26)}DMUC2: seconds without an answer before a link counts as split (default 30)
+  ${SETTINGS.splitPingSeconds.padEnd(26)}DMUC2: how often a split link is pinged (default 5)`;
 
 const MAIN_HELP = `dmuc-gateway: XEP-0045 group chat as an XMPP component, with XEP-0282 DMUC2 federation
 

@@ -55,6 +55,9 @@ export const SETTINGS = {
   maxHistoryMessages: "DMUC_MAX_HISTORY_MESSAGES",
   rateLimitPerSecond: "DMUC_RATE_LIMIT",
   rateLimitBurst: "DMUC_RATE_BURST",
+  keepaliveSeconds: "DMUC_KEEPALIVE",
+  linkTimeoutSeconds: "DMUC_LINK_TIMEOUT",
+  splitPingSeconds: "DMUC_SPLIT_PING",
 } as const satisfies Record<string, string>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -116,6 +119,21 @@ export class GatewayConfig {
   @IsInt({ message: "must be a whole number" })
   @Min(1, { message: "must be at least 1" })
   rateLimitBurst = 30;
+
+  /** DMUC2: idle seconds after which a link is pinged (what a primary offers its replicas). */
+  @IsInt({ message: "must be a whole number of seconds" })
+  @Min(1, { message: "must be at least 1" })
+  keepaliveSeconds = 60;
+
+  /** DMUC2: seconds without an answer after which a link counts as split. */
+  @IsInt({ message: "must be a whole number of seconds" })
+  @Min(1, { message: "must be at least 1" })
+  linkTimeoutSeconds = 30;
+
+  /** DMUC2: how often a split link is pinged to see it come back. */
+  @IsInt({ message: "must be a whole number of seconds" })
+  @Min(1, { message: "must be at least 1" })
+  splitPingSeconds = 5;
 }
 
 export class ConfigError extends Error {
@@ -153,6 +171,9 @@ const CONVERT: Partial<Record<SettingName, (value: RawValue) => unknown>> = {
   maxHistoryMessages: toNumber,
   rateLimitPerSecond: toNumber,
   rateLimitBurst: toNumber,
+  keepaliveSeconds: toNumber,
+  linkTimeoutSeconds: toNumber,
+  splitPingSeconds: toNumber,
 };
 
 function readConfigFile(path: string): { raw: RawSettings; problems: string[] } {

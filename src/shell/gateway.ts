@@ -55,6 +55,7 @@ export class Gateway {
         maxBodyChars: config.maxBodyChars,
         ratePerSecond: config.rateLimitPerSecond,
         burst: config.rateLimitBurst,
+        links: { keepaliveSeconds: config.keepaliveSeconds, linkTimeoutSeconds: config.linkTimeoutSeconds, splitPingSeconds: config.splitPingSeconds },
       }),
     );
     const connection = new ComponentConnection({

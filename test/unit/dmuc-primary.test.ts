@@ -98,9 +98,12 @@ test("a groupchat message goes once to the replica, with the room's time, and di
   const sent = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat' id='m1'><body>Phaedrus, we're all having a truly rotten time.</body></message>`);
   assert.equal(sentTo(sent, WUMPUS).length, 0, "nothing directly to the replica's user");
   const [copy] = sentTo(sent, REPLICA);
-  assertMatches(copy!, parseXml(`<message type='groupchat' from='${ROOM}/Owner' to='${REPLICA}' id='m1'><body>Phaedrus, we're all having a truly rotten time.</body><x xmlns='${DMUC}'><delay xmlns='urn:xmpp:delay' from='${ROOM}'/></x></message>`));
+  assertMatches(copy!, parseXml(`<message type='groupchat' from='${ROOM}/Owner' to='${REPLICA}'><body>Phaedrus, we're all having a truly rotten time.</body><x xmlns='${DMUC}' id='m1'><delay xmlns='urn:xmpp:delay' from='${ROOM}'/></x></message>`));
   const direct = sentTo(sent, OWNER)[0]!;
-  assert.equal(copy!.getChild("stanza-id", "urn:xmpp:sid:0")!.attrs.id, direct.getChild("stanza-id", "urn:xmpp:sid:0")!.attrs.id, "one stanza-id everywhere");
+  const stanzaId = direct.getChild("stanza-id", "urn:xmpp:sid:0")!.attrs.id;
+  assert.equal(copy!.getChild("stanza-id", "urn:xmpp:sid:0")!.attrs.id, stanzaId, "one stanza-id everywhere");
+  assert.equal(copy!.attrs.id, stanzaId, "the replica's copy is addressed by stanza-id, so a bounce names it");
+  assert.equal(direct.attrs.id, "m1", "users get the sender's id");
 });
 
 test("a second user of the replica's domain enters through the replica: one presence copy, then ENTER", () => {

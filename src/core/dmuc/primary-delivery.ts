@@ -31,7 +31,14 @@ export function replicaSeesJids(room: Room, link: ReplicaLink): boolean {
 export function replicaCopy(stanza: Element, replicaJid: string, roomJid: string, now: Date): Element {
   const copy = cloneElement(stanza);
   copy.attrs.to = replicaJid;
-  if (copy.name === "message" && copy.attrs.type === "groupchat") copy.append(buildBroadcastDelay(roomJid, now));
+  if (copy.name === "message" && copy.attrs.type === "groupchat") {
+    // Addressed by its stanza-id, so that a bounce says which message the replica lost; the sender's
+    // own id travels in the dmuc element and is restored by the replica.
+    const stanzaId = copy.getChild("stanza-id", NS.STANZA_ID)?.attrs.id;
+    const senderId = copy.attrs.id;
+    if (stanzaId) copy.attrs.id = stanzaId;
+    copy.append(buildBroadcastDelay(roomJid, now, stanzaId ? senderId : undefined));
+  }
   return copy;
 }
 

@@ -33,10 +33,17 @@ function iq(io: LinkIo, to: string, from: string, type: "get" | "set", payload: 
 }
 
 /** Marks a link split (once): broadcasts stop, and the served domain is asked whether it is there. */
-export function markSplit(io: LinkIo, roomJid: string, link: ReplicaLink, reason: string): void {
-  if (link.state === "split") return;
+export function markSplit(io: LinkIo, roomJid: string, link: ReplicaLink, reason: string, bouncedId?: string): void {
+  if (link.state === "split") {
+    if (bouncedId && !link.lost?.has(bouncedId)) setLink(io, roomJid, { ...link, lost: new Set(link.lost).add(bouncedId) });
+    return;
+  }
   const now = io.context.now.getTime();
-  setLink(io, roomJid, { ...link, state: "split", splitSince: now, splitMode: "held", lastSent: now });
+  // What we sent since we last heard from the replica may be lost (the bounce that told us is one of
+  // them): the split counts from then, and netjoin resends it; the replica keeps what it has by stanza-id.
+  const since = Math.min(now, link.lastHeard);
+  const lost = new Set<string>(bouncedId ? [bouncedId] : []);
+  setLink(io, roomJid, { ...link, state: "split", splitSince: since, splitNoticed: now, lost, splitMode: "held", lastSent: now });
   const id = iq(io, link.domain, io.settings.domain, "get", xml("ping", { xmlns: NS.PING }));
   io.state = { ...io.state, dmuc: withPending(io.state.dmuc, id, { kind: "domain-ping", roomJid, replicaJid: link.replicaJid, domain: link.domain, sent: now }) };
   io.effects.push(logEffect("warn", "dmuc.link_split", { room: roomJid, replica: link.replicaJid, reason, members: link.members.size }));
@@ -48,6 +55,20 @@ export function domainPingAnswered(io: LinkIo, roomJid: string, replicaJid: stri
   const link = io.state.dmuc.links.get(roomJid)?.get(replicaJid);
   if (!link || link.state !== "split" || !reachable) return;
   setLink(io, roomJid, { ...link, splitMode: "direct" });
+  // What the replica did not deliver, its users now get directly, as catch-up with the room's time:
+  // the broadcasts held since the split was noticed, and those that bounced before.
+  const room = io.state.rooms.get(roomJid);
+  const noticed = link.splitNoticed ?? io.context.now.getTime();
+  for (const entry of room?.history ?? []) {
+    if (entry.at.getTime() < noticed && !link.lost?.has(entry.stanzaId)) continue;
+    for (const session of link.members) {
+      if (!room!.sessionNicks.has(session)) continue;
+      const copy = cloneElement(entry.stanza);
+      copy.attrs.to = session;
+      copy.append(xml("delay", { xmlns: NS.DELAY, from: roomJid, stamp: entry.at.toISOString() }));
+      io.effects.push(send(copy));
+    }
+  }
   io.effects.push(logEffect("info", "dmuc.split_direct", { room: roomJid, replica: replicaJid, domain: link.domain }));
   io.effects.push(audit({ kind: "link.fallback_direct", roomJid, actorJid: replicaJid, details: { domain: link.domain } }));
 }
@@ -132,7 +153,7 @@ export function netjoinAnswered(io: LinkIo, api: PluginApi, roomJid: string, rep
     const id = iq(io, replicaJid, roomJid, "set", enter);
     io.state = { ...io.state, dmuc: withPending(io.state.dmuc, id, { kind: "link-iq", roomJid, replicaJid, session, sent: io.context.now.getTime() }) };
   }
-  setLink(io, roomJid, { ...current, state: "active", members, splitSince: undefined, splitMode: undefined, lastHeard: io.context.now.getTime() });
+  setLink(io, roomJid, { ...current, state: "active", members, splitSince: undefined, splitNoticed: undefined, lost: undefined, splitMode: undefined, lastHeard: io.context.now.getTime() });
   io.effects.push(logEffect("info", "dmuc.link_healed", { room: roomJid, replica: replicaJid, taken, left, members: members.size }));
   io.effects.push(audit({ kind: "link.healed", roomJid, actorJid: replicaJid, details: { messagesTaken: taken, usersLeft: left, members: members.size } }));
 }

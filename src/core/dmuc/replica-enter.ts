@@ -34,7 +34,7 @@ export function onEnter(work: Work, room: ReplicatedRoom, iq: Element, payload: 
   }
   // Even a silent ENTER is verified: otherwise a primary could make us deliver a room to anybody.
   const id = work.context.newId();
-  setPending(work, id, { kind: "directed", roomJid: room.roomJid, session: enter.jid, enterIq: cloneElement(iq), sent: work.context.now.getTime() });
+  setPending(work, id, { kind: "directed", roomJid: room.roomJid, session: enter.jid, enterIq: cloneElement(iq), sent: work.context.now.getTime(), after: room.history.at(-1)?.stanzaId });
   work.effects.push(send(moduleIq(work, "get", buildDirectedQuery(enter.jid, room.roomJid), id)));
 }
 
@@ -72,6 +72,13 @@ export function finishEnter(work: Work, id: string, query: Directed, present: bo
     const entries = selectHistory(next.history, parseHistoryRequest(iq.getChild("enter")!), work.context.now, options.maxHistoryMessages);
     for (const entry of entries) work.effects.push(send(replayEntry(entry, room.roomJid, to)));
     work.effects.push(send(subjectMessage(room.roomJid, next.subject, to, work.context.newId())));
+  } else {
+    // A user moved onto us is already in the room: what was broadcast while its check was out it
+    // has not seen from anyone (the primary counted it ours already), so it gets it now.
+    const start = query.after === undefined ? 0 : next.history.findIndex((e) => e.stanzaId === query.after) + 1;
+    for (const entry of start > 0 || query.after === undefined ? next.history.slice(start) : []) {
+      work.effects.push(send(replayEntry(entry, room.roomJid, enter.jid)));
+    }
   }
   work.effects.push(send(iqResult(iq)));
   work.effects.push(logEffect("info", "dmuc.entered", { room: room.roomJid, session: enter.jid, nick: enter.nick, silent: enter.silent }));

@@ -38,6 +38,11 @@ export function viewerRole(room: ReplicatedRoom, session: string): Role {
 export function cleaned(stanza: Element): Element {
   const copy = cloneElement(stanza);
   delete copy.attrs.to;
+  // The primary addresses its copy by stanza-id (so that a bounce names the message it lost) and
+  // keeps the sender's own id in the dmuc element: users get the sender's id back.
+  const x = copy.getChild("x", DMUC);
+  if (x && x.attrs.id !== undefined) copy.attrs.id = x.attrs.id;
+  else if (x && copy.attrs.id !== undefined && copy.getChild("stanza-id", "urn:xmpp:sid:0")?.attrs.id === copy.attrs.id) delete copy.attrs.id;
   copy.children = copy.children.filter((c) => typeof c === "string" || !c.is("x", DMUC));
   return copy;
 }

@@ -22,6 +22,10 @@ export const SPLIT_PING_MS = 5_000;
 export interface ReplicaOptions {
   /** The most history messages the replica keeps per room and sends on entering. */
   maxHistoryMessages: number;
+  /** A ping to the room unanswered this long splits the link (ms); SPLIT_TIMEOUT_MS by default. */
+  linkTimeoutMs?: number;
+  /** How often a split room is pinged (ms); SPLIT_PING_MS by default. */
+  splitPingMs?: number;
 }
 
 /** What every replica handler works on: a stanza's request or a timer tick. */

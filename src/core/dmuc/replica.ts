@@ -236,10 +236,10 @@ export function tickReplica(work: Work, options: ReplicaOptions): void {
   for (const room of work.state.dmuc.replicated.values()) {
     if (isSplit(room)) {
       // Split: the room is pinged every 5 s; its netjoin (not the pong) ends the split.
-      if (now - room.lastSent >= SPLIT_PING_MS) pingRoom(work, room);
+      if (now - room.lastSent >= (options.splitPingMs ?? SPLIT_PING_MS)) pingRoom(work, room);
       continue;
     }
-    if (room.pingSent !== null && now - room.pingSent >= SPLIT_TIMEOUT_MS) {
+    if (room.pingSent !== null && now - room.pingSent >= (options.linkTimeoutMs ?? SPLIT_TIMEOUT_MS)) {
       markSplit(work, room, "ping unanswered");
       pingRoom(work, getRoom(work, room.roomJid)!);
       continue;

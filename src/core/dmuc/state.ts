@@ -21,6 +21,10 @@ export interface ReplicaLink {
   /** While split: since when (ms), and whether the users are served directly or their copies held. */
   readonly splitSince?: number;
   readonly splitMode?: "held" | "direct";
+  /** When the split was noticed (ms): copies after it were held, not sent. */
+  readonly splitNoticed?: number;
+  /** Stanza-ids of broadcasts that bounced: sent, but lost. */
+  readonly lost?: ReadonlySet<string>;
 }
 
 /** What the adapter layer knows of a remote user domain. */
@@ -83,7 +87,8 @@ export type PendingQuery =
   /** A ping to a split replica's domain: does its server answer (direct delivery) or not (hold)? */
   | { readonly kind: "domain-ping"; readonly roomJid: string; readonly replicaJid: string; readonly domain: string; readonly sent: number }
   | { readonly kind: "netjoin"; readonly roomJid: string; readonly replicaJid: string; readonly sent: number }
-  | { readonly kind: "directed"; readonly roomJid: string; readonly session: string; readonly enterIq: Element; readonly sent: number }
+  /** `after`: the newest history entry when the ENTER came, so a silent ENTER can hand over what came while it waited. */
+  | { readonly kind: "directed"; readonly roomJid: string; readonly session: string; readonly enterIq: Element; readonly sent: number; readonly after?: string }
   | { readonly kind: "replica-iq"; readonly roomJid: string; readonly sent: number }
   /** A <relay/> to the server module of a local user's stanza to a replicated room. */
   | { readonly kind: "relay"; readonly roomJid: string; readonly sent: number };

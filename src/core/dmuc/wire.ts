@@ -3,6 +3,7 @@
 import xml, { type Element } from "@xmpp/xml";
 import { NS } from "../../xmpp/stanza.js";
 import { parseJid } from "../../xmpp/jid.js";
+import { cloneElement } from "../../xmpp/element.js";
 import type { Role } from "../room/types.js";
 
 export const DMUC = NS.DMUC;
@@ -10,6 +11,23 @@ export const DMUC = NS.DMUC;
 export const REPLICA_IDENTITY = { category: "conference", type: "dmuc-replica" } as const;
 
 const ROLES: readonly Role[] = ["moderator", "participant", "visitor", "none"];
+
+/**
+ * A stanza carried inside a dmuc element, as a stanza again. A server's parser gives the embedded
+ * stanza and its plain children the wrapper's namespace (Prosody writes it out explicitly), so a copy
+ * sent on as is would be `<message xmlns='urn:xmpp:tmp:dmuc:0'>`, which no server delivers. Elements in
+ * other namespaces (muc#user, delay...) keep theirs.
+ */
+export function unwrapStanza(el: Element): Element {
+  const copy = cloneElement(el);
+  const strip = (node: Element) => {
+    if (node.attrs.xmlns !== DMUC && node !== copy) return;
+    delete node.attrs.xmlns;
+    for (const child of node.children) if (typeof child !== "string") strip(child);
+  };
+  if (copy.attrs.xmlns === DMUC || copy.attrs.xmlns === undefined) strip(copy);
+  return copy;
+}
 
 function positiveInt(value: string | undefined): number | null {
   return value !== undefined && /^\d{1,9}$/.test(value) ? Number(value) : null;
@@ -101,8 +119,8 @@ export function parseState(el: Element | undefined): RoomState | null {
   return {
     last: el.attrs.last === "true",
     config,
-    presences: el.getChildren("presence"),
-    history: el.getChildren("message"),
+    presences: el.getChildren("presence").map(unwrapStanza),
+    history: el.getChildren("message").map(unwrapStanza),
     subject,
   };
 }
@@ -129,7 +147,7 @@ export function parseEnter(el: Element | undefined): Enter | null {
   if (!el?.is("enter", DMUC) || !isFullJid(el.attrs.jid) || !el.attrs.nick) return null;
   const codes = el.getChildren("status").map((s) => positiveInt(s.attrs.code));
   if (codes.some((c) => c === null)) return null;
-  return { jid: el.attrs.jid, nick: el.attrs.nick, silent: el.attrs.silent === "true", history: el.getChild("history", NS.MUC) ?? null, codes: codes as number[] };
+  return { jid: el.attrs.jid, nick: el.attrs.nick, silent: el.attrs.silent === "true", history: el.getChild("history", NS.MUC) ?? el.getChild("history") ?? null, codes: codes as number[] };
 }
 
 // <leave jid><presence type=unavailable/></leave>
@@ -144,12 +162,13 @@ export function buildLeave(l: Leave): Element {
 
 export function parseLeave(el: Element | undefined): Leave | null {
   if (!el?.is("leave", DMUC) || !isFullJid(el.attrs.jid)) return null;
-  return { jid: el.attrs.jid, presence: el.getChild("presence") ?? null };
+  const presence = el.getChild("presence");
+  return { jid: el.attrs.jid, presence: presence ? unwrapStanza(presence) : null };
 }
 
 // <x><delay/></x> inside a broadcast message: the room's time, kept for history
-export function buildBroadcastDelay(roomJid: string, at: Date): Element {
-  return xml("x", { xmlns: DMUC }, xml("delay", { xmlns: NS.DELAY, from: roomJid, stamp: at.toISOString() }));
+export function buildBroadcastDelay(roomJid: string, at: Date, senderId?: string): Element {
+  return xml("x", { xmlns: DMUC, id: senderId }, xml("delay", { xmlns: NS.DELAY, from: roomJid, stamp: at.toISOString() }));
 }
 
 export function parseBroadcastDelay(message: Element): Date | null {
@@ -166,7 +185,7 @@ export function buildRelay(stanza: Element): Element {
 export function parseRelay(el: Element | undefined): Element | null {
   if (!el?.is("relay", DMUC)) return null;
   const [inner, ...rest] = el.getChildElements();
-  return inner && rest.length === 0 && ["message", "presence", "iq"].includes(inner.name) ? inner : null;
+  return inner && rest.length === 0 && ["message", "presence", "iq"].includes(inner.name) ? unwrapStanza(inner) : null;
 }
 
 export function buildDivert(roomJid: string, on = true): Element {
@@ -234,7 +253,7 @@ export function parseNetjoinAnswer(el: Element | undefined): NetjoinAnswer | nul
   if (!el?.is("netjoin", DMUC)) return null;
   const occupants = el.getChildren("occupant").map((o) => ({ jid: o.attrs.jid ?? "", nick: o.attrs.nick ?? "" }));
   if (occupants.some((o) => !isFullJid(o.jid) || o.nick === "")) return null;
-  return { occupants, messages: el.getChildren("message") };
+  return { occupants, messages: el.getChildren("message").map(unwrapStanza) };
 }
 
 // <resync/>: a split replica that hears from the room again asks for netjoin
