@@ -141,7 +141,7 @@ export class ComponentConnection extends EventEmitter<ConnectionEvents> {
       await entity.connect(service);
       // Stanzas are small and often answer other stanzas: with Nagle's algorithm on, a write waits for
       // the ACK of the previous one (a ~40 ms stall per message on loopback; bench/RESULTS.md).
-      (entity as unknown as { socket?: { setNoDelay(noDelay: boolean): void } | null }).socket?.setNoDelay(true);
+      entity.socket?.setNoDelay(true);
       await entity.open({ domain });
       await settled;
     } catch (err) {

@@ -91,6 +91,8 @@ declare module "@xmpp/component-core" {
   export class Component extends EventEmitter {
     constructor(options: { service: string; domain: string });
     status: ConnectionStatus;
+    /** The TCP socket while connected. */
+    socket: import("node:net").Socket | null;
     jid: JID | null;
     timeout: number;
     options: { service: string; domain: string };
