@@ -42,7 +42,7 @@ function destroyRooms(request: ServiceRequest, form: Element, sessionid: string)
   const field = form.getChildren("field").find((f) => f.attrs.var === ROOMS_FIELD);
   const jids = (field?.getChildren("value") ?? []).map((v) => v.getText().trim()).filter((v) => v !== "");
   if (jids.length === 0) throw badRequest("Select at least one room");
-  const rooms = new Map(request.state.rooms);
+  let rooms = request.state.rooms;
   const destroyed: string[] = [];
   for (const text of jids) {
     const jid = parseBareJid(text);
@@ -60,7 +60,7 @@ function destroyRooms(request: ServiceRequest, form: Element, sessionid: string)
       effects: request.effects,
     };
     destroyRoom(roomRequest, room);
-    rooms.delete(room.jid);
+    rooms = rooms.without(room.jid);
     destroyed.push(room.jid);
   }
   request.state = { ...request.state, rooms };

@@ -11,6 +11,7 @@ import type { DiscoIdentity, DiscoItem } from "../xmpp/disco.js";
 import { RoomEngine } from "./room/engine.js";
 import type { RoomRequest } from "./room/api.js";
 import type { Room } from "./room/types.js";
+import { RoomTable } from "./room-table.js";
 import { emptyDmucState, type DmucState } from "./dmuc/state.js";
 
 export interface EngineContext {
@@ -36,12 +37,12 @@ export interface ServiceSettings {
 
 export interface ServiceState {
   /** Bare room JID -> room. */
-  readonly rooms: ReadonlyMap<string, Room>;
+  readonly rooms: RoomTable;
   /** DMUC2 links, replicated rooms and outstanding queries (src/core/dmuc/). */
   readonly dmuc: DmucState;
 }
 
-export const emptyServiceState = (): ServiceState => ({ rooms: new Map(), dmuc: emptyDmucState() });
+export const emptyServiceState = (): ServiceState => ({ rooms: RoomTable.empty(), dmuc: emptyDmucState() });
 
 /** What a handler of a stanza addressed to the service domain itself sees. */
 export interface ServiceRequest {
@@ -160,9 +161,7 @@ export class MucService {
     const before = request.state.rooms.get(roomJid);
     const after = this.api.rooms.handle(roomRequest, before);
     if (after !== before) {
-      const rooms = new Map(request.state.rooms);
-      if (after) rooms.set(roomJid, after);
-      else rooms.delete(roomJid);
+      const rooms = after ? request.state.rooms.with(roomJid, after) : request.state.rooms.without(roomJid);
       request.state = { ...request.state, rooms };
     }
     this.api.hooks.fire("service/room-handled", { request, roomJid, before, after });

@@ -10,6 +10,7 @@ import { createPlugins } from "../../plugins/index.js";
 import { liveContext } from "./clock.js";
 import { EffectRunner } from "./effect-runner.js";
 import { loadLinks, loadRooms } from "./room-loader.js";
+import { RoomTable } from "../core/room-table.js";
 import { RoomStore } from "./room-store.js";
 
 const TICK_MS = 1000;
@@ -37,7 +38,7 @@ export class Gateway {
     let state: ServiceState;
     try {
       const empty = emptyServiceState();
-      const rooms = await loadRooms(database.dataSource, config.maxHistoryMessages, log);
+      const rooms = RoomTable.from(await loadRooms(database.dataSource, config.maxHistoryMessages, log));
       state = { rooms, dmuc: { ...empty.dmuc, links: await loadLinks(database.dataSource, rooms, Date.now()) } };
     } catch (err) {
       await database.close();

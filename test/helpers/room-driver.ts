@@ -63,7 +63,7 @@ export class RoomDriver {
   affiliate(room: string, jid: string, entry: AffiliationEntry): void {
     const current = this.room(room);
     if (!current) throw new Error(`no room ${room}`);
-    const rooms = new Map(this.state.rooms).set(current.jid, { ...current, affiliations: new Map(current.affiliations).set(jid, entry) });
+    const rooms = this.state.rooms.with(current.jid, { ...current, affiliations: new Map(current.affiliations).set(jid, entry) });
     this.state = { ...this.state, rooms };
   }
 
