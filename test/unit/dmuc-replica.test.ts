@@ -165,6 +165,18 @@ test("enter: a silent ENTER is verified too, and then sends the user nothing", (
   assert.equal(silent.state.dmuc.replicated.get(ROOM)!.local.get(RUBENRO), "BigCheese");
 });
 
+test("enter: what is broadcast while a silent ENTER's check is out reaches the user when it is in", () => {
+  const d = linked();
+  presenceBroadcast(d, "BigCheese", "participant");
+  const [q] = d.send(`<iq type='set' id='e3' from='${ROOM}' to='${REPLICA}'><enter xmlns='${DMUC}' jid='${RUBENRO}' nick='BigCheese' silent='true'/></iq>`);
+  // Meanwhile someone enters the room and says something: the primary already counts BigCheese ours.
+  presenceBroadcast(d, "Efchen", "participant");
+  d.send(`<message type='groupchat' from='${ROOM}/Efchen' to='${REPLICA}'><body>hello</body><stanza-id xmlns='urn:xmpp:sid:0' by='${ROOM}' id='s-late'/></message>`);
+  const done = to(answerDirected(d, q!, true), RUBENRO);
+  assert.deepEqual(done.map((s) => `${s.name} ${s.attrs.from}`), [`presence ${ROOM}/Efchen`, `message ${ROOM}/Efchen`]);
+  assert.equal(done[1]!.getChildText("body"), "hello");
+});
+
 test("enter: the module says no (or errs, or never answers): forbidden to the primary, nothing to the user", () => {
   const d = linked();
   presenceBroadcast(d, "BigCheese", "participant");

@@ -34,7 +34,7 @@ export function onEnter(work: Work, room: ReplicatedRoom, iq: Element, payload: 
   }
   // Even a silent ENTER is verified: otherwise a primary could make us deliver a room to anybody.
   const id = work.context.newId();
-  setPending(work, id, { kind: "directed", roomJid: room.roomJid, session: enter.jid, enterIq: cloneElement(iq), sent: work.context.now.getTime(), after: room.history.at(-1)?.stanzaId });
+  setPending(work, id, { kind: "directed", roomJid: room.roomJid, session: enter.jid, enterIq: cloneElement(iq), sent: work.context.now.getTime(), after: room.history.at(-1)?.stanzaId, roster: room.roster });
   work.effects.push(send(moduleIq(work, "get", buildDirectedQuery(enter.jid, room.roomJid), id)));
 }
 
@@ -75,6 +75,18 @@ export function finishEnter(work: Work, id: string, query: Directed, present: bo
   } else {
     // A user moved onto us is already in the room: what was broadcast while its check was out it
     // has not seen from anyone (the primary counted it ours already), so it gets it now.
+    const viewer = rosterFor(next, enter.nick, enter.jid);
+    for (const presence of viewer) {
+      const nick = presence.attrs.from?.slice(room.roomJid.length + 1) ?? "";
+      const before = query.roster?.get(nick);
+      if (before !== next.roster.get(nick)) work.effects.push(send(presence));
+    }
+    for (const [nick, before] of query.roster ?? []) {
+      if (nick === enter.nick || next.roster.has(nick)) continue;
+      const gone = cloneElement(before);
+      gone.attrs = { from: `${room.roomJid}/${nick}`, to: enter.jid, type: "unavailable" };
+      work.effects.push(send(gone));
+    }
     const start = query.after === undefined ? 0 : next.history.findIndex((e) => e.stanzaId === query.after) + 1;
     for (const entry of start > 0 || query.after === undefined ? next.history.slice(start) : []) {
       work.effects.push(send(replayEntry(entry, room.roomJid, enter.jid)));

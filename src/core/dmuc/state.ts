@@ -88,7 +88,16 @@ export type PendingQuery =
   | { readonly kind: "domain-ping"; readonly roomJid: string; readonly replicaJid: string; readonly domain: string; readonly sent: number }
   | { readonly kind: "netjoin"; readonly roomJid: string; readonly replicaJid: string; readonly sent: number }
   /** `after`: the newest history entry when the ENTER came, so a silent ENTER can hand over what came while it waited. */
-  | { readonly kind: "directed"; readonly roomJid: string; readonly session: string; readonly enterIq: Element; readonly sent: number; readonly after?: string }
+  | {
+      readonly kind: "directed";
+      readonly roomJid: string;
+      readonly session: string;
+      readonly enterIq: Element;
+      readonly sent: number;
+      readonly after?: string;
+      /** The roster when the ENTER came: a silent ENTER hands over the presences that changed meanwhile. */
+      readonly roster?: ReadonlyMap<string, Element>;
+    }
   | { readonly kind: "replica-iq"; readonly roomJid: string; readonly sent: number }
   /** A <relay/> to the server module of a local user's stanza to a replicated room. */
   | { readonly kind: "relay"; readonly roomJid: string; readonly sent: number };
