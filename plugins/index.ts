@@ -24,7 +24,7 @@ export interface PluginOptions extends LimitOptions {
   /** The most history messages a room keeps and sends on entering (DMUC_MAX_HISTORY_MESSAGES). */
   maxHistoryMessages: number;
   /** DMUC2 link timing (DMUC_KEEPALIVE, DMUC_LINK_TIMEOUT, DMUC_SPLIT_PING), in seconds; defaults when absent. */
-  links?: { keepaliveSeconds: number; linkTimeoutSeconds: number; splitPingSeconds: number };
+  links?: { keepaliveSeconds: number; linkTimeoutSeconds: number; splitPingSeconds: number; splitAway: boolean };
 }
 
 export function createPlugins(options: PluginOptions): Plugin[] {
@@ -52,6 +52,7 @@ export function createPlugins(options: PluginOptions): Plugin[] {
         keepaliveSeconds: options.links.keepaliveSeconds,
         queryTimeoutMs: options.links.linkTimeoutSeconds * 1000,
         splitPingSeconds: options.links.splitPingSeconds,
+        markAway: options.links.splitAway,
       }),
     }),
     dmucReplicaPlugin({

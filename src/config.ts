@@ -58,6 +58,7 @@ export const SETTINGS = {
   keepaliveSeconds: "DMUC_KEEPALIVE",
   linkTimeoutSeconds: "DMUC_LINK_TIMEOUT",
   splitPingSeconds: "DMUC_SPLIT_PING",
+  splitAway: "DMUC_SPLIT_AWAY",
 } as const satisfies Record<string, string>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -134,6 +135,10 @@ export class GatewayConfig {
   @IsInt({ message: "must be a whole number of seconds" })
   @Min(1, { message: "must be at least 1" })
   splitPingSeconds = 5;
+
+  /** DMUC2: show the occupants behind a split link as away to the others until netjoin. */
+  @IsBoolean({ message: "must be true or false" })
+  splitAway = true;
 }
 
 export class ConfigError extends Error {
@@ -174,6 +179,7 @@ const CONVERT: Partial<Record<SettingName, (value: RawValue) => unknown>> = {
   keepaliveSeconds: toNumber,
   linkTimeoutSeconds: toNumber,
   splitPingSeconds: toNumber,
+  splitAway: toBoolean,
 };
 
 function readConfigFile(path: string): { raw: RawSettings; problems: string[] } {

@@ -56,7 +56,7 @@ export class Gateway {
         maxBodyChars: config.maxBodyChars,
         ratePerSecond: config.rateLimitPerSecond,
         burst: config.rateLimitBurst,
-        links: { keepaliveSeconds: config.keepaliveSeconds, linkTimeoutSeconds: config.linkTimeoutSeconds, splitPingSeconds: config.splitPingSeconds },
+        links: { keepaliveSeconds: config.keepaliveSeconds, linkTimeoutSeconds: config.linkTimeoutSeconds, splitPingSeconds: config.splitPingSeconds, splitAway: config.splitAway },
       }),
     );
     const connection = new ComponentConnection({

@@ -197,6 +197,8 @@ test("netsplit: a bounce from the replica splits the link; copies are held while
   assert.ok(p.effects.some((e) => e.kind === "audit" && e.record.kind === "link.split"));
   const [ping] = sentTo(sent, "oulubox.test");
   assert.ok(ping!.getChild("ping", "urn:xmpp:ping"), "the users' server is asked whether it is there");
+  const away = sentTo(sent, OWNER).filter((s) => s.name === "presence");
+  assert.deepEqual(away.map((s) => `${s.attrs.from} ${s.getChildText("show")}`).sort(), [`${ROOM}/Valdis away`, `${ROOM}/Wumpus away`], "those behind the split are shown away");
   const during = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>during</body></message>`);
   assert.deepEqual(during.map((s) => s.attrs.to), [OWNER], "nothing to the replica, nothing directly to its users");
   // A user's server bouncing with remote-server-not-found does not make the user leave.
@@ -242,6 +244,7 @@ test("netjoin: the replica answers again, gets what it missed, and hands over it
   assert.ok(sentTo(healed, OWNER).some((s) => s.name === "presence" && s.attrs.from === `${ROOM}/Valdis` && s.attrs.type === "unavailable"));
   assert.equal(p.link()!.state, "active");
   assert.deepEqual([...p.link()!.members], [WUMPUS]);
+  assert.ok(sentTo(healed, OWNER).some((s) => s.name === "presence" && s.attrs.from === `${ROOM}/Wumpus` && !s.getChild("show")), "and back at netjoin");
   assert.ok(p.effects.some((e) => e.kind === "audit" && e.record.kind === "link.healed"));
 });
 

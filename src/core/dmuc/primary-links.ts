@@ -19,6 +19,8 @@ export interface PrimaryOptions {
   keepaliveSeconds: number;
   /** How often a split replica is pinged to see it come back (DMUC_SPLIT_PING). */
   splitPingSeconds: number;
+  /** Whether occupants behind a split link are shown away to the others meanwhile (DMUC_SPLIT_AWAY). */
+  markAway: boolean;
   historyLimit: number;
   /** How long a discovery answer holds (ms). */
   domainTtlMs: number;
@@ -26,7 +28,7 @@ export interface PrimaryOptions {
   queryTimeoutMs: number;
 }
 
-export const DEFAULT_PRIMARY_OPTIONS: PrimaryOptions = { keepaliveSeconds: 60, splitPingSeconds: 5, historyLimit: 50, domainTtlMs: 10 * 60_000, queryTimeoutMs: 30_000 };
+export const DEFAULT_PRIMARY_OPTIONS: PrimaryOptions = { keepaliveSeconds: 60, splitPingSeconds: 5, markAway: true, historyLimit: 50, domainTtlMs: 10 * 60_000, queryTimeoutMs: 30_000 };
 
 const STATE_CHUNK = 100;
 
@@ -194,7 +196,7 @@ export function primaryAnswer(io: LinkIo, api: PluginApi, id: string, q: Pending
       update(io, withoutPending(io.state.dmuc, id));
       const link = io.state.dmuc.links.get(q.roomJid)?.get(q.replicaJid);
       if (!link) return true;
-      if (ok) netjoinAnswered(io, api, q.roomJid, q.replicaJid, answer!);
+      if (ok) netjoinAnswered(io, api, q.roomJid, q.replicaJid, answer!, options.markAway);
       else if (unreachable) update(io, withLink(io.state.dmuc, q.roomJid, { ...link, state: "split" }));
       else {
         // The replica lost the room (restarted without it): link again from the start.
@@ -241,7 +243,7 @@ export function primaryAnswer(io: LinkIo, api: PluginApi, id: string, q: Pending
         return true;
       }
       if (now && unreachable) {
-        markSplit(io, q.roomJid, now, answer ? `error ${errorCondition(answer)}` : "no answer");
+        markSplit(io, q.roomJid, now, answer ? `error ${errorCondition(answer)}` : "no answer", undefined, options.markAway);
         return true;
       }
       if (ok || !q.session) return true;

@@ -5,7 +5,7 @@
 import xml, { type Element } from "@xmpp/xml";
 import { audit, logEffect, send } from "../effects.js";
 import type { PluginApi } from "../service.js";
-import { presenceVariants } from "../room/presence.js";
+import { presenceVariants, primarySession } from "../room/presence.js";
 import { cloneElement } from "../../xmpp/element.js";
 import { NS } from "../../xmpp/stanza.js";
 import { parseJid } from "../../xmpp/jid.js";
@@ -32,8 +32,40 @@ function iq(io: LinkIo, to: string, from: string, type: "get" | "set", payload: 
   return id;
 }
 
+/**
+ * Tells everyone else that the occupants behind a split link are away (XEP-0282 §Netsplit: MAY), or,
+ * at netjoin, shows their real presence again: each direct session gets its copy, each other active
+ * replica one.
+ */
+export function announceBehindSplit(io: LinkIo, roomJid: string, link: ReplicaLink, away: boolean): void {
+  const room = io.state.rooms.get(roomJid);
+  if (!room) return;
+  const others = [...(io.state.dmuc.links.get(roomJid)?.values() ?? [])].filter((l) => l !== link && l.replicaJid !== link.replicaJid && (l.state === "active" || l.state === "syncing"));
+  const served = (session: string) => link.members.has(session) || others.some((l) => l.members.has(session));
+  for (const occupant of room.occupants.values()) {
+    if (![...occupant.sessions.keys()].every((s) => link.members.has(s))) continue;
+    const source = away
+      ? xml("presence", {}, xml("show", {}, "away"), xml("status", {}, "Netsplit: this server cannot be reached"))
+      : primarySession(occupant).presence;
+    const variants = presenceVariants(room, occupant, { source });
+    for (const viewer of room.occupants.values()) {
+      for (const session of viewer.sessions.keys()) {
+        if (served(session)) continue;
+        const copy = cloneElement(variants.forViewer(viewer.role));
+        copy.attrs.to = session;
+        io.effects.push(send(copy));
+      }
+    }
+    for (const other of others) {
+      const copy = cloneElement(variants.forViewer(replicaSeesJids(room, other) ? "moderator" : "participant"));
+      copy.attrs.to = other.replicaJid;
+      io.effects.push(send(copy));
+    }
+  }
+}
+
 /** Marks a link split (once): broadcasts stop, and the served domain is asked whether it is there. */
-export function markSplit(io: LinkIo, roomJid: string, link: ReplicaLink, reason: string, bouncedId?: string): void {
+export function markSplit(io: LinkIo, roomJid: string, link: ReplicaLink, reason: string, bouncedId?: string, markAway = true): void {
   if (link.state === "split") {
     if (bouncedId && !link.lost?.has(bouncedId)) setLink(io, roomJid, { ...link, lost: new Set(link.lost).add(bouncedId) });
     return;
@@ -46,6 +78,7 @@ export function markSplit(io: LinkIo, roomJid: string, link: ReplicaLink, reason
   setLink(io, roomJid, { ...link, state: "split", splitSince: since, splitNoticed: now, lost, splitMode: "held", lastSent: now });
   const id = iq(io, link.domain, io.settings.domain, "get", xml("ping", { xmlns: NS.PING }));
   io.state = { ...io.state, dmuc: withPending(io.state.dmuc, id, { kind: "domain-ping", roomJid, replicaJid: link.replicaJid, domain: link.domain, sent: now }) };
+  if (markAway) announceBehindSplit(io, roomJid, link, true);
   io.effects.push(logEffect("warn", "dmuc.link_split", { room: roomJid, replica: link.replicaJid, reason, members: link.members.size }));
   io.effects.push(audit({ kind: "link.split", roomJid, actorJid: link.replicaJid, details: { reason, members: link.members.size } }));
 }
@@ -109,7 +142,7 @@ export function startNetjoin(io: LinkIo, roomJid: string, link: ReplicaLink): vo
  * longer lists leave, users of its domain who entered directly meanwhile move to it, and the link is
  * active again.
  */
-export function netjoinAnswered(io: LinkIo, api: PluginApi, roomJid: string, replicaJid: string, answer: Element): void {
+export function netjoinAnswered(io: LinkIo, api: PluginApi, roomJid: string, replicaJid: string, answer: Element, markAway = true): void {
   const link = io.state.dmuc.links.get(roomJid)?.get(replicaJid);
   if (!link) return;
   const parsed = parseNetjoinAnswer(answer.getChild("netjoin", DMUC));
@@ -154,6 +187,8 @@ export function netjoinAnswered(io: LinkIo, api: PluginApi, roomJid: string, rep
     io.state = { ...io.state, dmuc: withPending(io.state.dmuc, id, { kind: "link-iq", roomJid, replicaJid, session, sent: io.context.now.getTime() }) };
   }
   setLink(io, roomJid, { ...current, state: "active", members, splitSince: undefined, splitNoticed: undefined, lost: undefined, splitMode: undefined, lastHeard: io.context.now.getTime() });
+  // Those shown away during the split are back (what they changed meanwhile came with the netjoin).
+  if (markAway) announceBehindSplit(io, roomJid, { ...current, members }, false);
   io.effects.push(logEffect("info", "dmuc.link_healed", { room: roomJid, replica: replicaJid, taken, left, members: members.size }));
   io.effects.push(audit({ kind: "link.healed", roomJid, actorJid: replicaJid, details: { messagesTaken: taken, usersLeft: left, members: members.size } }));
 }
