@@ -3,14 +3,25 @@
 import type { Plugin } from "../src/core/service.js";
 import { replicaDiscoInfo, routeReplica, tickReplica } from "../src/core/dmuc/replica.js";
 import type { ReplicaOptions } from "../src/core/dmuc/replica-util.js";
+import { localSessionWrites } from "../src/core/dmuc/replica-records.js";
 
 export function dmucReplicaPlugin(options: ReplicaOptions): Plugin {
   return {
     name: "dmuc-replica",
     register({ settings, hooks }) {
       if (!settings.localDomain) return;
-      hooks.on("service/route", ({ request, to }) => routeReplica(request, to, options));
-      hooks.on("service/tick", (tick) => tickReplica(tick, options));
+      // Every change to whom we serve is written down (replica-records.ts).
+      hooks.on("service/route", ({ request, to }) => {
+        const before = request.state.dmuc.replicated;
+        const taken = routeReplica(request, to, options);
+        localSessionWrites(before, request.state.dmuc.replicated, request.effects);
+        return taken;
+      });
+      hooks.on("service/tick", (tick) => {
+        const before = tick.state.dmuc.replicated;
+        tickReplica(tick, options);
+        localSessionWrites(before, tick.state.dmuc.replicated, tick.effects);
+      });
       hooks.on("service/disco-info", ({ info }) => replicaDiscoInfo(settings, info));
     },
   };

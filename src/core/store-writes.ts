@@ -30,4 +30,5 @@ export interface ReplicaRoomConfig {
   presenceBroadcast: Role[];
   keepaliveSeconds: number;
   historyLimit: number;
+  splitChat?: boolean;
 }

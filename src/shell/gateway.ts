@@ -9,7 +9,7 @@ import { openDatabase, type Database } from "../db/database.js";
 import { createPlugins } from "../../plugins/index.js";
 import { liveContext } from "./clock.js";
 import { EffectRunner } from "./effect-runner.js";
-import { loadLinks, loadRooms } from "./room-loader.js";
+import { loadLinks, loadReplicas, loadRooms } from "./room-loader.js";
 import { RoomTable } from "../core/room-table.js";
 import { RoomStore } from "./room-store.js";
 
@@ -39,7 +39,11 @@ export class Gateway {
     try {
       const empty = emptyServiceState();
       const rooms = RoomTable.from(await loadRooms(database.dataSource, config.maxHistoryMessages, log));
-      state = { rooms, dmuc: { ...empty.dmuc, links: await loadLinks(database.dataSource, rooms, Date.now()) } };
+      const now = Date.now();
+      state = {
+        rooms,
+        dmuc: { ...empty.dmuc, links: await loadLinks(database.dataSource, rooms, now), replicated: await loadReplicas(database.dataSource, now, log) },
+      };
     } catch (err) {
       await database.close();
       throw err;
@@ -48,6 +52,7 @@ export class Gateway {
       rooms: state.rooms.size,
       occupants: [...state.rooms.values()].reduce((n, r) => n + r.occupants.size, 0),
       links: [...state.dmuc.links.values()].reduce((n, l) => n + l.size, 0),
+      replicated: state.dmuc.replicated.size,
     });
     const service = new MucService(
       { domain: config.domain, admins: new Set(config.admins), name: "Chatrooms", localDomain: config.localDomain },

@@ -5,7 +5,8 @@ import parse from "@xmpp/xml/lib/parse.js";
 import type { Element } from "@xmpp/xml";
 import { DEFAULT_ROOM_CONFIG, newRoom, type AffiliationEntry, type HistoryEntry, type Occupant, type Role, type Room, type RoomConfig } from "../core/room/types.js";
 import type { Logger } from "../log.js";
-import type { DmucState, ReplicaLink } from "../core/dmuc/state.js";
+import type { DmucState, ReplicaLink, ReplicatedRoom } from "../core/dmuc/state.js";
+import type { ReplicaRoomConfig } from "../core/store-writes.js";
 import { domainOf } from "../core/dmuc/primary-delivery.js";
 
 interface RoomRow { id: string; jid: string; config: Partial<RoomConfig>; subject: string | null; subject_nick: string | null; subject_changed_at: Date | null; locked: boolean }
@@ -119,4 +120,66 @@ export async function loadLinks(dataSource: DataSource, rooms: ReadonlyMap<strin
     links.set(row.room, (links.get(row.room) ?? new Map()).set(link.replicaJid, link));
   }
   return links;
+}
+
+interface ReplicaRoomRow { id: string; jid: string; primary_jid: string | null; config: Partial<ReplicaRoomConfig>; subject: string | null; subject_nick: string | null; subject_changed_at: Date | null }
+
+/**
+ * A replica's copies of remote rooms, with the local sessions it serves and their history. Restored
+ * as split: the replica pings each room, asks for netjoin when it answers, and gets the roster and
+ * what it missed (docs/PROTOCOL.md, Netjoin); meanwhile its users keep talking among themselves.
+ */
+export async function loadReplicas(dataSource: DataSource, now: number, log: Logger): Promise<DmucState["replicated"]> {
+  const rooms: ReplicaRoomRow[] = await dataSource.query(`SELECT id, jid, primary_jid, config, subject, subject_nick, subject_changed_at FROM rooms WHERE role = 'replica'`);
+  if (rooms.length === 0) return new Map();
+  const ids = rooms.map((r) => r.id);
+  const occupants: OccupantRow[] = await dataSource.query(`SELECT room_id, nick, real_jid, role, occupant_id, presence FROM occupants WHERE room_id = ANY($1::bigint[]) ORDER BY id`, [ids]);
+  const history: HistoryRow[] = await dataSource.query(
+    `SELECT room_id, stanza_id, occupant_id, nick, sender_jid, stanza, sent_at FROM (
+       SELECT h.*, row_number() OVER (PARTITION BY room_id ORDER BY sent_at DESC, id DESC) AS n FROM history_messages h WHERE room_id = ANY($1::bigint[])
+     ) recent WHERE n <= 1000 ORDER BY sent_at, id`,
+    [ids],
+  );
+  const replicated = new Map<string, ReplicatedRoom>();
+  for (const row of rooms) {
+    const config = row.config;
+    const roster = new Map<string, Element>();
+    const local = new Map<string, string>();
+    for (const o of occupants.filter((o) => o.room_id === row.id)) {
+      const presence = parseStanza(o.presence, log, "replica occupant presence");
+      if (presence) roster.set(o.nick, presence);
+      local.set(o.real_jid, o.nick);
+    }
+    const historyLimit = config.historyLimit ?? 20;
+    const entries = history
+      .filter((h) => h.room_id === row.id)
+      .flatMap((h) => {
+        const stanza = parseStanza(h.stanza, log, "replica history message");
+        return stanza ? [{ stanzaId: h.stanza_id, nick: h.nick, occupantId: h.occupant_id ?? "", senderJid: h.sender_jid ?? "", at: h.sent_at, stanza, chars: h.stanza.length }] : [];
+      })
+      .slice(-historyLimit);
+    replicated.set(row.jid, {
+      roomJid: row.jid,
+      primaryJid: row.primary_jid ?? row.jid,
+      keepaliveSeconds: config.keepaliveSeconds ?? 60,
+      historyLimit,
+      whois: config.whois ?? "moderators",
+      presenceBroadcast: config.presenceBroadcast ?? ["moderator", "participant", "visitor"],
+      roster,
+      local,
+      history: entries,
+      subject: row.subject === null ? null : { text: row.subject, nick: row.subject_nick, at: row.subject_changed_at ?? new Date(0) },
+      lastHeard: now,
+      lastSent: now,
+      splitChat: config.splitChat ?? true,
+      splitSince: now,
+      pingSent: null,
+      splitQueue: [],
+      splitPresences: new Map(),
+      splitGone: new Set(),
+      echoes: new Set(),
+      restored: true,
+    });
+  }
+  return replicated;
 }

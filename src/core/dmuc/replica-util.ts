@@ -78,7 +78,7 @@ export function saveReplica(work: Work, room: ReplicatedRoom): void {
       op: "replica.save",
       roomJid: room.roomJid,
       primaryJid: room.primaryJid,
-      config: { whois: room.whois, presenceBroadcast: [...room.presenceBroadcast], keepaliveSeconds: room.keepaliveSeconds, historyLimit: room.historyLimit },
+      config: { whois: room.whois, presenceBroadcast: [...room.presenceBroadcast], keepaliveSeconds: room.keepaliveSeconds, historyLimit: room.historyLimit, splitChat: room.splitChat },
       subject: room.subject,
     }),
   );

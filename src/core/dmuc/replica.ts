@@ -13,7 +13,7 @@ import type { ReplicatedRoom } from "./state.js";
 import { buildReplicate, buildResync, DMUC, REPLICA_IDENTITY, parseDirectedAnswer, parseReplicate, parseState } from "./wire.js";
 import { appendHistory, historyEntry, cleaned, ignoreFromRoom, onMessageBroadcast, onPresenceBroadcast } from "./replica-fanout.js";
 import { expireDirected, finishEnter, onEnter, onLeave } from "./replica-enter.js";
-import { DIRECTED_TIMEOUT_MS, getRoom, isLocalUser, MIN_KEEPALIVE_SECONDS, MODULE_IQ_TIMEOUT_MS, putRoom, refuse, saveReplica, setPending, SPLIT_PING_MS, SPLIT_TIMEOUT_MS, touch, type ReplicaOptions, type Work } from "./replica-util.js";
+import { DIRECTED_TIMEOUT_MS, sendDivert, getRoom, isLocalUser, MIN_KEEPALIVE_SECONDS, MODULE_IQ_TIMEOUT_MS, putRoom, refuse, saveReplica, setPending, SPLIT_PING_MS, SPLIT_TIMEOUT_MS, touch, type ReplicaOptions, type Work } from "./replica-util.js";
 import { errorCondition, isSplit, markSplit, onNetjoin, onSplitDiverted, pingRoom, relayToPrimary, SPLIT_CONDITIONS } from "./replica-split.js";
 
 /** The "service/route" handler: true when the stanza was the replica's. */
@@ -234,6 +234,11 @@ export function tickReplica(work: Work, options: ReplicaOptions): void {
     }
   }
   for (const room of work.state.dmuc.replicated.values()) {
+    if (room.restored) {
+      // Back from the database: the server module forgot our diversions when we went away.
+      putRoom(work, { ...room, restored: undefined });
+      if (room.local.size > 0) sendDivert(work, room.roomJid, true);
+    }
     if (isSplit(room)) {
       // Split: the room is pinged every 5 s; its netjoin (not the pong) ends the split.
       if (now - room.lastSent >= (options.splitPingMs ?? SPLIT_PING_MS)) pingRoom(work, room);

@@ -68,6 +68,8 @@ export interface ReplicatedRoom {
   readonly splitGone: ReadonlySet<string>;
   /** origin-ids of messages sent back at netjoin whose broadcast has not come back yet. */
   readonly echoes: ReadonlySet<string>;
+  /** Restored from the database at start: the server module must be asked to divert again. */
+  readonly restored?: boolean;
 }
 
 /** A message a local user sent to a split room: as sent (from the full JID, with origin-id), and when. */
