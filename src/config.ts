@@ -59,6 +59,7 @@ export const SETTINGS = {
   linkTimeoutSeconds: "DMUC_LINK_TIMEOUT",
   splitPingSeconds: "DMUC_SPLIT_PING",
   splitAway: "DMUC_SPLIT_AWAY",
+  trustPrimaryEnter: "DMUC_TRUST_PRIMARY_ENTER",
 } as const satisfies Record<string, string>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -139,6 +140,10 @@ export class GatewayConfig {
   /** DMUC2: show the occupants behind a split link as away to the others until netjoin. */
   @IsBoolean({ message: "must be true or false" })
   splitAway = true;
+
+  /** DMUC2 replica on a server without mod_dmuc_replica: accept ENTER without the directed-presence check. */
+  @IsBoolean({ message: "must be true or false" })
+  trustPrimaryEnter = false;
 }
 
 export class ConfigError extends Error {
@@ -180,6 +185,7 @@ const CONVERT: Partial<Record<SettingName, (value: RawValue) => unknown>> = {
   linkTimeoutSeconds: toNumber,
   splitPingSeconds: toNumber,
   splitAway: toBoolean,
+  trustPrimaryEnter: toBoolean,
 };
 
 function readConfigFile(path: string): { raw: RawSettings; problems: string[] } {

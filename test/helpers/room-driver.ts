@@ -3,7 +3,7 @@
 import type { Element } from "@xmpp/xml";
 import type { Effect } from "../../src/core/effects.js";
 import { emptyServiceState, MucService, type ServiceSettings, type ServiceState } from "../../src/core/service.js";
-import { createPlugins } from "../../plugins/index.js";
+import { createPlugins, type PluginOptions } from "../../plugins/index.js";
 import type { AffiliationEntry } from "../../src/core/room/types.js";
 import { parseXml } from "./xml.js";
 
@@ -16,8 +16,11 @@ export class RoomDriver {
   now = new Date("2026-01-01T00:00:00Z");
 
   /** `settings` sets the other ServiceSettings, e.g. the DMUC2 replica's localDomain. */
-  constructor(readonly domain = "chat.shakespeare.lit", admins: string[] = [], settings: Partial<ServiceSettings> = {}) {
-    this.service = new MucService({ domain, admins: new Set(admins), name: "Test MUC", ...settings }, createPlugins({ maxHistoryMessages: 50, maxBodyChars: 1000, ratePerSecond: 10, burst: 1000 }));
+  constructor(readonly domain = "chat.shakespeare.lit", admins: string[] = [], settings: Partial<ServiceSettings> = {}, plugins: Partial<PluginOptions> = {}) {
+    this.service = new MucService(
+      { domain, admins: new Set(admins), name: "Test MUC", ...settings },
+      createPlugins({ maxHistoryMessages: 50, maxBodyChars: 1000, ratePerSecond: 10, burst: 1000, ...plugins }),
+    );
   }
 
   /** Handles one stanza (an element or XML text) and returns the stanzas sent in answer. */

@@ -177,6 +177,25 @@ test("enter: what is broadcast while a silent ENTER's check is out reaches the u
   assert.equal(done[1]!.getChildText("body"), "hello");
 });
 
+test("enter without mod_dmuc_replica: refused unless the operator trusts the primary (DMUC_TRUST_PRIMARY_ENTER)", () => {
+  const noModule = (q: Element) =>
+    `<iq type='error' id='${q.attrs.id}' from='${LOCAL}' to='${REPLICA}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`;
+  const strict = linked();
+  presenceBroadcast(strict, "BigCheese", "participant");
+  const [q1] = enter(strict, RUBENRO, "BigCheese", "e9");
+  assertMatches(to(strict.send(noModule(q1!)), ROOM)[0]!, forbidden("e9", ROOM));
+
+  const links = { keepaliveSeconds: 60, linkTimeoutSeconds: 30, splitPingSeconds: 5, splitAway: true, trustPrimaryEnter: true };
+  const trusting = new RoomDriver(REPLICA, [], { localDomain: LOCAL }, { links });
+  replicate(trusting);
+  sendState(trusting);
+  presenceBroadcast(trusting, "BigCheese", "participant");
+  const [q2] = enter(trusting, RUBENRO, "BigCheese", "e9");
+  const done = trusting.send(noModule(q2!));
+  assert.ok(to(done, RUBENRO).some((s) => s.name === "presence" && s.attrs.from === `${ROOM}/BigCheese`), "served: its own presence");
+  assertMatches(to(done, ROOM)[0]!, parseXml(`<iq type='result' id='e9'/>`));
+});
+
 test("enter: the module says no (or errs, or never answers): forbidden to the primary, nothing to the user", () => {
   const d = linked();
   presenceBroadcast(d, "BigCheese", "participant");

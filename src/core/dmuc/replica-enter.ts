@@ -42,7 +42,11 @@ export function onEnter(work: Work, room: ReplicatedRoom, iq: Element, payload: 
  * The module's answer (true / false / null for an error or no answer): the user is taken and served,
  * or the primary hears `forbidden` and delivers to the user directly.
  */
-export function finishEnter(work: Work, id: string, query: Directed, present: boolean | null, options: ReplicaOptions): void {
+export function finishEnter(work: Work, id: string, query: Directed, answer: boolean | null | "no-module", options: ReplicaOptions): void {
+  const present = answer === "no-module" ? (options.trustPrimaryEnter ? true : null) : answer;
+  if (answer === "no-module") {
+    work.effects.push(logEffect(options.trustPrimaryEnter ? "info" : "warn", "dmuc.no_module", { room: query.roomJid, session: query.session, trusted: options.trustPrimaryEnter === true }));
+  }
   setPending(work, id, null);
   const iq = query.enterIq;
   const room = getRoom(work, query.roomJid);

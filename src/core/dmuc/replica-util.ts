@@ -26,6 +26,12 @@ export interface ReplicaOptions {
   linkTimeoutMs?: number;
   /** How often a split room is pinged (ms); SPLIT_PING_MS by default. */
   splitPingMs?: number;
+  /**
+   * Where the users' server has no mod_dmuc_replica (ejabberd...), accept the ENTER of the primary we
+   * registered with without checking the user's directed presence (DMUC_TRUST_PRIMARY_ENTER): broadcast
+   * fan-out then works without the module, at the price of trusting that primary's word.
+   */
+  trustPrimaryEnter?: boolean;
 }
 
 /** What every replica handler works on: a stanza's request or a timer tick. */

@@ -83,7 +83,9 @@ function onAnswer(request: ServiceRequest, options: ReplicaOptions): true | unde
   const failed = stanza.attrs.type === "error";
   const condition = failed ? errorCondition(stanza) : null;
   if (query?.kind === "directed" && fromModule) {
-    finishEnter(request, id, query, failed ? null : parseDirectedAnswer(stanza.getChild("directed", DMUC)), options);
+    // A server without mod_dmuc_replica answers the question itself: it does not know it.
+    const noModule = failed && (condition === "service-unavailable" || condition === "feature-not-implemented");
+    finishEnter(request, id, query, noModule ? "no-module" : failed ? null : parseDirectedAnswer(stanza.getChild("directed", DMUC)), options);
     return true;
   }
   if (query?.kind === "replica-iq" && fromModule) {
