@@ -73,22 +73,18 @@ export class ComponentConnection extends EventEmitter<ConnectionEvents> {
   start(): Promise<void> {
     this.stopping = false;
     return new Promise((resolve, reject) => {
-      const onOnline = () => {
-        this.off("offline", onOffline);
-        resolve();
-      };
-      const onOffline = () => undefined;
-      this.once("online", onOnline);
-      this.on("offline", onOffline);
+      this.once("online", resolve);
       this.attempt().catch((err: unknown) => {
+        // Later failures are retried by attempt() itself; only a refusal at start ends the program.
         if (err instanceof ComponentRefusedError && !this.everOnline) {
-          this.off("online", onOnline);
+          this.off("online", resolve);
           this.stopping = true;
           reject(err);
         }
       });
     });
   }
+
 
   async stop(): Promise<void> {
     this.stopping = true;
