@@ -269,3 +269,36 @@ test("link state changes are written for operators (replicas rows), traffic coun
   p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>x</body></message>`);
   assert.ok(!p.effects.some((e) => e.kind === "store" && e.write.op === "link.save"), "no write for ordinary traffic");
 });
+
+/** twoOnReplica(), split, then healed by a netjoin whose answer is `body`; returns what the answer caused. */
+function healWith(p: Primary, body: string): Element[] {
+  p.send(bounce(ROOM));
+  p.now += 6_000;
+  const [ping] = sentTo(p.tick(), REPLICA);
+  const [netjoin] = p.send(`<iq type='result' id='${ping!.attrs.id}' from='${REPLICA}' to='${ROOM}'/>`);
+  return p.send(`<iq type='result' id='${netjoin!.attrs.id}' from='${REPLICA}' to='${ROOM}'><netjoin xmlns='${DMUC}'>${body}</netjoin></iq>`);
+}
+
+const MSA = "msa@oulubox.test/bicycle";
+const occupantsNow = `<occupant jid='${WUMPUS}' nick='Wumpus'/><occupant jid='${VALDIS}' nick='Valdis'/>`;
+
+test("netjoin: a user who entered at the split replica is admitted by the room, and only the others hear of it", () => {
+  const p = twoOnReplica();
+  const healed = healWith(p, `${occupantsNow}<occupant jid='${MSA}' nick='Efchen'/>`);
+  assert.equal(p.state.rooms.get(ROOM)!.sessionNicks.get(MSA), "Efchen");
+  assert.ok(p.link()!.members.has(MSA));
+  assert.ok(sentTo(healed, OWNER).some((s) => s.name === "presence" && s.attrs.from === `${ROOM}/Efchen`));
+  assert.equal(sentTo(healed, MSA).length, 0, "the replica already gave it the roster");
+  assert.ok(!sentTo(healed, REPLICA).some((s) => s.getChild("enter", DMUC)), "no ENTER for it");
+});
+
+test("netjoin: a user the room would not have let in (banned) is let go by the replica with the room's error", () => {
+  const p = twoOnReplica();
+  p.send(`<iq from='${OWNER}' to='${ROOM}' id='ban' type='set'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='outcast' jid='msa@oulubox.test'/></query></iq>`);
+  const healed = healWith(p, `${occupantsNow}<occupant jid='${MSA}' nick='Efchen'/>`);
+  assert.ok(!p.state.rooms.get(ROOM)!.sessionNicks.has(MSA));
+  const leave = sentTo(healed, REPLICA).map((s) => s.getChild("leave", DMUC)).find((l) => l?.attrs.jid === MSA);
+  assert.ok(leave, "LEAVE for it");
+  assert.equal(leave!.getChild("presence")!.attrs.type, "error");
+  assert.ok(!p.link()!.members.has(MSA));
+});

@@ -72,7 +72,8 @@ export function planDelivery(event: RoomHandled): void {
   for (const session of inAfter.keys()) {
     if (inBefore.has(session)) continue;
     const link = linkForDomain(domainOf(session));
-    if (link) joiners.set(session, link);
+    // Already the replica's (admitted at netjoin after entering there): it needs no ENTER.
+    if (link && !link.members.has(session)) joiners.set(session, link);
   }
   const leavers = new Map<string, ReplicaLink>();
   for (const session of inBefore.keys()) {

@@ -9,7 +9,7 @@ import { presenceVariants, primarySession } from "../room/presence.js";
 import { cloneElement } from "../../xmpp/element.js";
 import { NS } from "../../xmpp/stanza.js";
 import { parseJid } from "../../xmpp/jid.js";
-import { buildEnter, buildNetjoin, DMUC, parseNetjoinAnswer } from "./wire.js";
+import { buildEnter, buildLeave, buildNetjoin, DMUC, parseNetjoinAnswer } from "./wire.js";
 import type { ReplicaLink } from "./state.js";
 import { withLink, withoutLink, withPending } from "./dmuc-state.js";
 import { domainOf, replicaSeesJids } from "./primary-delivery.js";
@@ -147,6 +147,7 @@ export function netjoinAnswered(io: LinkIo, api: PluginApi, roomJid: string, rep
   if (!link) return;
   const parsed = parseNetjoinAnswer(answer.getChild("netjoin", DMUC));
   const since = link.splitSince ?? io.context.now.getTime();
+  const admitted = admitSplitEntries(io, api, roomJid, replicaJid, parsed?.occupants ?? []);
   let taken = 0;
   for (const message of parsed?.messages ?? []) {
     const from = parseJid(message.attrs.from);
@@ -189,6 +190,43 @@ export function netjoinAnswered(io: LinkIo, api: PluginApi, roomJid: string, rep
   setLink(io, roomJid, { ...current, state: "active", members, splitSince: undefined, splitNoticed: undefined, lost: undefined, splitMode: undefined, lastHeard: io.context.now.getTime() });
   // Those shown away during the split are back (what they changed meanwhile came with the netjoin).
   if (markAway) announceBehindSplit(io, roomJid, { ...current, members }, false);
-  io.effects.push(logEffect("info", "dmuc.link_healed", { room: roomJid, replica: replicaJid, taken, left, members: members.size }));
-  io.effects.push(audit({ kind: "link.healed", roomJid, actorJid: replicaJid, details: { messagesTaken: taken, usersLeft: left, members: members.size } }));
+  io.effects.push(logEffect("info", "dmuc.link_healed", { room: roomJid, replica: replicaJid, taken, left, admitted, members: members.size }));
+  io.effects.push(audit({ kind: "link.healed", roomJid, actorJid: replicaJid, details: { messagesTaken: taken, usersLeft: left, usersAdmitted: admitted, members: members.size } }));
+}
+
+/**
+ * Users who entered at a split replica (where the operator allows it): the room decides now, as if
+ * they had entered at netjoin. Admitted, they already have the roster from the replica, so only the
+ * others hear of them; refused (banned, members-only, nick taken...), the replica is told to let them go
+ * with the room's error. Returns how many were admitted.
+ */
+function admitSplitEntries(io: LinkIo, api: PluginApi, roomJid: string, replicaJid: string, occupants: { jid: string; nick: string }[]): number {
+  let admitted = 0;
+  for (const { jid, nick } of occupants) {
+    const link = io.state.dmuc.links.get(roomJid)?.get(replicaJid);
+    const room = io.state.rooms.get(roomJid);
+    if (!link || !room || room.sessionNicks.has(jid) || domainOf(jid) !== link.domain) continue;
+    // Counted as the replica's before the room sees them: their copies go through the replica.
+    setLink(io, roomJid, { ...link, members: new Set(link.members).add(jid) });
+    const outcome = api.inject(io.state, xml("presence", { from: jid, to: `${roomJid}/${nick}` }, xml("x", { xmlns: NS.MUC })), io.context);
+    io.state = outcome.state;
+    const own = outcome.effects.filter((e) => e.kind === "send" && e.stanza.attrs.to === jid);
+    io.effects.push(...outcome.effects.filter((e) => !own.includes(e)));
+    if (io.state.rooms.get(roomJid)?.sessionNicks.has(jid)) {
+      admitted++;
+      continue;
+    }
+    const refusal = own.flatMap((e) => (e.kind === "send" && e.stanza.name === "presence" ? [e.stanza] : []))[0] ?? null;
+    const current = io.state.dmuc.links.get(roomJid)?.get(replicaJid);
+    if (current) {
+      const members = new Set(current.members);
+      members.delete(jid);
+      setLink(io, roomJid, { ...current, members });
+    }
+    const presence = refusal ? cloneElement(refusal) : null;
+    if (presence) delete presence.attrs.to;
+    iq(io, replicaJid, roomJid, "set", buildLeave({ jid, presence }));
+    io.effects.push(logEffect("info", "dmuc.split_entry_refused", { room: roomJid, replica: replicaJid, session: jid, nick }));
+  }
+  return admitted;
 }
