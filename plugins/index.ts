@@ -24,7 +24,7 @@ export interface PluginOptions extends LimitOptions {
   /** The most history messages a room keeps and sends on entering (DMUC_MAX_HISTORY_MESSAGES). */
   maxHistoryMessages: number;
   /** DMUC2 link timing (DMUC_KEEPALIVE, DMUC_LINK_TIMEOUT, DMUC_SPLIT_PING), in seconds; defaults when absent. */
-  links?: { keepaliveSeconds: number; linkTimeoutSeconds: number; splitPingSeconds: number; splitAway: boolean; trustPrimaryEnter: boolean };
+  links?: { keepaliveSeconds: number; linkTimeoutSeconds: number; splitPingSeconds: number; splitAway: boolean; trustPrimaryEnter: boolean; splitEntry: boolean };
 }
 
 export function createPlugins(options: PluginOptions): Plugin[] {
@@ -61,6 +61,8 @@ export function createPlugins(options: PluginOptions): Plugin[] {
         linkTimeoutMs: options.links.linkTimeoutSeconds * 1000,
         splitPingMs: options.links.splitPingSeconds * 1000,
         trustPrimaryEnter: options.links.trustPrimaryEnter,
+        splitAway: options.links.splitAway,
+        splitEntry: options.links.splitEntry,
       }),
     }),
   ];

@@ -31,7 +31,8 @@ are the same variable names (the environment wins over the file):
   ${SETTINGS.linkTimeoutSeconds.padEnd(26)}DMUC2: seconds without an answer before a link counts as split (default 30)
   ${SETTINGS.splitPingSeconds.padEnd(26)}DMUC2: how often a split link is pinged (default 5)
   ${SETTINGS.splitAway.padEnd(26)}DMUC2: show users behind a split link as away meanwhile (default true)
-  ${SETTINGS.trustPrimaryEnter.padEnd(26)}DMUC2 replica without mod_dmuc_replica: accept ENTER unverified (default false)`;
+  ${SETTINGS.trustPrimaryEnter.padEnd(26)}DMUC2 replica without mod_dmuc_replica: accept ENTER unverified (default false)
+  ${SETTINGS.splitEntry.padEnd(26)}DMUC2 replica: let local users enter a split room, decided at netjoin (default false)`;
 
 const MAIN_HELP = `dmuc-gateway: XEP-0045 group chat as an XMPP component, with XEP-0282 DMUC2 federation
 

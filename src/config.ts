@@ -60,6 +60,7 @@ export const SETTINGS = {
   splitPingSeconds: "DMUC_SPLIT_PING",
   splitAway: "DMUC_SPLIT_AWAY",
   trustPrimaryEnter: "DMUC_TRUST_PRIMARY_ENTER",
+  splitEntry: "DMUC_SPLIT_ENTRY",
 } as const satisfies Record<string, string>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -144,6 +145,10 @@ export class GatewayConfig {
   /** DMUC2 replica on a server without mod_dmuc_replica: accept ENTER without the directed-presence check. */
   @IsBoolean({ message: "must be true or false" })
   trustPrimaryEnter = false;
+
+  /** DMUC2 replica: let local users enter a split room; the primary decides at netjoin (the XEP's DANGER). */
+  @IsBoolean({ message: "must be true or false" })
+  splitEntry = false;
 }
 
 export class ConfigError extends Error {
@@ -186,6 +191,7 @@ const CONVERT: Partial<Record<SettingName, (value: RawValue) => unknown>> = {
   splitPingSeconds: toNumber,
   splitAway: toBoolean,
   trustPrimaryEnter: toBoolean,
+  splitEntry: toBoolean,
 };
 
 function readConfigFile(path: string): { raw: RawSettings; problems: string[] } {

@@ -61,7 +61,7 @@ export class Gateway {
         maxBodyChars: config.maxBodyChars,
         ratePerSecond: config.rateLimitPerSecond,
         burst: config.rateLimitBurst,
-        links: { keepaliveSeconds: config.keepaliveSeconds, linkTimeoutSeconds: config.linkTimeoutSeconds, splitPingSeconds: config.splitPingSeconds, splitAway: config.splitAway, trustPrimaryEnter: config.trustPrimaryEnter },
+        links: { keepaliveSeconds: config.keepaliveSeconds, linkTimeoutSeconds: config.linkTimeoutSeconds, splitPingSeconds: config.splitPingSeconds, splitAway: config.splitAway, trustPrimaryEnter: config.trustPrimaryEnter, splitEntry: config.splitEntry },
       }),
     );
     const connection = new ComponentConnection({

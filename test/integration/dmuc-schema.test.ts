@@ -24,7 +24,7 @@ const samples = {
   leave: wire.buildLeave({ jid: "rubenro@oulubox.test/shaver", presence }),
   delay: wire.buildBroadcastDelay("wallops@dmuc.avalon.test", new Date(0), "m1"),
   netjoin: wire.buildNetjoin({ since: new Date(0), config, presences: [presence], history: [message], subject: null }),
-  answer: wire.buildNetjoinAnswer({ occupants: [{ jid: "argl@oulubox.test/laptop", nick: "Wumpus" }], messages: [message] }),
+  answer: wire.buildNetjoinAnswer({ occupants: [{ jid: "argl@oulubox.test/laptop", nick: "Wumpus" }], messages: [message], kicks: [{ jid: "msa@oulubox.test/bicycle", nick: "Efchen", actor: "argl@oulubox.test/laptop", reason: "flood" }, { jid: "x@oulubox.test/r", nick: "X", actor: "argl@oulubox.test/laptop" }] }),
   resync: wire.buildResync(),
   relay: wire.buildRelay(message),
   divert: wire.buildDivert("wallops@dmuc.avalon.test"),

@@ -302,3 +302,17 @@ test("netjoin: a user the room would not have let in (banned) is let go by the r
   assert.equal(leave!.getChild("presence")!.attrs.type, "error");
   assert.ok(!p.link()!.members.has(MSA));
 });
+
+test("netjoin: a kick by the replica's moderator during the split is applied by the room as that moderator's", () => {
+  const p = twoOnReplica();
+  // Wumpus becomes a moderator (the room's owner says so); Valdis is a participant.
+  p.send(`<iq from='${OWNER}' to='${ROOM}' id='mod' type='set'><query xmlns='http://jabber.org/protocol/muc#admin'><item nick='Wumpus' role='moderator'/></query></iq>`);
+  const healed = healWith(p, `<occupant jid='${WUMPUS}' nick='Wumpus'/><kick jid='${VALDIS}' nick='Valdis' actor='${WUMPUS}'>spam</kick>`);
+  assert.ok(!p.state.rooms.get(ROOM)!.sessionNicks.has(VALDIS));
+  const toOwner = sentTo(healed, OWNER).find((s) => s.name === "presence" && s.attrs.from === `${ROOM}/Valdis`)!;
+  assert.ok(toOwner.getChild("x", "http://jabber.org/protocol/muc#user")!.getChildren("status").some((s) => s.attrs.code === "307"), "a kick (307), not a plain departure");
+  assert.equal(sentTo(healed, VALDIS).length, 0, "the replica told Valdis already");
+  assert.ok(!sentTo(healed, REPLICA).some((s) => s.getChild("leave", DMUC)?.attrs.jid === VALDIS));
+  assert.ok(!sentTo(healed, WUMPUS).length, "the moderator gets no answer to a request it did not send");
+  assert.ok(p.effects.some((e) => e.kind === "audit" && e.record.kind === "occupant.kicked"));
+});

@@ -6,6 +6,11 @@ import assert from "node:assert/strict";
 import type { Element } from "@xmpp/xml";
 import { RoomDriver, to } from "../helpers/room-driver.js";
 import { assertMatches, parseXml } from "../helpers/xml.js";
+import { MucService } from "../../src/core/service.js";
+import { createPlugins } from "../../plugins/index.js";
+import { dmucReplicaPlugin } from "../../plugins/dmuc-replica.js";
+import type { ReplicaOptions } from "../../src/core/dmuc/replica-util.js";
+import { parseNetjoinAnswer } from "../../src/core/dmuc/wire.js";
 
 const ROOM = "wallops@channel.avalon.test";
 const REPLICA = "dmuc.oulubox.test";
@@ -27,9 +32,18 @@ function rosterPresence(nick: string, role: string, attrs = ""): string {
   return `<presence from='${ROOM}/${nick}' ${attrs}><x xmlns='${MUC_USER}'><item affiliation='none' role='${role}'/></x><occupant-id xmlns='urn:xmpp:occupant-id:0' id='occ-${nick}'/></presence>`;
 }
 
-/** A linked room: Wumpus (remote moderator), history q9X, subject; rubenro (BigCheese) and msa (Efchen) entered. */
-function linked(config = "<config whois='moderators' presencebroadcast='moderator participant visitor'/>"): RoomDriver {
+/** A replica driver whose replica plugin has the given options (the other plugins as usual). */
+function replicaDriver(options: Partial<ReplicaOptions> = {}): RoomDriver {
   const d = new RoomDriver(REPLICA, [], { localDomain: LOCAL });
+  const plugins = createPlugins({ maxHistoryMessages: 50, maxBodyChars: 1000, ratePerSecond: 10, burst: 1000 }).map((p) =>
+    p.name === "dmuc-replica" ? dmucReplicaPlugin({ maxHistoryMessages: 50, ...options }) : p,
+  );
+  return Object.assign(d, { service: new MucService({ domain: REPLICA, admins: new Set<string>(), name: "Test MUC", localDomain: LOCAL }, plugins) });
+}
+
+/** A linked room: Wumpus (remote moderator), history q9X, subject; rubenro (BigCheese) and msa (Efchen) entered. */
+function linked(config = "<config whois='moderators' presencebroadcast='moderator participant visitor'/>", options?: Partial<ReplicaOptions>): RoomDriver {
+  const d = options ? replicaDriver(options) : new RoomDriver(REPLICA, [], { localDomain: LOCAL });
   d.send(`<iq type='set' id='r1' from='${ROOM}' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='${LOCAL}' keepalive='60' history='50'/></iq>`);
   d.send(`<iq type='set' id='s1' from='${ROOM}' to='${REPLICA}'><state xmlns='${DMUC}' last='true'>${config}
     ${rosterPresence("Wumpus", "moderator")}
@@ -50,8 +64,8 @@ function bounce(d: RoomDriver): Element[] {
   return d.send(`<message type='error' from='${ROOM}' to='${REPLICA}'><error type='cancel'><remote-server-not-found xmlns='${STANZAS}'/></error></message>`);
 }
 
-function split(config?: string): RoomDriver {
-  const d = linked(config);
+function split(config?: string, options?: Partial<ReplicaOptions>): RoomDriver {
+  const d = linked(config, options);
   bounce(d);
   assert.notEqual(room(d).splitSince, null);
   return d;
@@ -79,7 +93,8 @@ test("netsplit: an error bounce from the room's JID marks the room split (logged
   const d = linked();
   d.now = new Date(d.now.getTime() + 1000);
   const out = bounce(d);
-  assert.equal(out.length, 0);
+  // Only the remote occupant's away presence goes out (splitAway, on by default).
+  assert.deepEqual(out.map((s) => [s.attrs.to, s.attrs.from, s.getChildText("show")]).sort(), [[MSA, `${ROOM}/Wumpus`, "away"], [RUBENRO, `${ROOM}/Wumpus`, "away"]]);
   assert.equal(room(d).splitSince, d.now.getTime());
   assert.ok(logged(d, "dmuc.link_split"));
   assert.deepEqual(audits(d, "link.split").map((r) => [r.roomJid, r.details.condition]), [[ROOM, "remote-server-not-found"]]);
@@ -345,8 +360,185 @@ test("netjoin: a roster presence that differs only in attribute order is not del
       ${rosterPresence("Efchen", "moderator")}
     </netjoin>`,
   );
-  // Only Efchen's new role is news.
-  assert.deepEqual(to(out, RUBENRO).map((p) => p.attrs.from), [`${ROOM}/Efchen`]);
-  assert.deepEqual(to(out, MSA).map((p) => p.attrs.from), [`${ROOM}/Efchen`]);
+  // Only Efchen's new role is news, then Wumpus, shown away since the split, is back.
+  assert.deepEqual(to(out, RUBENRO).map((p) => p.attrs.from), [`${ROOM}/Efchen`, `${ROOM}/Wumpus`]);
+  assert.deepEqual(to(out, MSA).map((p) => p.attrs.from), [`${ROOM}/Efchen`, `${ROOM}/Wumpus`]);
+  assert.equal(to(out, MSA)[1]!.getChild("show"), undefined);
   assert.deepEqual(to(out, MSA)[0]!.getChild("x", MUC_USER)!.getChildren("status").map((s) => s.attrs.code), ["110"]);
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Away, local kicks, local entry (issue 5)
+
+const ARGL = "argl@oulubox.test/laptop";
+const KEEP_ROSTER = `<netjoin xmlns='${DMUC}' since='2025-12-31T23:59:00Z'>
+  ${rosterPresence("Wumpus", "moderator")}
+  ${rosterPresence("BigCheese", "participant")}
+  ${rosterPresence("Efchen", "participant")}
+</netjoin>`;
+
+test("netsplit away: remote occupants are shown away to local users per viewer (no 110); their real presence comes back after the netjoin's diff", () => {
+  const d = linked("<config whois='anyone' presencebroadcast='moderator participant visitor'/>");
+  d.send(rosterPresence("Wumpus", "moderator").replace("<item ", "<item jid='wiz@avalon.test/x' ").replace("<presence ", `<presence to='${REPLICA}' `).replace("</presence>", "<show>chat</show><status>here</status></presence>"));
+  const out = bounce(d);
+  assert.equal(out.length, 2);
+  for (const session of [RUBENRO, MSA]) {
+    const [away] = to(out, session);
+    assertMatches(away!, parseXml(`<presence from='${ROOM}/Wumpus'><show>away</show><status>Netsplit: this server cannot be reached</status><x xmlns='${MUC_USER}'><item role='moderator' jid='wiz@avalon.test/x'/></x><occupant-id xmlns='urn:xmpp:occupant-id:0' id='occ-Wumpus'/></presence>`));
+    assert.equal(away!.getChildren("show").length, 1);
+    assert.equal(away!.getChildren("status").length, 1);
+    assert.equal(away!.getChild("x", MUC_USER)!.getChildren("status").length, 0);
+  }
+  // The roster keeps the real presence; after the netjoin (Wumpus unchanged), it is sent again.
+  assert.equal(room(d).roster.get("Wumpus")!.getChildText("show"), "chat");
+  const healed = netjoin(d, "n1", KEEP_ROSTER.replace("<item ", "<item jid='wiz@avalon.test/x' ").replace(`id='occ-Wumpus'/>`, `id='occ-Wumpus'/><show>chat</show><status>here</status>`));
+  for (const session of [RUBENRO, MSA]) {
+    const got = to(healed, session);
+    assert.equal(got.length, 1);
+    assertMatches(got[0]!, parseXml(`<presence from='${ROOM}/Wumpus'><show>chat</show><status>here</status></presence>`));
+  }
+  assert.ok(healed.indexOf(to(healed, MSA)[0]!) < healed.indexOf(to(healed, ROOM)[0]!), "before the answer");
+  assert.equal(room(d).splitAway, undefined);
+  // A nick gone at netjoin is only announced unavailable (by the diff).
+  const gone = split();
+  const out2 = netjoin(gone);
+  assert.deepEqual(to(out2, RUBENRO).filter((p) => p.name === "presence" && p.attrs.from === `${ROOM}/Wumpus`).map((p) => p.attrs.type), ["unavailable"]);
+});
+
+test("netsplit away: with splitAway false nobody is shown away, and nothing is sent again at netjoin", () => {
+  const d = linked(undefined, { splitAway: false });
+  assert.equal(bounce(d).length, 0);
+  assert.notEqual(room(d).splitSince, null);
+  const out = netjoin(d, "n1", KEEP_ROSTER);
+  assert.equal(to(out, RUBENRO).length, 0);
+  // A ping left unanswered splits silently too.
+  const t = linked(undefined, { splitAway: false });
+  t.now = new Date(t.now.getTime() + 60_000);
+  t.tick();
+  t.now = new Date(t.now.getTime() + 30_000);
+  assert.equal(t.tick().filter((s) => s.name === "presence").length, 0);
+  assert.notEqual(room(t).splitSince, null);
+});
+
+function kick(d: RoomDriver, from: string, nick: string, reason = "flooding", id = "k1"): Element[] {
+  return d.send(`<iq from='${from}' to='${ROOM}' type='set' id='${id}'><query xmlns='http://jabber.org/protocol/muc#admin'><item nick='${nick}' role='none'><reason>${reason}</reason></item></query></iq>`);
+}
+
+/** Split, with rubenro (BigCheese) a moderator. */
+function splitWithModerator(): RoomDriver {
+  const d = linked();
+  d.send(rosterPresence("BigCheese", "moderator").replace("<presence ", `<presence to='${REPLICA}' `));
+  bounce(d);
+  return d;
+}
+
+test("netsplit kick: a local moderator kicks a local occupant: 307 (+110 for the kicked), result, roster updated, kick in the netjoin answer", () => {
+  const d = splitWithModerator();
+  const out = kick(d, RUBENRO, "Efchen");
+  assertMatches(to(out, MSA)[0]!, parseXml(`<presence type='unavailable' from='${ROOM}/Efchen'><x xmlns='${MUC_USER}'><item affiliation='none' role='none' jid='${MSA}'><actor nick='BigCheese'/><reason>flooding</reason></item><status code='307'/><status code='110'/></x><occupant-id xmlns='urn:xmpp:occupant-id:0' id='occ-Efchen'/></presence>`));
+  const [seen, result] = to(out, RUBENRO);
+  assertMatches(seen!, parseXml(`<presence type='unavailable' from='${ROOM}/Efchen'><x xmlns='${MUC_USER}'><item role='none'><actor nick='BigCheese'/><reason>flooding</reason></item><status code='307'/></x></presence>`));
+  assert.deepEqual(seen!.getChild("x", MUC_USER)!.getChildren("status").map((s) => s.attrs.code), ["307"]);
+  assertMatches(result!, parseXml(`<iq type='result' id='k1' from='${ROOM}' to='${RUBENRO}'/>`));
+  assert.ok(!room(d).local.has(MSA));
+  assert.ok(!room(d).roster.has("Efchen"));
+  assert.equal(audits(d, "dmuc.split_kick").length, 1);
+  // msa's stanzas are no longer served as an occupant's.
+  const [refused] = d.send(`<message from='${MSA}' to='${ROOM}' type='groupchat' id='c1'><body>hey</body></message>`);
+  assert.equal(refused!.attrs.type, "error");
+
+  const healed = netjoin(d);
+  const answer = to(healed, ROOM)[0]!.getChild("netjoin", DMUC)!;
+  assertMatches(answer, parseXml(`<netjoin xmlns='${DMUC}'><occupant jid='${RUBENRO}' nick='BigCheese'/><kick jid='${MSA}' nick='Efchen' actor='${RUBENRO}'>flooding</kick></netjoin>`));
+  assert.deepEqual(answer.getChildren("occupant").map((o) => o.attrs.jid), [RUBENRO]);
+  assert.deepEqual(parseNetjoinAnswer(answer)!.kicks, [{ jid: MSA, nick: "Efchen", actor: RUBENRO, reason: "flooding" }]);
+  // Efchen, still in the primary's roster, is not taken back; the kick record is gone after the netjoin.
+  assert.ok(!room(d).roster.has("Efchen"));
+  assert.equal(room(d).splitKicks, undefined);
+  assert.deepEqual(parseNetjoinAnswer(to(netjoin(d, "n2"), ROOM)[0]!.getChild("netjoin", DMUC))!.kicks, []);
+});
+
+test("netsplit kick: by a non-moderator forbidden; of a remote occupant not-allowed; of an unknown nick item-not-found; other admin IQs wait", () => {
+  const d = splitWithModerator();
+  assertMatches(kick(d, MSA, "BigCheese")[0]!, parseXml(`<iq type='error' id='k1' from='${ROOM}' to='${MSA}'><error type='auth'><forbidden xmlns='${STANZAS}'/></error></iq>`));
+  const [across] = kick(d, RUBENRO, "Wumpus");
+  assertMatches(across!, parseXml(`<iq type='error' id='k1' from='${ROOM}' to='${RUBENRO}'><error type='cancel'><not-allowed xmlns='${STANZAS}'/><text xmlns='${STANZAS}'>cannot kick across a netsplit</text></error></iq>`));
+  assertMatches(kick(d, RUBENRO, "Nobody")[0]!, parseXml(`<iq type='error' id='k1'><error type='cancel'><item-not-found xmlns='${STANZAS}'/></error></iq>`));
+  const [ban] = d.send(`<iq from='${RUBENRO}' to='${ROOM}' type='set' id='b1'><query xmlns='http://jabber.org/protocol/muc#admin'><item jid='msa@oulubox.test' affiliation='outcast'/></query></iq>`);
+  assertMatches(ban!, parseXml(`<iq type='error' id='b1'><error type='wait'><recipient-unavailable xmlns='${STANZAS}'/></error></iq>`));
+  assert.deepEqual([...room(d).local.keys()].sort(), [MSA, RUBENRO]);
+  assert.equal(room(d).splitKicks?.length, 0);
+});
+
+function enter(d: RoomDriver, nick: string, extra = "<history maxstanzas='1'/>", from = ARGL): Element[] {
+  return d.send(`<presence from='${from}' to='${ROOM}/${nick}'><show>dnd</show><x xmlns='http://jabber.org/protocol/muc'>${extra}</x></presence>`);
+}
+
+test("netsplit entry (splitEntry): a local user enters provisionally: roster (remote ones away), own presence with 110, history, subject; others see it", () => {
+  const d = split(undefined, { splitEntry: true });
+  const out = enter(d, "Argl");
+  const got = to(out, ARGL);
+  assert.deepEqual(got.map((s) => s.attrs.from), [`${ROOM}/Wumpus`, `${ROOM}/BigCheese`, `${ROOM}/Efchen`, `${ROOM}/Argl`, `${ROOM}/Wumpus`, `${ROOM}/Wumpus`]);
+  assert.equal(got[0]!.getChildText("show"), "away");
+  assertMatches(got[3]!, parseXml(`<presence from='${ROOM}/Argl'><show>dnd</show><x xmlns='${MUC_USER}'><item affiliation='none' role='participant' jid='${ARGL}'/><status code='110'/></x></presence>`));
+  assertMatches(got[4]!, parseXml(`<message type='groupchat' from='${ROOM}/Wumpus'><body>Honest! He did!!</body></message>`));
+  assertMatches(got[5]!, parseXml(`<message type='groupchat'><subject>The war</subject></message>`));
+  for (const session of [RUBENRO, MSA]) {
+    const [seen] = to(out, session);
+    assertMatches(seen!, parseXml(`<presence from='${ROOM}/Argl'><show>dnd</show><x xmlns='${MUC_USER}'><item affiliation='none' role='participant'/></x></presence>`));
+    assert.equal(seen!.getChild("x", MUC_USER)!.getChild("item")!.attrs.jid, undefined);
+  }
+  assert.equal(room(d).local.get(ARGL), "Argl");
+  assert.ok(room(d).splitEntered?.has("Argl"));
+  // The new occupant chats like any local one.
+  assert.equal(d.send(`<message from='${ARGL}' to='${ROOM}' type='groupchat' id='c1'><body>hi</body></message>`).length, 3);
+  // A taken nick: conflict.
+  const [conflict] = enter(d, "Wumpus", "", "other@oulubox.test/r");
+  assertMatches(conflict!, parseXml(`<presence type='error' from='${ROOM}/Wumpus' to='other@oulubox.test/r'><error type='cancel'><conflict xmlns='${STANZAS}'/></error></presence>`));
+  // Without <x muc/>: refused as before.
+  const [plain] = d.send(`<presence from='other@oulubox.test/r' to='${ROOM}/Other'/>`);
+  assertMatches(plain!, parseXml(`<presence type='error'><error type='wait'><service-unavailable xmlns='${STANZAS}'/></error></presence>`));
+
+  // Netjoin: Argl is kept (not announced gone) and listed in the answer; its presence is not relayed.
+  d.send(`<presence from='${ARGL}' to='${ROOM}/Argl'><show>xa</show></presence>`);
+  const healed = netjoin(d, "n1", KEEP_ROSTER);
+  assert.equal(to(healed, ARGL).filter((p) => p.attrs.type === "unavailable").length, 0);
+  assert.ok(!healed.some((s) => s.attrs.from === `${ROOM}/Argl` && s.attrs.type === "unavailable"));
+  const answer = parseNetjoinAnswer(to(healed, ROOM)[0]!.getChild("netjoin", DMUC))!;
+  assert.deepEqual(answer.occupants, [{ jid: RUBENRO, nick: "BigCheese" }, { jid: MSA, nick: "Efchen" }, { jid: ARGL, nick: "Argl" }]);
+  assert.equal(relays(healed).length, 0);
+  assert.ok(room(d).roster.has("Argl"));
+  assert.equal(room(d).splitEntered, undefined);
+  // The primary does not admit it: its LEAVE is delivered as usual.
+  const left = d.send(`<iq type='set' id='l1' from='${ROOM}' to='${REPLICA}'><leave xmlns='${DMUC}' jid='${ARGL}'><presence type='unavailable' from='${ROOM}/Argl'><x xmlns='${MUC_USER}'><item affiliation='none' role='none'/><status code='110'/></x></presence></leave></iq>`);
+  assert.equal(to(left, ARGL)[0]!.attrs.type, "unavailable");
+  assert.ok(!room(d).local.has(ARGL));
+});
+
+test("netsplit entry: the nick taken at the primary meanwhile: the provisional occupant leaves at netjoin and is not in the answer", () => {
+  const d = split(undefined, { splitEntry: true });
+  enter(d, "Argl");
+  const healed = netjoin(d, "n1", KEEP_ROSTER.replace("</netjoin>", `${rosterPresence("Argl", "participant")}</netjoin>`));
+  const [gone] = to(healed, ARGL);
+  assertMatches(gone!, parseXml(`<presence type='unavailable' from='${ROOM}/Argl'><x xmlns='${MUC_USER}'><item role='none'/><status code='110'/></x></presence>`));
+  const answer = parseNetjoinAnswer(to(healed, ROOM)[0]!.getChild("netjoin", DMUC))!;
+  assert.deepEqual(answer.occupants.map((o) => o.jid), [RUBENRO, MSA]);
+  // The others see the primary's Argl.
+  assert.equal(to(healed, RUBENRO).filter((p) => p.attrs.from === `${ROOM}/Argl`).length, 1);
+  assert.ok(!room(d).local.has(ARGL));
+});
+
+test("netsplit entry: off by default (and when splitEntry is false) entering is refused", () => {
+  const d = split(undefined, { splitEntry: false });
+  const [refused] = enter(d, "Argl");
+  assertMatches(refused!, parseXml(`<presence type='error' from='${ROOM}/Argl' to='${ARGL}'><error type='wait'><service-unavailable xmlns='${STANZAS}'/><text xmlns='${STANZAS}'>netsplit</text></error></presence>`));
+  assert.ok(!room(d).local.has(ARGL));
+});
+
+test("wire: the netjoin answer's <kick/>s parse (reason optional); a kick with a bare JID is malformed", () => {
+  const parse = (kicks: string) => parseNetjoinAnswer(parseXml(`<netjoin xmlns='${DMUC}'><occupant jid='${RUBENRO}' nick='BigCheese'/>${kicks}</netjoin>`));
+  assert.deepEqual(parse(`<kick jid='${MSA}' nick='Efchen' actor='${RUBENRO}'/>`)!.kicks, [{ jid: MSA, nick: "Efchen", actor: RUBENRO }]);
+  assert.deepEqual(parse("")!.kicks, []);
+  assert.equal(parse(`<kick jid='msa@oulubox.test' nick='Efchen' actor='${RUBENRO}'>x</kick>`), null);
+  assert.equal(parse(`<kick jid='${MSA}' nick='' actor='${RUBENRO}'/>`), null);
 });

@@ -185,7 +185,7 @@ test("enter without mod_dmuc_replica: refused unless the operator trusts the pri
   const [q1] = enter(strict, RUBENRO, "BigCheese", "e9");
   assertMatches(to(strict.send(noModule(q1!)), ROOM)[0]!, forbidden("e9", ROOM));
 
-  const links = { keepaliveSeconds: 60, linkTimeoutSeconds: 30, splitPingSeconds: 5, splitAway: true, trustPrimaryEnter: true };
+  const links = { keepaliveSeconds: 60, linkTimeoutSeconds: 30, splitPingSeconds: 5, splitAway: true, trustPrimaryEnter: true, splitEntry: false };
   const trusting = new RoomDriver(REPLICA, [], { localDomain: LOCAL }, { links });
   replicate(trusting);
   sendState(trusting);

@@ -9,7 +9,7 @@ import { presenceVariants, primarySession } from "../room/presence.js";
 import { cloneElement } from "../../xmpp/element.js";
 import { NS } from "../../xmpp/stanza.js";
 import { parseJid } from "../../xmpp/jid.js";
-import { buildEnter, buildLeave, buildNetjoin, DMUC, parseNetjoinAnswer } from "./wire.js";
+import { buildEnter, buildLeave, buildNetjoin, DMUC, parseNetjoinAnswer, type NetjoinKick } from "./wire.js";
 import type { ReplicaLink } from "./state.js";
 import { withLink, withoutLink, withPending } from "./dmuc-state.js";
 import { domainOf, replicaSeesJids } from "./primary-delivery.js";
@@ -165,6 +165,7 @@ export function netjoinAnswered(io: LinkIo, api: PluginApi, roomJid: string, rep
     io.effects.push(...outcome.effects);
     taken++;
   }
+  const kicked = applySplitKicks(io, api, roomJid, parsed?.kicks ?? []);
   const room = io.state.rooms.get(roomJid);
   const listed = new Set(parsed?.occupants.map((o) => o.jid) ?? []);
   let left = 0;
@@ -190,8 +191,8 @@ export function netjoinAnswered(io: LinkIo, api: PluginApi, roomJid: string, rep
   setLink(io, roomJid, { ...current, state: "active", members, splitSince: undefined, splitNoticed: undefined, lost: undefined, splitMode: undefined, lastHeard: io.context.now.getTime() });
   // Those shown away during the split are back (what they changed meanwhile came with the netjoin).
   if (markAway) announceBehindSplit(io, roomJid, { ...current, members }, false);
-  io.effects.push(logEffect("info", "dmuc.link_healed", { room: roomJid, replica: replicaJid, taken, left, admitted, members: members.size }));
-  io.effects.push(audit({ kind: "link.healed", roomJid, actorJid: replicaJid, details: { messagesTaken: taken, usersLeft: left, usersAdmitted: admitted, members: members.size } }));
+  io.effects.push(logEffect("info", "dmuc.link_healed", { room: roomJid, replica: replicaJid, taken, left, admitted, kicked, members: members.size }));
+  io.effects.push(audit({ kind: "link.healed", roomJid, actorJid: replicaJid, details: { messagesTaken: taken, usersLeft: left, usersAdmitted: admitted, usersKicked: kicked, members: members.size } }));
 }
 
 /**
@@ -229,4 +230,35 @@ function admitSplitEntries(io: LinkIo, api: PluginApi, roomJid: string, replicaJ
     io.effects.push(logEffect("info", "dmuc.split_entry_refused", { room: roomJid, replica: replicaJid, session: jid, nick }));
   }
   return admitted;
+}
+
+/**
+ * Kicks by a split replica's moderators: the room applies each as that moderator's own muc#admin
+ * request, with its own checks. The kicked session was already told by the replica, and the moderator
+ * expects no answer: what the room would send them about it is left out. Returns how many took effect.
+ */
+function applySplitKicks(io: LinkIo, api: PluginApi, roomJid: string, kicks: NetjoinKick[]): number {
+  let done = 0;
+  for (const kick of kicks) {
+    const room = io.state.rooms.get(roomJid);
+    if (!room?.sessionNicks.has(kick.actor) || room.sessionNicks.get(kick.jid) !== kick.nick) continue;
+    // The replica let that session go already: no LEAVE for it, and nothing through the replica.
+    for (const link of io.state.dmuc.links.get(roomJid)?.values() ?? []) {
+      if (!link.members.has(kick.jid)) continue;
+      const members = new Set(link.members);
+      members.delete(kick.jid);
+      setLink(io, roomJid, { ...link, members });
+    }
+    const id = io.context.newId();
+    const request = xml(
+      "iq",
+      { type: "set", id, from: kick.actor, to: roomJid },
+      xml("query", { xmlns: NS.MUC_ADMIN }, xml("item", { nick: kick.nick, role: "none" }, kick.reason ? xml("reason", {}, kick.reason) : null)),
+    );
+    const outcome = api.inject(io.state, request, io.context);
+    io.state = outcome.state;
+    io.effects.push(...outcome.effects.filter((e) => !(e.kind === "send" && (e.stanza.attrs.to === kick.jid || (e.stanza.attrs.id === id && e.stanza.attrs.to === kick.actor)))));
+    if (!io.state.rooms.get(roomJid)?.sessionNicks.has(kick.jid)) done++;
+  }
+  return done;
 }

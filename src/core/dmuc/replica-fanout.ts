@@ -92,7 +92,7 @@ export function presenceForSelf(presence: Element, session: string, codes: reado
 }
 
 /** Whether `viewer` gets an occupant's presence (muc#roomconfig_presencebroadcast; moderators see all). */
-function visibleTo(room: ReplicatedRoom, presence: Element, role: Role): boolean {
+export function visibleTo(room: ReplicatedRoom, presence: Element, role: Role): boolean {
   return presence.attrs.type === "unavailable" || room.presenceBroadcast.includes(roleOf(presence)) || role === "moderator";
 }
 

@@ -3,19 +3,21 @@
 // could not reach the room's server, or when a keepalive ping stays unanswered for 30 s. While split,
 // the replica relays nothing and serves its local users itself: presence changes and departures,
 // groupchat among local users (each message gets an origin-id and is queued for netjoin) and private
-// messages between them; entering is refused. Only the primary's <netjoin/> ends a split: the replica
+// messages between them; entering is refused unless splitEntry is on, local moderators may kick local
+// occupants, and remote occupants are shown away (replica-split-extras.ts). Only the primary's <netjoin/> ends a split: the replica
 // takes the primary's roster, history and subject, and answers with its sessions and queued messages.
 import xml, { type Element } from "@xmpp/xml";
 import { cloneElement } from "../../xmpp/element.js";
 import { audit, logEffect, send } from "../effects.js";
 import { replayEntry, subjectMessage } from "../room/history.js";
-import { errorReply, iqResult, mayAnswerWithError, NS, type StanzaErrorSpec } from "../../xmpp/stanza.js";
+import { iqResult, NS, type StanzaErrorSpec } from "../../xmpp/stanza.js";
 import type { Jid } from "../../xmpp/jid.js";
 import type { HistoryEntry } from "../room/types.js";
 import type { ReplicatedRoom, SplitMessage } from "./state.js";
 import { buildNetjoinAnswer, buildRelay, parseNetjoin } from "./wire.js";
 import { appendHistory, cleaned, dropLocal, historyEntry, onPresenceBroadcast, presenceForSelf, takeEcho } from "./replica-fanout.js";
-import { getRoom, moduleIq, putRoom, refuse, saveReplica, setPending, touch, type Work } from "./replica-util.js";
+import { getRoom, moduleIq, putRoom, refuse, saveReplica, setPending, touch, type ReplicaOptions, type Work } from "./replica-util.js";
+import { keepEntered, restoreAway, showAway, splitEnter, splitError, splitKick } from "./replica-split-extras.js";
 
 /** Error conditions of a bounce that mean the room's server cannot be reached. */
 export const SPLIT_CONDITIONS: ReadonlySet<string> = new Set(["remote-server-not-found", "remote-server-timeout", "service-unavailable"]);
@@ -37,11 +39,15 @@ export function errorCondition(stanza: Element): string | null {
 
 export const isSplit = (room: ReplicatedRoom): boolean => room.splitSince !== null;
 
-/** Marks a room's link split (once): logged and audited; the tick then pings the room every 5 s. */
-export function markSplit(work: Work, room: ReplicatedRoom, reason: string, condition: string | null = null): void {
+/**
+ * Marks a room's link split (once): logged and audited; the tick then pings the room every 5 s. With
+ * `away`, local users see the occupants behind the link as away (ReplicaOptions.splitAway).
+ */
+export function markSplit(work: Work, room: ReplicatedRoom, reason: string, condition: string | null = null, away = true): void {
   if (isSplit(room)) return;
   const now = work.context.now.getTime();
-  putRoom(work, { ...room, splitSince: now, pingSent: null });
+  const split: ReplicatedRoom = { ...room, splitSince: now, pingSent: null, splitAway: new Set(), splitKicks: [], splitEntered: new Set() };
+  putRoom(work, away ? showAway(work, split) : split);
   work.effects.push(logEffect("warn", "dmuc.link_split", { room: room.roomJid, reason, condition }));
   work.effects.push(audit({ kind: "link.split", roomJid: room.roomJid, actorJid: room.primaryJid, details: { reason, condition } }));
 }
@@ -61,11 +67,6 @@ export function pingRoom(work: Work, room: ReplicatedRoom): void {
 
 // ---------------------------------------------------------------------------------------------------
 // Serving local users during a split
-
-function splitError(work: Work, room: ReplicatedRoom, stanza: Element, spec: StanzaErrorSpec, reason: string): void {
-  work.effects.push(logEffect("debug", "dmuc.split_refused", { room: room.roomJid, reason, name: stanza.name, type: stanza.attrs.type ?? null, from: stanza.attrs.from }));
-  if (mayAnswerWithError(stanza)) work.effects.push(send(errorReply(stanza, { ...spec, by: room.roomJid })));
-}
 
 /** Client elements the room asserts itself (XEP-0359 §3, XEP-0421 §4, the room's own delay). */
 function isRoomAsserted(child: Element, roomJid: string): boolean {
@@ -115,7 +116,7 @@ function gonePresence(room: ReplicatedRoom, nick: string): Element {
  * A local user's stanza to a split room (diverted by the server module): served here, never relayed.
  * `from` is a user of our domain (checked by the caller).
  */
-export function onSplitDiverted(work: Work, room: ReplicatedRoom, stanza: Element, to: Jid): void {
+export function onSplitDiverted(work: Work, room: ReplicatedRoom, stanza: Element, to: Jid, options: ReplicaOptions): void {
   const session = stanza.attrs.from ?? "";
   const nick = room.local.get(session);
   const type = stanza.attrs.type;
@@ -123,17 +124,19 @@ export function onSplitDiverted(work: Work, room: ReplicatedRoom, stanza: Elemen
     work.effects.push(logEffect("debug", "dmuc.split_dropped", { room: room.roomJid, name: stanza.name, type, from: session }));
     return;
   }
-  if (stanza.name === "presence") return splitPresence(work, room, stanza, session, nick, to);
+  if (stanza.name === "presence") return splitPresence(work, room, stanza, session, nick, to, options);
+  if (stanza.name === "iq" && to.resource === null && splitKick(work, room, stanza, session, nick)) return;
   if (stanza.name === "message" && type === "groupchat" && to.resource === null) return splitGroupchat(work, room, stanza, session, nick);
   if (stanza.name === "message" && type !== "groupchat" && to.resource !== null) return splitPrivate(work, room, stanza, nick, to.resource);
   splitError(work, room, stanza, UNAVAILABLE, "not served during a netsplit");
 }
 
-function splitPresence(work: Work, room: ReplicatedRoom, stanza: Element, session: string, nick: string | undefined, to: Jid): void {
+function splitPresence(work: Work, room: ReplicatedRoom, stanza: Element, session: string, nick: string | undefined, to: Jid, options: ReplicaOptions): void {
   const type = stanza.attrs.type;
   if (nick === undefined) {
-    // Entering is the primary's decision (XEP-0282's "DANGER"): refused until the netjoin.
-    if (type === undefined) splitError(work, room, stanza, ENTER_REFUSED, "entering during a netsplit");
+    // Entering is the primary's decision (XEP-0282's "DANGER"): refused until the netjoin, unless
+    // splitEntry lets local users in provisionally.
+    if (type === undefined) splitEnter(work, room, stanza, session, to, options, ENTER_REFUSED);
     else if (type !== "unavailable") splitError(work, room, stanza, UNAVAILABLE, "presence from a non-occupant during a netsplit");
     return;
   }
@@ -278,6 +281,9 @@ export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element
     given.set(nick, cleaned(presence));
   }
   for (const nick of current.splitGone) given.delete(nick);
+  // Users who entered here during the split are listed in our answer: the primary decides on them.
+  current = keepEntered(work, current, given);
+  putRoom(work, current);
   for (const [session] of current.splitPresences) {
     const nick = current.local.get(session);
     const ours = nick !== undefined ? current.roster.get(nick) : undefined;
@@ -296,15 +302,19 @@ export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element
     }
     rosterChanges++;
   }
+  const sent = new Set<string>();
   for (const [nick, presence] of given) {
     current = getRoom(work, roomJid)!;
     const known = current.roster.get(nick);
     if (known && canonical(known) === canonical(presence)) continue;
+    sent.add(nick);
     if (catchUp) onPresenceBroadcast(work, current, presence, nick);
     else putRoom(work, { ...current, roster: new Map(current.roster).set(nick, presence) });
     rosterChanges++;
   }
   current = getRoom(work, roomJid)!;
+  // The occupants shown away since the split are back (those the diff did not just send).
+  const restored = catchUp ? restoreAway(work, current, sent) : 0;
 
   // The messages we lack, in the primary's order: stored, then delivered as catch-up with their delay.
   const known = new Set(current.history.map((e) => e.stanzaId));
@@ -340,7 +350,11 @@ export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element
   });
   const occupants = [...current.local].map(([jid, nick]) => ({ jid, nick }));
   const echoes = [...current.echoes, ...current.splitQueue.map((q) => q.stanza.getChild("origin-id", NS.STANZA_ID)?.attrs.id ?? "").filter((id) => id !== "")];
-  const relays = [...current.splitPresences].filter(([session]) => current.local.has(session));
+  const kicks = (current.splitKicks ?? []).map((k) => ({ ...k }));
+  // The presences of users who entered here are not relayed: to the primary, before it admits them,
+  // they would be new joins.
+  const entered = current.splitEntered ?? new Set<string>();
+  const relays = [...current.splitPresences].filter(([session]) => current.local.has(session) && !entered.has(current.local.get(session)!));
   current = {
     ...current,
     splitSince: null,
@@ -348,15 +362,18 @@ export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element
     splitQueue: [],
     splitPresences: new Map(),
     splitGone: new Set(),
+    splitAway: undefined,
+    splitKicks: undefined,
+    splitEntered: undefined,
     echoes: new Set(echoes.slice(Math.max(0, echoes.length - MAX_ECHOES))),
   };
   putRoom(work, current);
-  work.effects.push(send(iqResult(iq, buildNetjoinAnswer({ occupants, messages: sentBack }))));
+  work.effects.push(send(iqResult(iq, buildNetjoinAnswer({ occupants, messages: sentBack, kicks }))));
   touch(work, roomJid, { sent: true });
   // The presences local users changed during the split reach the primary as if sent now.
   for (const [, presence] of relays) relayToPrimary(work, cloneElement(presence), roomJid);
 
-  const counts = { received: fresh.length, delivered: deliver.length, sent: sentBack.length, occupants: occupants.length, rosterChanges };
+  const counts = { received: fresh.length, delivered: deliver.length, sent: sentBack.length, occupants: occupants.length, rosterChanges, ...(kicks.length > 0 && { kicks: kicks.length }), ...(restored > 0 && { restored }) };
   work.effects.push(logEffect("info", "dmuc.link_healed", { room: roomJid, wasSplit, catchUp, since: netjoin.since.toISOString(), splitSince: room.splitSince, ...counts }));
   work.effects.push(audit({ kind: "link.healed", roomJid, actorJid: room.primaryJid, details: { wasSplit, ...counts } }));
 }

@@ -32,6 +32,16 @@ export interface ReplicaOptions {
    * fan-out then works without the module, at the price of trusting that primary's word.
    */
   trustPrimaryEnter?: boolean;
+  /**
+   * When a room's link splits, show the occupants behind it (the non-local ones) as away to local
+   * users, and their real presence again after the netjoin (DMUC_SPLIT_AWAY; default true).
+   */
+  splitAway?: boolean;
+  /**
+   * Let local users enter a split room (provisionally: the primary decides at the netjoin); when false,
+   * entering is refused with wait/service-unavailable "netsplit" (default false).
+   */
+  splitEntry?: boolean;
 }
 
 /** What every replica handler works on: a stanza's request or a timer tick. */

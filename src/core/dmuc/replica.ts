@@ -20,7 +20,7 @@ import { errorCondition, isSplit, markSplit, onNetjoin, onSplitDiverted, pingRoo
 export function routeReplica(request: ServiceRequest, to: Jid, options: ReplicaOptions): true | undefined {
   const { settings, stanza, from } = request;
   if (!settings.localDomain) return undefined;
-  if (to.domain !== settings.domain) return onDiverted(request, to);
+  if (to.domain !== settings.domain) return onDiverted(request, to, options);
   if (to.local !== null || to.resource !== null) return undefined;
   if (stanza.name === "iq") return onIq(request, options);
   const room = from.local !== null ? getRoom(request, bareString(from)) : undefined;
@@ -33,7 +33,7 @@ export function routeReplica(request: ServiceRequest, to: Jid, options: ReplicaO
   const current = getRoom(request, room.roomJid)!;
   if (stanza.attrs.type === "error") {
     // A bounce from the room's JID: the room's server cannot be reached (XEP-0282 §Netsplit).
-    markSplit(request, current, `${stanza.name} bounced`, errorCondition(stanza));
+    markSplit(request, current, `${stanza.name} bounced`, errorCondition(stanza), options.splitAway !== false);
   } else if (stanza.name === "presence" && from.resource !== null) {
     onPresenceBroadcast(request, current, stanza, from.resource);
   } else if (stanza.name === "message" && stanza.attrs.type === "groupchat") {
@@ -98,7 +98,7 @@ function onAnswer(request: ServiceRequest, options: ReplicaOptions): true | unde
     if (!failed) return true;
     const room = getRoom(request, query.roomJid);
     // The module could not send the user's stanza on to the room's server: the link is split.
-    if (room && condition && SPLIT_CONDITIONS.has(condition)) markSplit(request, room, "relay bounced", condition);
+    if (room && condition && SPLIT_CONDITIONS.has(condition)) markSplit(request, room, "relay bounced", condition, options.splitAway !== false);
     else request.effects.push(logEffect("warn", "dmuc.relay_failed", { id, room: query.roomJid, condition }));
     return true;
   }
@@ -107,7 +107,7 @@ function onAnswer(request: ServiceRequest, options: ReplicaOptions): true | unde
   if (room && (from.resource === null || failed)) {
     touch(request, room.roomJid, { heard: true });
     // Our pings are the only IQs we send the room: an error saying its server is unreachable is a split.
-    if (failed && condition && SPLIT_CONDITIONS.has(condition)) markSplit(request, getRoom(request, room.roomJid)!, "ping bounced", condition);
+    if (failed && condition && SPLIT_CONDITIONS.has(condition)) markSplit(request, getRoom(request, room.roomJid)!, "ping bounced", condition, options.splitAway !== false);
     else if (failed) request.effects.push(logEffect("warn", "dmuc.link_error", { room: room.roomJid, condition }));
     // The room answers again while we are split: ask it for netjoin (it may not know of the split,
     // e.g. after its own restart).
@@ -203,7 +203,7 @@ function delayOf(message: Element): Date | null {
  * module diverted it. Our domain's users' stanzas are relayed unchanged to the primary through the
  * module; anything else with a replicated room's address is refused.
  */
-function onDiverted(request: ServiceRequest, to: Jid): true | undefined {
+function onDiverted(request: ServiceRequest, to: Jid, options: ReplicaOptions): true | undefined {
   const { settings, stanza, from } = request;
   if (to.local === null || to.domain === settings.localDomain) return undefined;
   const roomJid = `${to.local}@${to.domain}`;
@@ -214,7 +214,7 @@ function onDiverted(request: ServiceRequest, to: Jid): true | undefined {
   const room = getRoom(request, roomJid);
   if (room && isSplit(room)) {
     // Split: nothing goes to the primary; the replica serves its users itself until the netjoin.
-    onSplitDiverted(request, room, stanza, to);
+    onSplitDiverted(request, room, stanza, to, options);
     return true;
   }
   // Rooms we do not (or no longer) replicate are relayed too: a late diverted stanza still arrives,
@@ -247,7 +247,7 @@ export function tickReplica(work: Work, options: ReplicaOptions): void {
       continue;
     }
     if (room.pingSent !== null && now - room.pingSent >= (options.linkTimeoutMs ?? SPLIT_TIMEOUT_MS)) {
-      markSplit(work, room, "ping unanswered");
+      markSplit(work, room, "ping unanswered", null, options.splitAway !== false);
       pingRoom(work, getRoom(work, room.roomJid)!);
       continue;
     }

@@ -66,6 +66,12 @@ export interface ReplicatedRoom {
   readonly splitPresences: ReadonlyMap<string, Element>;
   /** Nicks that left here during the split: not taken back from the netjoin roster. */
   readonly splitGone: ReadonlySet<string>;
+  /** Non-local nicks shown away to local users since the split (their real presence follows the netjoin). */
+  readonly splitAway?: ReadonlySet<string>;
+  /** Local occupants kicked by local moderators during the split, in order (sent in the netjoin answer). */
+  readonly splitKicks?: readonly SplitKick[];
+  /** Nicks local users took by entering during the split (provisional until the primary's netjoin decision). */
+  readonly splitEntered?: ReadonlySet<string>;
   /** origin-ids of messages sent back at netjoin whose broadcast has not come back yet. */
   readonly echoes: ReadonlySet<string>;
   /** Restored from the database at start: the server module must be asked to divert again. */
@@ -77,6 +83,14 @@ export interface SplitMessage {
   readonly session: string;
   readonly at: Date;
   readonly stanza: Element;
+}
+
+/** A kick of a local occupant by a local moderator during a split: the sessions' full JIDs. */
+export interface SplitKick {
+  readonly jid: string;
+  readonly nick: string;
+  readonly actor: string;
+  readonly reason?: string;
 }
 
 /** An IQ we sent and whose answer continues some work. */

@@ -238,22 +238,45 @@ export function parseNetjoin(el: Element | undefined): Netjoin | null {
   return { since, config: state.config, presences: state.presences, history: state.history, subject: state.subject };
 }
 
-// The replica's answer: <netjoin><occupant jid nick/>...<message/>...</netjoin>
+// The replica's answer: <netjoin><occupant jid nick/>...<message/>...<kick/>...</netjoin>
+/** A local occupant a local moderator kicked during the split (the primary applies it at netjoin). */
+export interface NetjoinKick {
+  /** The kicked session (full JID). */
+  jid: string;
+  nick: string;
+  /** The moderator's session (full JID). */
+  actor: string;
+  reason?: string;
+}
+
 export interface NetjoinAnswer {
   occupants: { jid: string; nick: string }[];
   /** Messages local users sent during the split, in order, each with origin-id and the original delay. */
   messages: Element[];
+  /** Kicks of local occupants by local moderators during the split, in order. */
+  kicks: NetjoinKick[];
 }
 
 export function buildNetjoinAnswer(a: NetjoinAnswer): Element {
-  return xml("netjoin", { xmlns: DMUC }, ...a.occupants.map((o) => xml("occupant", { jid: o.jid, nick: o.nick })), ...a.messages);
+  return xml(
+    "netjoin",
+    { xmlns: DMUC },
+    ...a.occupants.map((o) => xml("occupant", { jid: o.jid, nick: o.nick })),
+    ...a.messages,
+    ...a.kicks.map((k) => xml("kick", { jid: k.jid, nick: k.nick, actor: k.actor }, k.reason ?? "")),
+  );
 }
 
 export function parseNetjoinAnswer(el: Element | undefined): NetjoinAnswer | null {
   if (!el?.is("netjoin", DMUC)) return null;
   const occupants = el.getChildren("occupant").map((o) => ({ jid: o.attrs.jid ?? "", nick: o.attrs.nick ?? "" }));
   if (occupants.some((o) => !isFullJid(o.jid) || o.nick === "")) return null;
-  return { occupants, messages: el.getChildren("message").map(unwrapStanza) };
+  const kicks = el.getChildren("kick").map((k): NetjoinKick => {
+    const reason = k.getText();
+    return { jid: k.attrs.jid ?? "", nick: k.attrs.nick ?? "", actor: k.attrs.actor ?? "", ...(reason !== "" && { reason }) };
+  });
+  if (kicks.some((k) => !isFullJid(k.jid) || !isFullJid(k.actor) || k.nick === "")) return null;
+  return { occupants, messages: el.getChildren("message").map(unwrapStanza), kicks };
 }
 
 // <resync/>: a split replica that hears from the room again asks for netjoin
