@@ -7,7 +7,7 @@ import { audit, logEffect, send, type Effect } from "../effects.js";
 import type { EngineContext, PluginApi, ServiceSettings, ServiceState } from "../service.js";
 import type { Room } from "../room/types.js";
 import { presenceVariants } from "../room/presence.js";
-import { cloneElement } from "../../xmpp/element.js";
+import { replayEntry } from "../room/history.js";
 import { NS } from "../../xmpp/stanza.js";
 import { buildEnter, buildReplicate, buildState, DMUC, parseReplicate, REPLICA_IDENTITY, type ReplicaConfig } from "./wire.js";
 import type { DmucState, PendingQuery, ReplicaLink } from "./state.js";
@@ -94,19 +94,16 @@ function createLink(io: LinkIo, roomJid: string, domain: string, replicaJid: str
   io.effects.push(logEffect("info", "dmuc.link_requested", { room: roomJid, replica: replicaJid, domain }));
 }
 
+/** Every occupant's presence as a replica gets it: with real JIDs when one of its users may see them. */
+export function rosterForReplica(room: Room, link: ReplicaLink): Element[] {
+  const viewer = replicaSeesJids(room, link) ? "moderator" : "participant";
+  return [...room.occupants.values()].map((o) => presenceVariants(room, o).forViewer(viewer));
+}
+
 /** The room state a new replica gets (docs/PROTOCOL.md "Creating a replica link"). */
 function stateChunks(room: Room, link: ReplicaLink): Element[] {
-  const sees = replicaSeesJids(room, link);
-  const presences = [...room.occupants.values()].map((o) => {
-    const p = presenceVariants(room, o).forViewer(sees ? "moderator" : "participant");
-    return p;
-  });
-  const history = room.history.slice(-link.historyLimit).map((entry) => {
-    const copy = cloneElement(entry.stanza);
-    copy.append(xml("delay", { xmlns: NS.DELAY, from: room.jid, stamp: entry.at.toISOString() }));
-    return copy;
-  });
-  const items = [...presences, ...history];
+  const history = room.history.slice(-link.historyLimit).map((entry) => replayEntry(entry, room.jid));
+  const items = [...rosterForReplica(room, link), ...history];
   const chunks: Element[] = [];
   for (let i = 0; i === 0 || i < items.length; i += STATE_CHUNK) {
     const slice = items.slice(i, i + STATE_CHUNK);

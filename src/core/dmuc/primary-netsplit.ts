@@ -13,7 +13,8 @@ import { buildEnter, buildLeave, buildNetjoin, DMUC, parseNetjoinAnswer, type Ne
 import type { ReplicaLink } from "./state.js";
 import { withLink, withoutLink, withPending } from "./dmuc-state.js";
 import { domainOf, replicaSeesJids } from "./primary-delivery.js";
-import { replicaConfig, type LinkIo } from "./primary-links.js";
+import { replicaConfig, rosterForReplica, type LinkIo } from "./primary-links.js";
+import { replayEntry } from "../room/history.js";
 
 /** Error conditions that say the other side cannot be reached, rather than that it refused. */
 export const UNREACHABLE = new Set(["remote-server-not-found", "remote-server-timeout", "service-unavailable", "recipient-unavailable"]);
@@ -95,11 +96,7 @@ export function domainPingAnswered(io: LinkIo, roomJid: string, replicaJid: stri
   for (const entry of room?.history ?? []) {
     if (entry.at.getTime() < noticed && !link.lost?.has(entry.stanzaId)) continue;
     for (const session of link.members) {
-      if (!room!.sessionNicks.has(session)) continue;
-      const copy = cloneElement(entry.stanza);
-      copy.attrs.to = session;
-      copy.append(xml("delay", { xmlns: NS.DELAY, from: roomJid, stamp: entry.at.toISOString() }));
-      io.effects.push(send(copy));
+      if (room!.sessionNicks.has(session)) io.effects.push(send(replayEntry(entry, roomJid, session)));
     }
   }
   io.effects.push(logEffect("info", "dmuc.split_direct", { room: roomJid, replica: replicaJid, domain: link.domain }));
@@ -115,20 +112,15 @@ export function startNetjoin(io: LinkIo, roomJid: string, link: ReplicaLink): vo
     return;
   }
   const since = link.splitSince ?? now;
-  const sees = replicaSeesJids(room, link);
-  // Users served directly during the split already have the messages: the replica only stores them.
-  const missed = room.history.filter((e) => e.at.getTime() >= since).map((entry) => {
-    const copy = cloneElement(entry.stanza);
-    copy.append(xml("delay", { xmlns: NS.DELAY, from: room.jid, stamp: entry.at.toISOString() }));
-    return copy;
-  });
+  const missed = room.history.filter((e) => e.at.getTime() >= since).map((entry) => replayEntry(entry, room.jid));
   const netjoin = buildNetjoin({
     since: new Date(since),
     config: replicaConfig(room),
-    presences: [...room.occupants.values()].map((o) => presenceVariants(room, o).forViewer(sees ? "moderator" : "participant")),
+    presences: rosterForReplica(room, link),
     history: missed,
     subject: room.subject,
   });
+  // Users served directly during the split already have the messages: the replica only stores them.
   if (link.splitMode === "direct") netjoin.attrs.catchup = "false";
   const id = iq(io, link.replicaJid, roomJid, "set", netjoin);
   io.state = { ...io.state, dmuc: withPending(io.state.dmuc, id, { kind: "netjoin", roomJid, replicaJid: link.replicaJid, sent: now }) };

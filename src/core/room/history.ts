@@ -47,10 +47,13 @@ export function selectHistory(history: readonly HistoryEntry[], request: History
   return chosen.reverse();
 }
 
-/** A history message as replayed to `to`: the stored broadcast plus a delay stamped by the room (XEP-0203). */
-export function replayEntry(entry: HistoryEntry, roomJid: string, to: string): Element {
+/**
+ * A history message as replayed (to `to`, or unaddressed inside a DMUC2 state or netjoin): the stored
+ * broadcast plus a delay stamped by the room (XEP-0203).
+ */
+export function replayEntry(entry: HistoryEntry, roomJid: string, to?: string): Element {
   const copy = cloneElement(entry.stanza);
-  copy.attrs.to = to;
+  if (to !== undefined) copy.attrs.to = to;
   copy.append(xml("delay", { xmlns: NS.DELAY, from: roomJid, stamp: entry.at.toISOString() }));
   return copy;
 }
