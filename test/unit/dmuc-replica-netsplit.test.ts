@@ -6,10 +6,6 @@ import assert from "node:assert/strict";
 import type { Element } from "@xmpp/xml";
 import { RoomDriver, to } from "../helpers/room-driver.js";
 import { assertMatches, parseXml } from "../helpers/xml.js";
-import { MucService } from "../../src/core/service.js";
-import { createPlugins } from "../../plugins/index.js";
-import { dmucReplicaPlugin } from "../../plugins/dmuc-replica.js";
-import type { ReplicaOptions } from "../../src/core/dmuc/replica-util.js";
 import { parseNetjoinAnswer } from "../../src/core/dmuc/wire.js";
 
 const ROOM = "wallops@channel.avalon.test";
@@ -32,17 +28,16 @@ function rosterPresence(nick: string, role: string, attrs = ""): string {
   return `<presence from='${ROOM}/${nick}' ${attrs}><x xmlns='${MUC_USER}'><item affiliation='none' role='${role}'/></x><occupant-id xmlns='urn:xmpp:occupant-id:0' id='occ-${nick}'/></presence>`;
 }
 
-/** A replica driver whose replica plugin has the given options (the other plugins as usual). */
-function replicaDriver(options: Partial<ReplicaOptions> = {}): RoomDriver {
-  const d = new RoomDriver(REPLICA, [], { localDomain: LOCAL });
-  const plugins = createPlugins({ maxHistoryMessages: 50, maxBodyChars: 1000, ratePerSecond: 10, burst: 1000 }).map((p) =>
-    p.name === "dmuc-replica" ? dmucReplicaPlugin({ maxHistoryMessages: 50, ...options }) : p,
-  );
-  return Object.assign(d, { service: new MucService({ domain: REPLICA, admins: new Set<string>(), name: "Test MUC", localDomain: LOCAL }, plugins) });
+type SplitPolicies = { splitAway?: boolean; splitEntry?: boolean };
+
+/** A replica driver with the given split policies (DMUC_SPLIT_AWAY, DMUC_SPLIT_ENTRY), the rest default. */
+function replicaDriver(policies: SplitPolicies = {}): RoomDriver {
+  const links = { keepaliveSeconds: 60, linkTimeoutSeconds: 30, splitPingSeconds: 5, splitAway: true, trustPrimaryEnter: false, splitEntry: false, ...policies };
+  return new RoomDriver(REPLICA, [], { localDomain: LOCAL }, { links });
 }
 
 /** A linked room: Wumpus (remote moderator), history q9X, subject; rubenro (BigCheese) and msa (Efchen) entered. */
-function linked(config = "<config whois='moderators' presencebroadcast='moderator participant visitor'/>", options?: Partial<ReplicaOptions>): RoomDriver {
+function linked(config = "<config whois='moderators' presencebroadcast='moderator participant visitor'/>", options?: SplitPolicies): RoomDriver {
   const d = options ? replicaDriver(options) : new RoomDriver(REPLICA, [], { localDomain: LOCAL });
   d.send(`<iq type='set' id='r1' from='${ROOM}' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='${LOCAL}' keepalive='60' history='50'/></iq>`);
   d.send(`<iq type='set' id='s1' from='${ROOM}' to='${REPLICA}'><state xmlns='${DMUC}' last='true'>${config}
@@ -64,7 +59,7 @@ function bounce(d: RoomDriver): Element[] {
   return d.send(`<message type='error' from='${ROOM}' to='${REPLICA}'><error type='cancel'><remote-server-not-found xmlns='${STANZAS}'/></error></message>`);
 }
 
-function split(config?: string, options?: Partial<ReplicaOptions>): RoomDriver {
+function split(config?: string, options?: SplitPolicies): RoomDriver {
   const d = linked(config, options);
   bounce(d);
   assert.notEqual(room(d).splitSince, null);
