@@ -135,6 +135,13 @@ export class ComponentConnection extends EventEmitter<ConnectionEvents> {
 
     try {
       await entity.connect(service);
+      // xmpp.js decodes each TCP read on its own (Connection._onData: data.toString("utf8")), so a
+      // multi-byte UTF-8 character split across two reads became two U+FFFD, in broadcasts and in the
+      // stored history (issue 16). With an encoding set, the socket decodes through a streaming
+      // StringDecoder that keeps a character's first bytes until the rest arrives, and hands the parser
+      // strings (toString() of a string is the string itself). Set before the stream opens: the server
+      // says nothing before our stream header, so no byte is ever read undecoded.
+      entity.socket?.setEncoding("utf8");
       // Stanzas are small and often answer other stanzas: with Nagle's algorithm on, a write waits for
       // the ACK of the previous one (a ~40 ms stall per message on loopback; bench/RESULTS.md).
       entity.socket?.setNoDelay(true);

@@ -213,6 +213,8 @@ export interface StackOptions {
   validateFromAddresses?: boolean;
   /** Script to run instead of the built gateway (see GatewayProcessOptions.entry). */
   entry?: string;
+  /** Puts something between Prosody's component port and the gateway: returns the service the gateway dials. */
+  componentVia?: (prosody: ProsodyServer) => Promise<string>;
 }
 
 export interface Stack {
@@ -287,7 +289,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     db = await startTestDatabase();
     dataDir = await mkdtemp(join(tmpdir(), "dmuc-stack-data-"));
     const env: Env = {
-      DMUC_XMPP_SERVICE: prosody.componentService,
+      DMUC_XMPP_SERVICE: options.componentVia ? await options.componentVia(prosody) : prosody.componentService,
       DMUC_DOMAIN: domain,
       DMUC_SECRET: secret,
       DMUC_ADMINS: (options.admins ?? []).join(","),
