@@ -1,4 +1,4 @@
-import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn, Unique } from "typeorm";
+import { Column, CreateDateColumn, Entity, Generated, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn, Unique } from "typeorm";
 import { CONSTRAINTS } from "./constraints.js";
 import { Room } from "./Room.js";
 
@@ -8,6 +8,7 @@ const C = CONSTRAINTS.historyMessages;
 @Entity({ name: "history_messages" })
 @Unique(C.roomStanzaIdKey, ["roomId", "stanzaId"])
 @Index(C.roomSentAtIdx, ["roomId", "sentAt", "id"])
+@Index(C.roomSeqIdx, ["roomId", "seq"])
 export class HistoryMessage {
   @PrimaryGeneratedColumn("identity", { name: "id", type: "bigint", generatedIdentity: "BY DEFAULT", primaryKeyConstraintName: C.pkey })
   id!: string;
@@ -48,6 +49,15 @@ export class HistoryMessage {
   /** The room's time of the message. */
   @Column({ name: "sent_at", type: "timestamptz" })
   sentAt!: Date;
+
+  /**
+   * The room's order: rows are inserted in the order the room broadcast them (the order occupants
+   * saw), and take increasing values of this sequence. Times cannot order them: messages of one batch
+   * share one time. Read history ORDER BY seq.
+   */
+  @Column({ name: "seq", type: "bigint" })
+  @Generated("increment")
+  seq!: string;
 
   @CreateDateColumn({ name: "stored_at", type: "timestamptz" })
   storedAt!: Date;

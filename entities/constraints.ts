@@ -39,6 +39,7 @@ export const CONSTRAINTS = {
     roomFkey: "history_messages_room_id_fkey",
     roomStanzaIdKey: "history_messages_room_id_stanza_id_key",
     roomSentAtIdx: "history_messages_room_id_sent_at_id_idx",
+    roomSeqIdx: "history_messages_room_id_seq_idx",
   },
   auditEvents: {
     pkey: "audit_events_pkey",

@@ -1,5 +1,6 @@
 // Loads every stored room into engine state at start: configuration, affiliations, live occupants
-// (so nobody is kicked by a restart) and the recent history each room sends on entering.
+// (so nobody is kicked by a restart) and the recent history each room sends on entering, in the
+// room's order (history_messages.seq: the order occupants saw, which times alone cannot give).
 import type { DataSource } from "typeorm";
 import parse from "@xmpp/xml/lib/parse.js";
 import type { Element } from "@xmpp/xml";
@@ -34,8 +35,8 @@ export async function loadRooms(dataSource: DataSource, historyLimit: number, lo
   const occupants: OccupantRow[] = await dataSource.query(`SELECT room_id, nick, real_jid, role, occupant_id, presence FROM occupants ORDER BY updated_at, id`);
   const history: HistoryRow[] = await dataSource.query(
     `SELECT room_id, stanza_id, occupant_id, nick, sender_jid, stanza, sent_at FROM (
-       SELECT h.*, row_number() OVER (PARTITION BY room_id ORDER BY sent_at DESC, id DESC) AS n FROM history_messages h
-     ) recent WHERE n <= $1 ORDER BY sent_at, id`,
+       SELECT h.*, row_number() OVER (PARTITION BY room_id ORDER BY seq DESC) AS n FROM history_messages h
+     ) recent WHERE n <= $1 ORDER BY seq`,
     [historyLimit],
   );
 
@@ -136,8 +137,8 @@ export async function loadReplicas(dataSource: DataSource, now: number, log: Log
   const occupants: OccupantRow[] = await dataSource.query(`SELECT room_id, nick, real_jid, role, occupant_id, presence FROM occupants WHERE room_id = ANY($1::bigint[]) ORDER BY id`, [ids]);
   const history: HistoryRow[] = await dataSource.query(
     `SELECT room_id, stanza_id, occupant_id, nick, sender_jid, stanza, sent_at FROM (
-       SELECT h.*, row_number() OVER (PARTITION BY room_id ORDER BY sent_at DESC, id DESC) AS n FROM history_messages h WHERE room_id = ANY($1::bigint[])
-     ) recent WHERE n <= 1000 ORDER BY sent_at, id`,
+       SELECT h.*, row_number() OVER (PARTITION BY room_id ORDER BY seq DESC) AS n FROM history_messages h WHERE room_id = ANY($1::bigint[])
+     ) recent WHERE n <= 1000 ORDER BY seq`,
     [ids],
   );
   const replicated = new Map<string, ReplicatedRoom>();

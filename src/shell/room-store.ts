@@ -110,15 +110,20 @@ async function apply(manager: EntityManager, write: Exclude<StoreWrite, HistoryW
   }
 }
 
-/** One statement for a run of history rows; replays of a known stanza-id are ignored (idempotent). */
+/**
+ * One statement for a run of history rows; replays of a known stanza-id are ignored (idempotent).
+ * The rows are inserted in the order the engine emitted them (WITH ORDINALITY ... ORDER BY), so that
+ * `seq` follows the order the room broadcast them: the join with rooms alone may reorder them.
+ */
 async function insertHistory(manager: EntityManager, writes: HistoryWrite[]): Promise<void> {
   const column = <T>(pick: (w: HistoryWrite) => T) => writes.map(pick);
   await manager.query(
     `INSERT INTO history_messages (room_id, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at)
      SELECT r.id, h.stanza_id, h.origin_id, h.occupant_id, h.nick, h.sender_jid, h.body, h.stanza, h.sent_at
      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
-       AS h(room_jid, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at)
+       WITH ORDINALITY AS h(room_jid, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at, position)
      JOIN rooms r ON r.jid = h.room_jid
+     ORDER BY h.position
      ON CONFLICT (room_id, stanza_id) DO NOTHING`,
     [
       column((w) => w.roomJid),

@@ -126,6 +126,8 @@ declare module "@xmpp/client" {
     start(): Promise<JID>;
     stop(): Promise<unknown>;
     send(element: Element): Promise<void>;
+    /** Serialises the stanzas into one write on the socket. */
+    sendMany(elements: Element[]): Promise<void>;
     iqCaller: { request(el: Element, timeout?: number): Promise<Element> };
     /** Answers incoming iq get/set; without a handler (or a falsy return) it replies service-unavailable. */
     iqCallee: {

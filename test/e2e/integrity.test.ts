@@ -62,7 +62,7 @@ async function storedBodies(url: string, room: string): Promise<{ body: string |
   await db.connect();
   try {
     const { rows } = await db.query<{ body: string | null; stanza: string }>(
-      `SELECT h.body, h.stanza FROM history_messages h JOIN rooms r ON r.id = h.room_id WHERE r.jid = $1 ORDER BY h.id`,
+      `SELECT h.body, h.stanza FROM history_messages h JOIN rooms r ON r.id = h.room_id WHERE r.jid = $1 ORDER BY h.seq`,
       [room],
     );
     return rows.map((r) => ({ body: r.body, stanzaBody: parse(r.stanza).getChildText("body") }));
@@ -117,5 +117,45 @@ describe("UTF-8 split across TCP reads on the component connection (issue 16 poi
     const stored = await storedBodies(stack.db.url, room);
     assert.deepEqual(stored.map((r) => r.body), bodies);
     assert.deepEqual(stored.map((r) => r.stanzaBody), bodies);
+  });
+});
+
+describe("history order across a restart (issue 16 point 2)", () => {
+  let stack: Stack;
+  before(async () => {
+    // A burst of 100 from one occupant: above the default flood limit, which is not under test here.
+    stack = await startStack({ env: { DMUC_RATE_BURST: "200" } });
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  it("100 messages sent in one write come back after a restart in the order occupants saw them", async () => {
+    const room = newRoomJid("order");
+    const alice = await stack.connect("alice", "order");
+    const bob = await stack.connect("bob", "order");
+    await createRoom(alice, room, "Alice", { "muc#roomconfig_persistentroom": "1", "muc#roomconfig_historylength": "100" });
+    await enter(bob, room, "Bob");
+
+    // One write on Alice's stream: the gateway takes them together and commits them in one batch.
+    const sent = Array.from({ length: 100 }, (_, i) => `message ${String(i).padStart(3, "0")}`);
+    await alice.raw.sendMany(sent.map((body) => xml("message", { to: room, type: "groupchat" }, xml("body", {}, body))));
+    const seen: string[] = [];
+    for (let i = 0; i < sent.length; i++) seen.push((await bob.waitFor(isLiveGroupchat(room), WAIT_MS, `message ${i}`)).getChildText("body")!);
+    assert.deepEqual(seen, sent);
+
+    await stack.restartGateway();
+    const carol = await stack.connect("carol", "order");
+    await carol.send(xml("presence", { to: `${room}/Carol` }, xml("x", { xmlns: MUC }, xml("history", { maxstanzas: "100" }))));
+    const self = await carol.waitFor(isSelfPresence(room), WAIT_MS, "Carol's self-presence");
+    assert.notEqual(self.attrs.type, "error", self.toString());
+    const replayed: string[] = [];
+    for (;;) {
+      const el = await carol.waitFor((e) => e.name === "message" && bare(e.attrs.from) === room, WAIT_MS, "the history and subject");
+      if (isSubject(room)(el)) break;
+      replayed.push(el.getChildText("body")!);
+    }
+    assert.deepEqual(replayed, seen);
+    assert.deepEqual((await storedBodies(stack.db.url, room)).map((r) => r.body), seen);
   });
 });

@@ -460,7 +460,7 @@ describe("a persistent room across a restart of the gateway process", () => {
     db = new pg.Client({ connectionString: stack.db.url });
     await db.connect();
     const history = await db.query<{ stanza_id: string; body: string; nick: string }>(
-      `SELECT h.stanza_id, h.body, h.nick FROM history_messages h JOIN rooms r ON r.id = h.room_id WHERE r.jid = $1 ORDER BY h.sent_at, h.id`,
+      `SELECT h.stanza_id, h.body, h.nick FROM history_messages h JOIN rooms r ON r.id = h.room_id WHERE r.jid = $1 ORDER BY h.seq`,
       [room],
     );
     assert.deepEqual(history.rows.slice(0, 3), bodies.map((body, i) => ({ stanza_id: liveIds[i], body, nick: i === 1 ? "Bob" : "Alice" })));
