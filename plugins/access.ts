@@ -2,7 +2,7 @@
 // members-only room (407), nobody into a full room (503) except owners and admins.
 import type { Plugin } from "../src/core/service.js";
 import { StanzaError } from "../src/core/stanza-error.js";
-import { booleanField, configField, type ConfigFieldSpec } from "../src/core/room/config-fields.js";
+import { booleanField, configField, singleValue, type ConfigFieldSpec } from "../src/core/room/config-fields.js";
 import { AFFILIATION_RANK } from "../src/core/room/privileges.js";
 
 const maxUsersField: ConfigFieldSpec = {
@@ -13,7 +13,7 @@ const maxUsersField: ConfigFieldSpec = {
   options: ["none", "10", "20", "30", "50", "100", "500", "1000"].map((value) => ({ value, label: value })),
   read: (config) => [config.maxUsers === null ? "none" : String(config.maxUsers)],
   write: (config, values) => {
-    const value = values[0]?.trim() ?? "";
+    const value = singleValue("muc#roomconfig_maxusers", values)?.trim() ?? "";
     if (value === "none" || value === "" || value === "0") config.maxUsers = null;
     else if (/^\d{1,9}$/.test(value)) config.maxUsers = Number(value);
     else throw new StanzaError("modify", "not-acceptable", "Maximum occupants must be a whole number or 'none'");

@@ -6,6 +6,7 @@ import { discoPlugin } from "./disco.js";
 import { dmucReplicaPlugin } from "./dmuc-replica.js";
 import { dmucPrimaryPlugin } from "./dmuc-primary.js";
 import { historyPlugin } from "./history.js";
+import { DEFAULT_INPUT_LIMITS, inputLimitsPlugin, type InputLimits } from "./input-limits.js";
 import { limitsPlugin, type LimitOptions } from "./limits.js";
 import { lockPlugin } from "./lock.js";
 import { occupantIqPlugin } from "./occupant-iq.js";
@@ -21,6 +22,10 @@ import { selfPingPlugin } from "./self-ping.js";
 import { serviceAdminPlugin } from "./service-admin.js";
 
 export interface PluginOptions extends LimitOptions {
+  /** Characters of all the bodies of a message together (DMUC_MAX_BODY_CHARS). */
+  maxBodyChars: number;
+  /** The other input limits (DMUC_MAX_STANZA_BYTES, DMUC_MAX_DEPTH, ...); defaults when absent. */
+  input?: Partial<Omit<InputLimits, "maxBodyChars">>;
   /** The most history messages a room keeps and sends on entering (DMUC_MAX_HISTORY_MESSAGES). */
   maxHistoryMessages: number;
   /** DMUC2 link timing (DMUC_KEEPALIVE, DMUC_LINK_TIMEOUT, DMUC_SPLIT_PING), in seconds; defaults when absent. */
@@ -29,6 +34,7 @@ export interface PluginOptions extends LimitOptions {
 
 export function createPlugins(options: PluginOptions): Plugin[] {
   return [
+    inputLimitsPlugin({ ...DEFAULT_INPUT_LIMITS, ...options.input, maxBodyChars: options.maxBodyChars }),
     discoPlugin,
     pingPlugin,
     roomDiscoPlugin,

@@ -1,7 +1,7 @@
 // The muc#roomconfig fields that only store a setting read elsewhere (XEP-0045 §10.2): name,
 // description, language, persistence, visibility, subject and invitation rights, PMs, whois.
 import type { Plugin } from "../src/core/service.js";
-import { booleanField, choiceField, configField, textField, type ConfigFieldSpec } from "../src/core/room/config-fields.js";
+import { booleanField, choiceField, configField, singleValue, textField, type ConfigFieldSpec } from "../src/core/room/config-fields.js";
 import { StanzaError } from "../src/core/stanza-error.js";
 import type { Role } from "../src/core/room/types.js";
 
@@ -14,7 +14,7 @@ const historyLength = (max: number): ConfigFieldSpec => ({
   order: 90,
   read: (config) => [String(config.historyLength)],
   write: (config, values) => {
-    const value = values[0]?.trim() ?? "";
+    const value = singleValue("muc#roomconfig_historylength", values)?.trim() ?? "";
     if (!/^\d{1,9}$/.test(value)) throw new StanzaError("modify", "not-acceptable", "History length must be a whole number");
     config.historyLength = Math.min(Number(value), max);
   },

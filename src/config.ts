@@ -52,6 +52,10 @@ export const SETTINGS = {
   logFormat: "DMUC_LOG_FORMAT",
   xmppDebug: "DMUC_XMPP_DEBUG",
   maxBodyChars: "DMUC_MAX_BODY_CHARS",
+  maxSubjectChars: "DMUC_MAX_SUBJECT_CHARS",
+  maxStanzaBytes: "DMUC_MAX_STANZA_BYTES",
+  maxDepth: "DMUC_MAX_DEPTH",
+  maxChildren: "DMUC_MAX_CHILDREN",
   maxHistoryMessages: "DMUC_MAX_HISTORY_MESSAGES",
   rateLimitPerSecond: "DMUC_RATE_LIMIT",
   rateLimitBurst: "DMUC_RATE_BURST",
@@ -110,6 +114,27 @@ export class GatewayConfig {
   @IsInt({ message: "must be a whole number" })
   @Min(1, { message: "must be at least 1" })
   maxBodyChars = 10_000;
+
+  /** Characters of all the subjects of a message together. */
+  @IsInt({ message: "must be a whole number" })
+  @Min(1, { message: "must be at least 1" })
+  maxSubjectChars = 1000;
+
+  /** Largest stanza accepted, in bytes (Prosody's c2s_stanza_size_limit by default). */
+  @IsInt({ message: "must be a whole number" })
+  @Min(1024, { message: "must be at least 1024" })
+  maxStanzaBytes = 256 * 1024;
+
+  /** Deepest nesting accepted; capped so that whatever is accepted can be serialised and stored. */
+  @IsInt({ message: "must be a whole number" })
+  @Min(4, { message: "must be at least 4" })
+  @Max(1000, { message: "must be at most 1000" })
+  maxDepth = 32;
+
+  /** Most child elements of any one element. */
+  @IsInt({ message: "must be a whole number" })
+  @Min(16, { message: "must be at least 16" })
+  maxChildren = 1000;
 
   @IsInt({ message: "must be a whole number" })
   @Min(0, { message: "must be at least 0" })
@@ -183,6 +208,10 @@ const CONVERT: Partial<Record<SettingName, (value: RawValue) => unknown>> = {
   dbPort: toNumber,
   xmppDebug: toBoolean,
   maxBodyChars: toNumber,
+  maxSubjectChars: toNumber,
+  maxStanzaBytes: toNumber,
+  maxDepth: toNumber,
+  maxChildren: toNumber,
   maxHistoryMessages: toNumber,
   rateLimitPerSecond: toNumber,
   rateLimitBurst: toNumber,

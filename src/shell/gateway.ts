@@ -59,6 +59,7 @@ export class Gateway {
       createPlugins({
         maxHistoryMessages: config.maxHistoryMessages,
         maxBodyChars: config.maxBodyChars,
+        input: { maxSubjectChars: config.maxSubjectChars, maxStanzaBytes: config.maxStanzaBytes, maxDepth: config.maxDepth, maxChildren: config.maxChildren },
         ratePerSecond: config.rateLimitPerSecond,
         burst: config.rateLimitBurst,
         links: { keepaliveSeconds: config.keepaliveSeconds, linkTimeoutSeconds: config.linkTimeoutSeconds, splitPingSeconds: config.splitPingSeconds, splitAway: config.splitAway, trustPrimaryEnter: config.trustPrimaryEnter, splitEntry: config.splitEntry },

@@ -32,6 +32,12 @@ export function configField(rooms: RoomEngine, spec: ConfigFieldSpec): void {
 
 const invalid = (field: string) => new StanzaError("modify", "not-acceptable", `Invalid value for ${field}`);
 
+/** The one value of a single-valued field (boolean, list-single, text-single: XEP-0004 §3.3); more is refused. */
+export function singleValue(field: string, values: string[]): string | undefined {
+  if (values.length > 1) throw new StanzaError("modify", "not-acceptable", `${field} takes exactly one value`);
+  return values[0];
+}
+
 /** A boolean field bound to one boolean setting. */
 export function booleanField(var_: string, label: string, key: { [K in keyof RoomConfig]: RoomConfig[K] extends boolean ? K : never }[keyof RoomConfig], order: number): ConfigFieldSpec {
   return {
@@ -41,7 +47,7 @@ export function booleanField(var_: string, label: string, key: { [K in keyof Roo
     order,
     read: (config) => [config[key] ? "1" : "0"],
     write: (config, values) => {
-      const value = parseFormBoolean(values[0]);
+      const value = parseFormBoolean(singleValue(var_, values));
       if (value === undefined) throw invalid(var_);
       config[key] = value;
     },
@@ -57,7 +63,7 @@ export function textField(var_: string, label: string, key: { [K in keyof RoomCo
     order,
     read: (config) => [config[key] as string],
     write: (config, values) => {
-      const value = values.join("\n");
+      const value = type === "text-multi" ? values.join("\n") : (singleValue(var_, values) ?? "");
       if (value.length > maxLength) throw invalid(var_);
       (config as Record<string, unknown>)[key] = value;
     },
@@ -74,7 +80,8 @@ export function choiceField<K extends keyof RoomConfig>(var_: string, label: str
     options: choices.map(({ value, label }) => ({ value, label })),
     read: (config) => [choices.find((c) => c.setting === config[key])?.value ?? ""],
     write: (config, values) => {
-      const choice = choices.find((c) => c.value === values[0]);
+      const value = singleValue(var_, values);
+      const choice = choices.find((c) => c.value === value);
       if (!choice) throw invalid(var_);
       config[key] = choice.setting as MutableConfig[K];
     },
