@@ -126,6 +126,8 @@ declare module "@xmpp/client" {
     start(): Promise<JID>;
     stop(): Promise<unknown>;
     send(element: Element): Promise<void>;
+    /** Writes raw text on the stream. */
+    write(text: string): Promise<void>;
     /** Serialises the stanzas into one write on the socket. */
     sendMany(elements: Element[]): Promise<void>;
     iqCaller: { request(el: Element, timeout?: number): Promise<Element> };

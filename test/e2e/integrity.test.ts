@@ -159,3 +159,112 @@ describe("history order across a restart (issue 16 point 2)", () => {
     assert.deepEqual((await storedBodies(stack.db.url, room)).map((r) => r.body), seen);
   });
 });
+
+const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
+const errorOf = (el: Element): { type?: string; condition?: string } => {
+  const error = el.getChild("error");
+  return { type: error?.attrs.type, condition: error?.getChildElements().find((c) => c.attrs.xmlns === STANZAS)?.name };
+};
+
+async function query<T extends pg.QueryResultRow>(url: string, sql: string, params: unknown[]): Promise<T[]> {
+  const db = new pg.Client({ connectionString: url });
+  await db.connect();
+  try {
+    return (await db.query<T>(sql, params)).rows;
+  } finally {
+    await db.end();
+  }
+}
+
+describe("input limits at the edge through Prosody (issue 15 points 2-3, issue 16 points 3 and 6)", () => {
+  let stack: Stack;
+  before(async () => {
+    stack = await startStack({ env: { DMUC_RATE_LIMIT: "1", DMUC_RATE_BURST: "5" } });
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  it("an entry presence nested 9,000 levels deep is refused with policy-violation: nobody sees or stores a ghost", async () => {
+    const room = newRoomJid("deep");
+    const alice = await stack.connect("alice", "deep");
+    const mallory = await stack.connect("mallory", "deep");
+    await createRoom(alice, room, "Alice");
+
+    // Written as text: serialising 9,000 levels would overflow the client library's own stack.
+    const levels = 9000;
+    await mallory.raw.write(`<presence to='${room}/Ghost'><x xmlns='${MUC}'/><x xmlns='urn:example:deep'>${"<x>".repeat(levels - 1)}${"</x>".repeat(levels)}</presence>`);
+    const refusal = await mallory.waitFor((el) => el.name === "presence" && bare(el.attrs.from) === room, WAIT_MS, "the answer to the deep entry");
+    assert.equal(refusal.attrs.type, "error", refusal.toString());
+    assert.deepEqual(errorOf(refusal), { type: "modify", condition: "policy-violation" });
+
+    // Alice hears of nobody, and a message reaches no ghost; the ghost has no row.
+    await alice.send(xml("message", { to: room, type: "groupchat" }, xml("body", {}, "anyone there?")));
+    await alice.waitFor(isLiveGroupchat(room), WAIT_MS, "Alice's echo");
+    assert.deepEqual((await alice.drain(DOMAIN)).map(String), []);
+    assert.deepEqual((await mallory.drain(DOMAIN)).map(String), []);
+    assert.deepEqual(await query(stack.db.url, `SELECT o.nick FROM occupants o JOIN rooms r ON r.id = o.room_id WHERE r.jid = $1 ORDER BY o.nick`, [room]), [{ nick: "Alice" }]);
+
+    // The same user enters normally afterwards.
+    await enter(mallory, room, "Mallory");
+  });
+
+  it("bodies count together and subjects have a limit: refused with policy-violation, nothing stored", async () => {
+    const room = newRoomJid("bodies");
+    const alice = await stack.connect("alice", "bodies");
+    await createRoom(alice, room, "Alice");
+    const refused = async (message: Element): Promise<void> => {
+      await alice.send(message);
+      const answer = await alice.waitFor((el) => el.name === "message" && bare(el.attrs.from) === room, WAIT_MS, "the answer");
+      assert.equal(answer.attrs.type, "error", answer.toString());
+      assert.deepEqual(errorOf(answer), { type: "modify", condition: "policy-violation" });
+    };
+    await refused(xml("message", { to: room, type: "groupchat" }, xml("body", {}, "hi"), xml("body", { "xml:lang": "de" }, "😀".repeat(10_000))));
+    await refused(xml("message", { to: room, type: "groupchat" }, xml("subject", {}, "s".repeat(1001))));
+    await alice.send(xml("message", { to: room, type: "groupchat" }, xml("body", {}, "😀".repeat(10_000))));
+    const accepted = await alice.waitFor((el) => el.name === "message" && bare(el.attrs.from) === room, WAIT_MS, "the echo");
+    assert.equal(accepted.getChildText("body"), "😀".repeat(10_000), "10,000 emoji are 10,000 characters");
+    assert.deepEqual((await storedBodies(stack.db.url, room)).map((r) => r.body), ["😀".repeat(10_000)]);
+  });
+
+  it("a multi-valued boolean in the owner form gets not-acceptable", async () => {
+    const room = newRoomJid("form");
+    const alice = await stack.connect("alice", "form");
+    await createRoom(alice, room, "Alice");
+    const form = xml(
+      "x",
+      { xmlns: "jabber:x:data", type: "submit" },
+      xml("field", { var: "FORM_TYPE" }, xml("value", {}, "http://jabber.org/protocol/muc#roomconfig")),
+      xml("field", { var: "muc#roomconfig_persistentroom" }, xml("value", {}, "1"), xml("value", {}, "0")),
+    );
+    await assert.rejects(
+      alice.request(xml("iq", { type: "set", to: room }, xml("query", { xmlns: MUC_OWNER }, form)), WAIT_MS),
+      (err: Error & { condition?: string }) => err.condition === "not-acceptable",
+    );
+  });
+
+  it("DMUC_RATE_LIMIT is one bucket per user: five sessions together get the burst once", async () => {
+    const room = newRoomJid("rate");
+    const alice = await stack.connect("alice", "rate");
+    await createRoom(alice, room, "Alice");
+    const sessions = await Promise.all([1, 2, 3, 4, 5].map((i) => stack.connect("hydra", `s${i}`)));
+    for (const [i, s] of sessions.entries()) await enter(s, room, `Hydra${i}`);
+    // Four messages from each session, 20 in all, against a burst of 5 refilled at 1 per second.
+    const sent: [TestClient, string][] = [];
+    for (let round = 0; round < 4; round++) {
+      for (const [i, s] of sessions.entries()) {
+        const id = `r${round}s${i}`;
+        await s.send(xml("message", { to: room, type: "groupchat", id }, xml("body", {}, id)));
+        sent.push([s, id]);
+      }
+    }
+    const answers: Element[] = [];
+    for (const [s, id] of sent) answers.push(await s.waitFor((el) => el.name === "message" && bare(el.attrs.from) === room && el.attrs.id === id, WAIT_MS, `the answer to ${id}`));
+    const refused = answers.filter((a) => a.attrs.type === "error");
+    for (const r of refused) assert.deepEqual(errorOf(r), { type: "wait", condition: "policy-violation" });
+    // Per session, each would have had a burst of 5 of its own and all 20 would have passed.
+    assert.ok(refused.length >= 10, `${refused.length} of 20 refused`);
+    const stored = await query<{ n: string }>(stack.db.url, `SELECT count(*) AS n FROM history_messages h JOIN rooms r ON r.id = h.room_id WHERE r.jid = $1`, [room]);
+    assert.equal(Number(stored[0]!.n), 20 - refused.length);
+  });
+});
