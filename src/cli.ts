@@ -1,117 +1,143 @@
 // Command-line parsing and help texts. Kept apart from main.ts so that it can be tested without IO.
-import { parseArgs } from "node:util";
-import { SETTINGS } from "./config.js";
+//
+// Parsing is Node's own util.parseArgs, driven by the table of commands below. A framework such as
+// commander would bring its own help layout, its own exits and its own error wording, all of which we
+// would override to keep one message and exit code 2; the table stays small and the help is generated
+// from it and from the settings table (src/config.ts).
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { settingsHelp, type CommandName } from "./config.js";
 
-export type CommandName = "start" | "migrate" | "links";
+type OptionSpec = NonNullable<ParseArgsConfig["options"]>[string] & { help: string; value?: string };
+
+interface CommandSpec {
+  /** e.g. "rooms list" */
+  readonly name: string;
+  readonly command: CommandName;
+  readonly positionals: readonly string[];
+  readonly options: Readonly<Record<string, OptionSpec>>;
+  readonly summary: string;
+  readonly description: string;
+}
+
+const JSON_OPTION: OptionSpec = { type: "boolean", help: "print JSON instead of a table" };
+
+const SPECS: readonly CommandSpec[] = [
+  {
+    name: "start",
+    command: "start",
+    positionals: [],
+    options: {},
+    summary: "connect to the XMPP server and serve rooms (runs pending database migrations first)",
+    description: `Opens the database (an embedded PostgreSQL when DATABASE_URL is unset), runs pending migrations,
+connects to the XMPP server as an XEP-0114 component and serves rooms until SIGTERM or SIGINT.
+A server that is down or restarting is retried with backoff; a refused secret stops the program.
+A second gateway for the same domain on the same database is refused.`,
+  },
+  {
+    name: "migrate",
+    command: "migrate",
+    positionals: [],
+    options: {},
+    summary: "run pending database migrations and exit",
+    description: `Runs pending database migrations and exits. Needs only the database settings (DATABASE_URL, or
+DMUC_DATA_DIR and DMUC_DB_PORT for the embedded server).`,
+  },
+  {
+    name: "links",
+    command: "links",
+    positionals: [],
+    options: { json: JSON_OPTION },
+    summary: "list the DMUC2 links and their state",
+    description: `Lists the DMUC2 links recorded in the database: for each room this gateway hosts, its replicas on
+other servers (state negotiating, active or split, since when split, last heard); for each remote room
+it replicates, its primary. Reads the database of a running gateway (its embedded PostgreSQL when it
+runs one in DMUC_DATA_DIR) without disturbing it.`,
+  },
+];
 
 export type Invocation =
-  | { kind: "run"; command: CommandName; configFile?: string; json?: boolean }
+  | { kind: "run"; command: CommandName; name: string; args: string[]; options: Record<string, string | boolean | (string | boolean)[] | undefined>; configFile?: string }
   | { kind: "help"; text: string }
   | { kind: "version" }
   | { kind: "usage-error"; message: string };
 
-const SETTINGS_HELP = `Configuration comes from the environment, or from a JSON file given with --config whose keys
-are the same variable names (the environment wins over the file):
-  ${SETTINGS.xmppService.padEnd(26)}the XMPP server's component port, e.g. xmpp://127.0.0.1:5347 (required)
-  ${SETTINGS.domain.padEnd(26)}the component's domain, e.g. conference.example.org (required)
-  ${SETTINGS.secret.padEnd(26)}the component secret shared with the server (required)
-  ${SETTINGS.admins.padEnd(26)}comma-separated bare JIDs of service administrators
-  ${SETTINGS.localDomain.padEnd(26)}domain of the users served as a DMUC2 replica (default: parent of DMUC_DOMAIN)
-  ${SETTINGS.databaseUrl.padEnd(26)}postgres:// URL; when unset an embedded PostgreSQL is started
-  ${SETTINGS.dataDir.padEnd(26)}where the embedded PostgreSQL keeps its data (default ./data)
-  ${SETTINGS.dbPort.padEnd(26)}port of the embedded PostgreSQL (default: a free port on 127.0.0.1)
-  ${SETTINGS.logLevel.padEnd(26)}debug, info, warn or error (default info)
-  ${SETTINGS.logFormat.padEnd(26)}json, text, or auto: json unless stderr is a terminal (default auto)
-  ${SETTINGS.xmppDebug.padEnd(26)}true to trace every stanza in and out (@xmpp/debug)
-  ${SETTINGS.maxBodyChars.padEnd(26)}characters of all the bodies of a message together (default 10000)
-  ${SETTINGS.maxSubjectChars.padEnd(26)}characters of all the subjects of a message together (default 1000)
-  ${SETTINGS.maxStanzaBytes.padEnd(26)}largest stanza accepted, in bytes (default 262144)
-  ${SETTINGS.maxDepth.padEnd(26)}deepest element nesting accepted, 4 to 1000 (default 32)
-  ${SETTINGS.maxChildren.padEnd(26)}most child elements of one element (default 1000)
-  ${SETTINGS.maxHistoryMessages.padEnd(26)}most history messages sent on entering a room (default 100)
-  ${SETTINGS.rateLimitPerSecond.padEnd(26)}stanzas per second one occupant may send to a room (default 10)
-  ${SETTINGS.rateLimitBurst.padEnd(26)}burst allowance above that rate (default 30)
-  ${SETTINGS.keepaliveSeconds.padEnd(26)}DMUC2: idle seconds before a link is pinged (default 60)
-  ${SETTINGS.linkTimeoutSeconds.padEnd(26)}DMUC2: seconds without an answer before a link counts as split (default 30)
-  ${SETTINGS.splitPingSeconds.padEnd(26)}DMUC2: how often a split link is pinged (default 5)
-  ${SETTINGS.splitAway.padEnd(26)}DMUC2: show users behind a split link as away meanwhile (default true)
-  ${SETTINGS.trustPrimaryEnter.padEnd(26)}DMUC2 replica without mod_dmuc_replica: accept ENTER unverified (default false)
-  ${SETTINGS.splitEntry.padEnd(26)}DMUC2 replica: let local users enter a split room, decided at netjoin (default false)`;
+function usageLine(spec: CommandSpec): string {
+  const options = Object.entries(spec.options).map(([name, o]) => `[--${name}${o.value ? ` ${o.value}` : ""}]`);
+  return ["dmuc-gateway", spec.name, ...spec.positionals, ...options, "[--config FILE]"].join(" ");
+}
+
+function commandHelp(spec: CommandSpec): string {
+  const options = Object.entries(spec.options).map(([name, o]) => `  ${`--${name}${o.value ? ` ${o.value}` : ""}`.padEnd(22)}${o.help}`);
+  return [`Usage: ${usageLine(spec)}`, "", spec.description, ...(options.length > 0 ? ["", "Options:", ...options] : []), "", SETTINGS_INTRO, settingsHelp()].join("\n");
+}
+
+const SETTINGS_INTRO = `Configuration comes from the environment, or from a JSON file given with --config whose keys
+are the same variable names (the environment wins over the file):`;
 
 const MAIN_HELP = `dmuc-gateway: XEP-0045 group chat as an XMPP component, with XEP-0282 DMUC2 federation
 
-Usage: dmuc-gateway <command> [--config FILE]
+Usage: dmuc-gateway <command> [options] [--config FILE]
 
 Commands:
-  start      connect to the XMPP server and serve rooms (runs pending database migrations first)
-  migrate    run pending database migrations and exit
-  links      list the DMUC2 links (replicas of this gateway's rooms, rooms it replicates) and their state
+${SPECS.map((s) => `  ${s.name.padEnd(15)}${s.summary}`).join("\n")}
 
 Options:
   --config FILE   read settings from a JSON file
   --help, -h      show help (also: dmuc-gateway <command> --help)
   --version       print the version
 
-${SETTINGS_HELP}
+${SETTINGS_INTRO}
+${settingsHelp()}
 
-Exit codes: 0 clean stop, 1 could not start or failed, 2 bad command line or configuration.`;
+Exit codes: 0 clean stop, 1 could not start or failed (environment: server, database, files),
+2 bad command line or configuration.`;
 
-const COMMAND_HELP: Record<CommandName, string> = {
-  start: `Usage: dmuc-gateway start [--config FILE]
-
-Opens the database (an embedded PostgreSQL when DATABASE_URL is unset), runs pending migrations,
-connects to the XMPP server as an XEP-0114 component and serves rooms until SIGTERM or SIGINT.
-A server that is down or restarting is retried with backoff; a refused secret stops the program.
-
-${SETTINGS_HELP}`,
-  migrate: `Usage: dmuc-gateway migrate [--config FILE]
-
-Runs pending database migrations and exits. Needs only the database settings
-(DATABASE_URL, or DMUC_DATA_DIR and DMUC_DB_PORT for the embedded server) besides the required ones.
-
-${SETTINGS_HELP}`,
-  links: `Usage: dmuc-gateway links [--json] [--config FILE]
-
-Lists the DMUC2 links recorded in the database: for each room this gateway hosts, its replicas on
-other servers (state negotiating, active or split, since when split, last heard); for each remote room
-it replicates, its primary. Reads the database of a running gateway (its embedded PostgreSQL when it
-runs one in DMUC_DATA_DIR) without disturbing it. --json prints the rows as JSON.
-
-${SETTINGS_HELP}`,
-};
-
-const COMMANDS = Object.keys(COMMAND_HELP) as CommandName[];
+function findSpec(positionals: string[]): { spec: CommandSpec; rest: string[] } | { error: string } {
+  const [first, second, ...rest] = positionals;
+  const grouped = SPECS.filter((s) => s.name.startsWith(`${first} `));
+  if (grouped.length > 0) {
+    const spec = grouped.find((s) => s.name === `${first} ${second}`);
+    if (!spec) {
+      const actions = grouped.map((s) => s.name.split(" ")[1]).join(", ");
+      return { error: second === undefined ? `'${first}' needs an action (${actions})` : `unknown action '${first} ${second}' (actions: ${actions})` };
+    }
+    return { spec, rest };
+  }
+  const spec = SPECS.find((s) => s.name === first);
+  if (!spec) return { error: `unknown command '${first}' (commands: ${[...new Set(SPECS.map((s) => s.name.split(" ")[0]))].join(", ")})` };
+  return { spec, rest: positionals.slice(1) };
+}
 
 export function parseCommandLine(argv: string[]): Invocation {
-  let parsed;
+  // First pass: every option of every command, to find the command; the second checks its own.
+  const allOptions: ParseArgsConfig["options"] = { config: { type: "string" }, help: { type: "boolean", short: "h" }, version: { type: "boolean" } };
+  for (const spec of SPECS) for (const [name, o] of Object.entries(spec.options)) allOptions[name] = { type: o.type, ...(o.multiple ? { multiple: true } : {}) };
+  let values;
+  let positionals;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        config: { type: "string" },
-        help: { type: "boolean", short: "h" },
-        version: { type: "boolean" },
-        json: { type: "boolean" },
-      },
-    });
+    ({ values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: allOptions }));
   } catch (err) {
     return { kind: "usage-error", message: `${(err as Error).message}\nRun 'dmuc-gateway --help' for usage.` };
   }
-  const { values, positionals } = parsed;
   if (values.version) return { kind: "version" };
-  const [command, ...extra] = positionals;
-  if (command === undefined || command === "help") {
-    const topic = extra[0] as CommandName | undefined;
-    if (values.help || command === "help") return { kind: "help", text: topic && COMMAND_HELP[topic] ? COMMAND_HELP[topic] : MAIN_HELP };
+  if (positionals[0] === undefined || positionals[0] === "help") {
+    if (values.help || positionals[0] === "help") {
+      const topic = positionals.length > 1 ? findSpec(positionals.slice(1)) : undefined;
+      return { kind: "help", text: topic && "spec" in topic ? commandHelp(topic.spec) : MAIN_HELP };
+    }
     return { kind: "usage-error", message: `missing command\n\n${MAIN_HELP}` };
   }
-  if (!COMMANDS.includes(command as CommandName)) {
-    return { kind: "usage-error", message: `unknown command '${command}' (commands: ${COMMANDS.join(", ")})` };
+  const found = findSpec(positionals);
+  if ("error" in found) return { kind: "usage-error", message: `${found.error}\nRun 'dmuc-gateway --help' for usage.` };
+  const { spec, rest } = found;
+  if (values.help) return { kind: "help", text: commandHelp(spec) };
+  for (const name of Object.keys(values)) {
+    if (!["config", "help", "version"].includes(name) && !(name in spec.options)) {
+      return { kind: "usage-error", message: `--${name} does not go with '${spec.name}'\nUsage: ${usageLine(spec)}` };
+    }
   }
-  if (values.help) return { kind: "help", text: COMMAND_HELP[command as CommandName] };
-  if (extra.length > 0) return { kind: "usage-error", message: `unexpected argument '${extra[0]}' after '${command}'` };
-  if (values.json && command !== "links") return { kind: "usage-error", message: `--json goes with 'links' only` };
-  return values.json ? { kind: "run", command: "links", configFile: values.config, json: true } : { kind: "run", command: command as CommandName, configFile: values.config };
+  if (rest.length < spec.positionals.length) return { kind: "usage-error", message: `'${spec.name}' needs ${spec.positionals.slice(rest.length).join(" ")}\nUsage: ${usageLine(spec)}` };
+  if (rest.length > spec.positionals.length) return { kind: "usage-error", message: `unexpected argument '${rest[spec.positionals.length]}' after '${spec.name}'\nUsage: ${usageLine(spec)}` };
+  const { config, help: _help, version: _version, ...options } = values;
+  return { kind: "run", command: spec.command, name: spec.name, args: rest, options, ...(typeof config === "string" ? { configFile: config } : {}) };
 }

@@ -1,180 +1,190 @@
-// Gateway configuration: read from the environment (and optionally a JSON file), converted to typed
-// values, then validated with class-validator before anything connects. Every bad setting is reported
-// at once, named by the environment variable an operator would set.
-import "reflect-metadata";
+// Gateway configuration: ONE table of settings (SETTINGS below). Each entry names its environment
+// variable, its type (a parser that also validates), its default and its documentation; the
+// environment, the --config JSON file, validation, `--help` and the README table (checked by
+// test/unit/config.test.ts) all come from it. Adding a setting is adding one entry.
+//
+// Not class-validator any more: its decorators described a setting in a second place (the class) apart
+// from its variable name and documentation, and its messages could not say what to fix for a URL
+// without a port. Each parser here is a few lines and returns the message an operator reads.
 import { readFileSync } from "node:fs";
-import {
-  ArrayUnique,
-  IsBoolean,
-  IsFQDN,
-  IsIn,
-  IsInt,
-  IsNotEmpty,
-  IsOptional,
-  IsString,
-  Matches,
-  Max,
-  Min,
-  ValidateBy,
-  validateSync,
-  type ValidationError,
-  type ValidationOptions,
-} from "class-validator";
-import { LOG_LEVELS, type LogLevel } from "./log.js";
+import { LOG_LEVELS } from "./log.js";
 import { parseBareJid } from "./xmpp/jid.js";
 
-const DOMAIN = { require_tld: false, allow_underscores: false } as const;
+/** The commands, as far as configuration is concerned: each needs its own required settings. */
+export const COMMANDS = ["start", "migrate", "links"] as const;
+export type CommandName = (typeof COMMANDS)[number];
 
-function IsBareJidList(options?: ValidationOptions): PropertyDecorator {
-  return ValidateBy(
-    {
-      name: "isBareJidList",
-      validator: {
-        validate: (value: unknown) => Array.isArray(value) && value.every((v) => typeof v === "string" && parseBareJid(v) !== null),
-        defaultMessage: () => "must be a comma-separated list of bare JIDs (user@example.org)",
-      },
-    },
-    options,
-  );
+type RawValue = string | number | boolean | string[];
+
+/** A bad value: the message completes "DMUC_X ..." and says what is expected. */
+class Invalid extends Error {}
+
+interface Setting<T> {
+  /** The environment variable, also the key in the --config file. */
+  readonly env: string;
+  /** One line for --help and the README. */
+  readonly doc: string;
+  readonly default?: T;
+  /** The default as documented, when it is not a plain value (e.g. derived from another setting). */
+  readonly defaultDoc?: string;
+  /** Commands that cannot run without it (others never read it). */
+  readonly requiredFor?: readonly CommandName[];
+  /** Not echoed in messages (passwords, secrets). */
+  readonly secret?: boolean;
+  parse(value: RawValue): T;
 }
 
-/** Every setting, with the environment variable it comes from. */
+type Spec<T> = Omit<Setting<T>, "parse">;
+
+// ---------------------------------------------------------------------------------------------
+// Types
+
+const text = (value: RawValue): string => {
+  if (typeof value !== "string") throw new Invalid("must be text");
+  if (value.trim() === "") throw new Invalid("must not be empty");
+  return value;
+};
+
+function integer(min: number, max = Number.MAX_SAFE_INTEGER, unit = "a whole number") {
+  return (value: RawValue): number => {
+    const n = typeof value === "number" ? value : typeof value === "string" && /^\s*-?\d+\s*$/.test(value) ? Number(value) : NaN;
+    if (!Number.isSafeInteger(n)) throw new Invalid(`must be ${unit}`);
+    if (n < min || n > max) throw new Invalid(max === Number.MAX_SAFE_INTEGER ? `must be at least ${min}` : `must be from ${min} to ${max}`);
+    return n;
+  };
+}
+
+const port = integer(1, 65535, "a port number");
+
+const BOOLEAN_WORDS: Record<string, boolean> = { true: true, "1": true, yes: true, on: true, false: false, "0": false, no: false, off: false };
+const flag = (value: RawValue): boolean => {
+  const b = typeof value === "boolean" ? value : typeof value === "string" ? BOOLEAN_WORDS[value.trim().toLowerCase()] : undefined;
+  if (b === undefined) throw new Invalid("must be true or false");
+  return b;
+};
+
+function choice<const V extends string>(values: readonly V[]) {
+  return (value: RawValue): V => {
+    if (typeof value === "string" && (values as readonly string[]).includes(value)) return value as V;
+    throw new Invalid(`must be one of ${values.join(", ")}`);
+  };
+}
+
+const DOMAIN_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
+function domainName(example: string) {
+  return (value: RawValue): string => {
+    const v = text(value).trim().toLowerCase();
+    if (v.length > 253 || !v.split(".").every((label) => DOMAIN_LABEL.test(label))) throw new Invalid(`must be a domain name such as ${example}`);
+    return v;
+  };
+}
+
+const bareJids = (value: RawValue): string[] => {
+  const list = Array.isArray(value) ? value.map(String) : typeof value === "string" ? value.split(",") : null;
+  if (!list) throw new Invalid("must be a comma-separated list of bare JIDs (user@example.org)");
+  const jids = list.map((s) => s.trim()).filter((s) => s !== "");
+  if (!jids.every((jid) => parseBareJid(jid) !== null)) throw new Invalid("must be a comma-separated list of bare JIDs (user@example.org)");
+  if (new Set(jids).size !== jids.length) throw new Invalid("lists a JID twice");
+  return jids;
+};
+
+/** xmpp://HOST:PORT with an explicit port: a default would be a guess between the client and component ports. */
+const xmppUrl = (value: RawValue): string => {
+  const v = text(value).trim();
+  const m = /^(xmpps?):\/\/([^/:\s@]+)(?::(\d*))?\/?$/.exec(v);
+  if (!m) throw new Invalid("must look like xmpp://HOST:PORT (the server's component port, 5347 in Prosody's and ejabberd's examples)");
+  if (m[3] === undefined || m[3] === "") throw new Invalid("has no port: write xmpp://HOST:PORT with the server's component port (5347 in Prosody's and ejabberd's examples)");
+  const n = Number(m[3]);
+  if (!(n >= 1 && n <= 65535)) throw new Invalid("has a port out of range: it must be from 1 to 65535");
+  return `${m[1]}://${m[2]}:${n}`;
+};
+
+const postgresUrl = (value: RawValue): string => {
+  const v = text(value).trim();
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    throw new Invalid("must be a postgres:// URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE)");
+  }
+  if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") throw new Invalid("must be a postgres:// URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE)");
+  if (url.port !== "" && !(Number(url.port) >= 1 && Number(url.port) <= 65535)) throw new Invalid("has a port out of range: it must be from 1 to 65535");
+  return v;
+};
+
+function setting<T, S extends Spec<T>>(spec: S, parse: (value: RawValue) => T): S & Setting<T> {
+  return { ...spec, parse };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The settings
+
 export const SETTINGS = {
-  xmppService: "DMUC_XMPP_SERVICE",
-  domain: "DMUC_DOMAIN",
-  secret: "DMUC_SECRET",
-  admins: "DMUC_ADMINS",
-  localDomain: "DMUC_LOCAL_DOMAIN",
-  databaseUrl: "DATABASE_URL",
-  dataDir: "DMUC_DATA_DIR",
-  dbPort: "DMUC_DB_PORT",
-  logLevel: "DMUC_LOG_LEVEL",
-  logFormat: "DMUC_LOG_FORMAT",
-  xmppDebug: "DMUC_XMPP_DEBUG",
-  maxBodyChars: "DMUC_MAX_BODY_CHARS",
-  maxSubjectChars: "DMUC_MAX_SUBJECT_CHARS",
-  maxStanzaBytes: "DMUC_MAX_STANZA_BYTES",
-  maxDepth: "DMUC_MAX_DEPTH",
-  maxChildren: "DMUC_MAX_CHILDREN",
-  maxHistoryMessages: "DMUC_MAX_HISTORY_MESSAGES",
-  rateLimitPerSecond: "DMUC_RATE_LIMIT",
-  rateLimitBurst: "DMUC_RATE_BURST",
-  keepaliveSeconds: "DMUC_KEEPALIVE",
-  linkTimeoutSeconds: "DMUC_LINK_TIMEOUT",
-  splitPingSeconds: "DMUC_SPLIT_PING",
-  splitAway: "DMUC_SPLIT_AWAY",
-  trustPrimaryEnter: "DMUC_TRUST_PRIMARY_ENTER",
-  splitEntry: "DMUC_SPLIT_ENTRY",
-} as const satisfies Record<string, string>;
+  xmppService: setting({ env: "DMUC_XMPP_SERVICE", doc: "the server's component port, `xmpp://HOST:PORT`", requiredFor: ["start"] }, xmppUrl),
+  domain: setting(
+    { env: "DMUC_DOMAIN", doc: "the component's domain, e.g. `conference.example.org`", requiredFor: ["start"] },
+    domainName("conference.example.org"),
+  ),
+  secret: setting({ env: "DMUC_SECRET", doc: "the component secret (`component_secret` in Prosody)", requiredFor: ["start"], secret: true }, text),
+  admins: setting({ env: "DMUC_ADMINS", doc: "comma-separated bare JIDs of service administrators", default: [] as string[], defaultDoc: "none" }, bareJids),
+  localDomain: setting(
+    { env: "DMUC_LOCAL_DOMAIN", doc: "domain of the users this gateway serves as a DMUC2 replica", defaultDoc: "parent of `DMUC_DOMAIN`" },
+    domainName("example.org"),
+  ),
+  databaseUrl: setting({ env: "DATABASE_URL", doc: "`postgres://user:password@host:port/db`", defaultDoc: "embedded PostgreSQL", secret: true }, postgresUrl),
+  dataDir: setting({ env: "DMUC_DATA_DIR", doc: "where the embedded PostgreSQL keeps its cluster and credentials", default: "./data" }, text),
+  dbPort: setting({ env: "DMUC_DB_PORT", doc: "port of the embedded PostgreSQL on 127.0.0.1", defaultDoc: "a free port" }, port),
+  logLevel: setting({ env: "DMUC_LOG_LEVEL", doc: "`debug`, `info`, `warn`, `error`", default: "info" }, choice(LOG_LEVELS)),
+  logFormat: setting({ env: "DMUC_LOG_FORMAT", doc: "`json`, `text`, or `auto` (JSON unless stderr is a terminal)", default: "auto" }, choice(["auto", "json", "text"])),
+  xmppDebug: setting({ env: "DMUC_XMPP_DEBUG", doc: "`true` traces every stanza in and out (`@xmpp/debug`)", default: false }, flag),
+  maxBodyChars: setting({ env: "DMUC_MAX_BODY_CHARS", doc: "characters (Unicode code points) of all the bodies of a message together", default: 10_000 }, integer(1)),
+  maxSubjectChars: setting({ env: "DMUC_MAX_SUBJECT_CHARS", doc: "characters of all the subjects of a message together", default: 1000 }, integer(1)),
+  maxStanzaBytes: setting(
+    { env: "DMUC_MAX_STANZA_BYTES", doc: "largest stanza accepted, in bytes (Prosody's `c2s_stanza_size_limit`)", default: 256 * 1024 },
+    integer(1024),
+  ),
+  // Capped so that whatever is accepted can be serialised and stored (an occupant is never admitted
+  // with a presence that cannot be broadcast).
+  maxDepth: setting({ env: "DMUC_MAX_DEPTH", doc: "deepest element nesting accepted (the stanza is level 1; at most 1000)", default: 32 }, integer(4, 1000)),
+  maxChildren: setting({ env: "DMUC_MAX_CHILDREN", doc: "most child elements of any one element", default: 1000 }, integer(16)),
+  maxHistoryMessages: setting({ env: "DMUC_MAX_HISTORY_MESSAGES", doc: "most history messages a room keeps and sends on entering", default: 100 }, integer(0)),
+  rateLimitPerSecond: setting({ env: "DMUC_RATE_LIMIT", doc: "stanzas per second one user (bare JID, all its sessions together) may send to a room", default: 10 }, integer(1)),
+  rateLimitBurst: setting({ env: "DMUC_RATE_BURST", doc: "burst allowance above `DMUC_RATE_LIMIT`", default: 30 }, integer(1)),
+  keepaliveSeconds: setting(
+    { env: "DMUC_KEEPALIVE", doc: "DMUC2: idle seconds before a link is pinged (what a primary offers; replicas take at least 10)", default: 60 },
+    integer(1, Number.MAX_SAFE_INTEGER, "a whole number of seconds"),
+  ),
+  linkTimeoutSeconds: setting(
+    { env: "DMUC_LINK_TIMEOUT", doc: "DMUC2: seconds without an answer before a link counts as split", default: 30 },
+    integer(1, Number.MAX_SAFE_INTEGER, "a whole number of seconds"),
+  ),
+  splitPingSeconds: setting(
+    { env: "DMUC_SPLIT_PING", doc: "DMUC2: how often a split link is pinged to see it come back", default: 5 },
+    integer(1, Number.MAX_SAFE_INTEGER, "a whole number of seconds"),
+  ),
+  splitAway: setting({ env: "DMUC_SPLIT_AWAY", doc: "DMUC2: show the users behind a split link as away to the others until it heals", default: true }, flag),
+  trustPrimaryEnter: setting(
+    { env: "DMUC_TRUST_PRIMARY_ENTER", doc: "DMUC2 replica on a server without `mod_dmuc_replica`: accept ENTER without the directed-presence check", default: false },
+    flag,
+  ),
+  splitEntry: setting(
+    { env: "DMUC_SPLIT_ENTRY", doc: "DMUC2 replica: let local users enter a split room; the primary admits or refuses them at netjoin", default: false },
+    flag,
+  ),
+} as const;
 
 export type SettingName = keyof typeof SETTINGS;
 
-export class GatewayConfig {
-  @Matches(/^xmpps?:\/\/[^/:\s]+(:\d{1,5})?$/, { message: "must look like xmpp://HOST:PORT (the server's component port)" })
-  xmppService!: string;
+type ValueOf<S> = S extends Setting<infer T> ? T : never;
+type HasDefault<S> = S extends { default: unknown } ? true : S extends { requiredFor: readonly unknown[] } ? true : false;
 
-  @IsFQDN(DOMAIN, { message: "must be a domain name such as conference.example.org" })
-  domain!: string;
-
-  @IsString()
-  @IsNotEmpty({ message: "must not be empty" })
-  secret!: string;
-
-  @IsBareJidList()
-  @ArrayUnique({ message: "lists a JID twice" })
-  admins: string[] = [];
-
-  /** The domain of the users this gateway serves as a DMUC2 replica; the parent of `domain` by default. */
-  @IsFQDN(DOMAIN, { message: "must be a domain name such as example.org" })
-  localDomain!: string;
-
-  @IsOptional()
-  @Matches(/^postgres(ql)?:\/\/\S+$/, { message: "must be a postgres:// URL" })
-  databaseUrl?: string;
-
-  @IsString()
-  @IsNotEmpty({ message: "must not be empty" })
-  dataDir = "./data";
-
-  @IsOptional()
-  @IsInt({ message: "must be a port number" })
-  @Min(1, { message: "must be a port number from 1 to 65535" })
-  @Max(65535, { message: "must be a port number from 1 to 65535" })
-  dbPort?: number;
-
-  @IsIn(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(", ")}` })
-  logLevel: LogLevel = "info";
-
-  @IsIn(["auto", "json", "text"], { message: "must be auto, json or text" })
-  logFormat: "auto" | "json" | "text" = "auto";
-
-  @IsBoolean({ message: "must be true or false" })
-  xmppDebug = false;
-
-  @IsInt({ message: "must be a whole number" })
-  @Min(1, { message: "must be at least 1" })
-  maxBodyChars = 10_000;
-
-  /** Characters of all the subjects of a message together. */
-  @IsInt({ message: "must be a whole number" })
-  @Min(1, { message: "must be at least 1" })
-  maxSubjectChars = 1000;
-
-  /** Largest stanza accepted, in bytes (Prosody's c2s_stanza_size_limit by default). */
-  @IsInt({ message: "must be a whole number" })
-  @Min(1024, { message: "must be at least 1024" })
-  maxStanzaBytes = 256 * 1024;
-
-  /** Deepest nesting accepted; capped so that whatever is accepted can be serialised and stored. */
-  @IsInt({ message: "must be a whole number" })
-  @Min(4, { message: "must be at least 4" })
-  @Max(1000, { message: "must be at most 1000" })
-  maxDepth = 32;
-
-  /** Most child elements of any one element. */
-  @IsInt({ message: "must be a whole number" })
-  @Min(16, { message: "must be at least 16" })
-  maxChildren = 1000;
-
-  @IsInt({ message: "must be a whole number" })
-  @Min(0, { message: "must be at least 0" })
-  maxHistoryMessages = 100;
-
-  @IsInt({ message: "must be a whole number" })
-  @Min(1, { message: "must be at least 1" })
-  rateLimitPerSecond = 10;
-
-  @IsInt({ message: "must be a whole number" })
-  @Min(1, { message: "must be at least 1" })
-  rateLimitBurst = 30;
-
-  /** DMUC2: idle seconds after which a link is pinged (what a primary offers its replicas). */
-  @IsInt({ message: "must be a whole number of seconds" })
-  @Min(1, { message: "must be at least 1" })
-  keepaliveSeconds = 60;
-
-  /** DMUC2: seconds without an answer after which a link counts as split. */
-  @IsInt({ message: "must be a whole number of seconds" })
-  @Min(1, { message: "must be at least 1" })
-  linkTimeoutSeconds = 30;
-
-  /** DMUC2: how often a split link is pinged to see it come back. */
-  @IsInt({ message: "must be a whole number of seconds" })
-  @Min(1, { message: "must be at least 1" })
-  splitPingSeconds = 5;
-
-  /** DMUC2: show the occupants behind a split link as away to the others until netjoin. */
-  @IsBoolean({ message: "must be true or false" })
-  splitAway = true;
-
-  /** DMUC2 replica on a server without mod_dmuc_replica: accept ENTER without the directed-presence check. */
-  @IsBoolean({ message: "must be true or false" })
-  trustPrimaryEnter = false;
-
-  /** DMUC2 replica: let local users enter a split room; the primary decides at netjoin (the XEP's DANGER). */
-  @IsBoolean({ message: "must be true or false" })
-  splitEntry = false;
-}
+/**
+ * The typed configuration. A setting with a default, or required by some command, is always there
+ * when that command reads it; the others may be undefined. localDomain is derived from domain.
+ */
+export type GatewayConfig = {
+  -readonly [K in SettingName]: HasDefault<(typeof SETTINGS)[K]> extends true ? ValueOf<(typeof SETTINGS)[K]> : ValueOf<(typeof SETTINGS)[K]> | undefined;
+} & { localDomain: string };
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -183,63 +193,34 @@ export class ConfigError extends Error {
   }
 }
 
-type RawValue = string | number | boolean | string[] | undefined;
-type RawSettings = Partial<Record<SettingName, RawValue>>;
+const entries = () => Object.entries(SETTINGS) as [SettingName, Setting<unknown>][];
 
-const BOOLEAN_WORDS: Record<string, boolean> = { true: true, "1": true, yes: true, on: true, false: false, "0": false, no: false, off: false };
-
-function toNumber(value: RawValue): unknown {
-  if (typeof value === "string" && /^\s*-?\d+\s*$/.test(value)) return Number(value);
-  return value;
+/** Every setting at its default (tests and tools that need a config without an environment). */
+export function defaultConfig(overrides: Partial<GatewayConfig> = {}): GatewayConfig {
+  const config: Record<string, unknown> = {};
+  for (const [name, spec] of entries()) config[name] = Array.isArray(spec.default) ? [...spec.default] : spec.default;
+  return { ...(config as GatewayConfig), ...overrides };
 }
 
-function toBoolean(value: RawValue): unknown {
-  if (typeof value === "string") return BOOLEAN_WORDS[value.trim().toLowerCase()] ?? value;
-  return value;
-}
-
-function toList(value: RawValue): unknown {
-  if (typeof value === "string") return value.split(",").map((s) => s.trim()).filter((s) => s !== "");
-  return value;
-}
-
-const CONVERT: Partial<Record<SettingName, (value: RawValue) => unknown>> = {
-  admins: toList,
-  dbPort: toNumber,
-  xmppDebug: toBoolean,
-  maxBodyChars: toNumber,
-  maxSubjectChars: toNumber,
-  maxStanzaBytes: toNumber,
-  maxDepth: toNumber,
-  maxChildren: toNumber,
-  maxHistoryMessages: toNumber,
-  rateLimitPerSecond: toNumber,
-  rateLimitBurst: toNumber,
-  keepaliveSeconds: toNumber,
-  linkTimeoutSeconds: toNumber,
-  splitPingSeconds: toNumber,
-  splitAway: toBoolean,
-  trustPrimaryEnter: toBoolean,
-  splitEntry: toBoolean,
-};
-
-function readConfigFile(path: string): { raw: RawSettings; problems: string[] } {
+function readConfigFile(path: string): { raw: Map<SettingName, RawValue>; problems: string[] } {
+  const raw = new Map<SettingName, RawValue>();
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(path, "utf8"));
   } catch (err) {
-    return { raw: {}, problems: [`--config ${path}: ${(err as Error).message}`] };
+    return { raw, problems: [`--config ${path}: ${(err as Error).message}`] };
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    return { raw: {}, problems: [`--config ${path}: must hold a JSON object of settings`] };
+    return { raw, problems: [`--config ${path}: must hold a JSON object of settings`] };
   }
-  const byVariable = new Map(Object.entries(SETTINGS).map(([name, variable]) => [variable, name as SettingName]));
-  const raw: RawSettings = {};
+  const byVariable = new Map(entries().map(([name, spec]) => [spec.env, name]));
   const problems: string[] = [];
   for (const [key, value] of Object.entries(parsed)) {
-    const name = byVariable.get(key as (typeof SETTINGS)[SettingName]);
-    if (!name) problems.push(`--config ${path}: unknown setting ${key}`);
-    else if (value !== null) raw[name] = Array.isArray(value) ? value.map(String) : (value as RawValue);
+    const name = byVariable.get(key);
+    if (!name) problems.push(`--config ${path}: unknown setting ${key} (the keys are the environment variable names, e.g. DMUC_DOMAIN)`);
+    else if (value === null) continue;
+    else if (typeof value === "object" && !Array.isArray(value)) problems.push(`--config ${path}: ${key} must be a string, number, boolean or list`);
+    else raw.set(name, Array.isArray(value) ? value.map(String) : (value as RawValue));
   }
   return { raw, problems };
 }
@@ -250,43 +231,65 @@ function parentDomain(domain: unknown): string | undefined {
   return dot > 0 && dot < domain.length - 1 ? domain.slice(dot + 1) : undefined;
 }
 
-function describe(errors: ValidationError[], raw: RawSettings): string[] {
-  return errors.map((error) => {
-    const name = error.property as SettingName;
-    const variable = SETTINGS[name] ?? error.property;
-    const given = raw[name];
-    const messages = Object.values(error.constraints ?? {});
-    if (name === "localDomain" && given === undefined) return `${variable} is required when ${SETTINGS.domain} has no parent domain`;
-    if (given === undefined || given === "") return `${variable} is required`;
-    const shown = name === "secret" || name === "databaseUrl" ? "" : ` (got ${JSON.stringify(given)})`;
-    return `${variable} ${messages[0] ?? "is invalid"}${shown}`;
-  });
+/**
+ * Builds the configuration for `command` from a JSON file (keys are the environment variable names)
+ * and the environment, which wins over the file. Throws ConfigError naming every bad setting.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv, configFile?: string, command: CommandName = "start"): GatewayConfig {
+  const fromFile = configFile ? readConfigFile(configFile) : { raw: new Map<SettingName, RawValue>(), problems: [] };
+  const problems = [...fromFile.problems];
+  const config = defaultConfig() as Record<string, unknown>;
+  for (const [name, spec] of entries()) {
+    const given = env[spec.env] !== undefined && env[spec.env] !== "" ? env[spec.env]! : fromFile.raw.get(name);
+    if (given === undefined) {
+      if (spec.requiredFor?.includes(command)) problems.push(`${spec.env} is required`);
+      continue;
+    }
+    try {
+      config[name] = spec.parse(given);
+    } catch (err) {
+      if (!(err instanceof Invalid)) throw err;
+      problems.push(`${spec.env} ${err.message}${spec.secret ? "" : ` (got ${JSON.stringify(given)})`}`);
+    }
+  }
+  if (config.localDomain === undefined) {
+    config.localDomain = parentDomain(config.domain);
+    const domainGiven = config.domain !== undefined;
+    if (config.localDomain === undefined && domainGiven && command === "start") {
+      problems.push(`${SETTINGS.localDomain.env} is required when ${SETTINGS.domain.env} has no parent domain`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config as GatewayConfig;
 }
 
-/**
- * Builds the configuration from a JSON file (keys are the environment variable names) and the
- * environment, which wins over the file. Throws ConfigError naming every bad setting.
- */
-export function loadConfig(env: NodeJS.ProcessEnv, configFile?: string): GatewayConfig {
-  const fromFile = configFile ? readConfigFile(configFile) : { raw: {}, problems: [] };
-  const raw: RawSettings = { ...fromFile.raw };
-  for (const [name, variable] of Object.entries(SETTINGS) as [SettingName, string][]) {
-    const value = env[variable];
-    if (value !== undefined && value !== "") raw[name] = value;
-  }
+// ---------------------------------------------------------------------------------------------
+// Documentation generated from the table
 
-  const config = new GatewayConfig();
-  const target = config as unknown as Record<string, unknown>;
-  for (const [name, value] of Object.entries(raw) as [SettingName, RawValue][]) {
-    target[name] = CONVERT[name]?.(value) ?? value;
-  }
-  if (raw.localDomain === undefined) target.localDomain = parentDomain(config.domain);
+const plain = (markdown: string) => markdown.replace(/`/g, "");
 
-  const errors = validateSync(config);
-  // Without DMUC_LOCAL_DOMAIN its default comes from DMUC_DOMAIN: when that is bad, report only it.
-  const domainIsBad = errors.some((e) => e.property === "domain");
-  const reported = errors.filter((e) => !(e.property === "localDomain" && raw.localDomain === undefined && domainIsBad));
-  const problems = [...fromFile.problems, ...describe(reported, raw)];
-  if (problems.length > 0) throw new ConfigError(problems);
-  return config;
+function shownDefault(spec: Setting<unknown>): string {
+  if (spec.defaultDoc !== undefined) return spec.defaultDoc;
+  if (spec.requiredFor) return "required";
+  return Array.isArray(spec.default) ? spec.default.join(",") : String(spec.default);
+}
+
+/** The settings for `--help`: variable, meaning, default. */
+export function settingsHelp(): string {
+  return entries()
+    .map(([, spec]) => {
+      const required = spec.requiredFor ? `required for ${spec.requiredFor.join(", ")}` : `default ${plain(shownDefault(spec))}`;
+      return `  ${spec.env.padEnd(26)}${plain(spec.doc)} (${required})`;
+    })
+    .join("\n");
+}
+
+/** The README's settings table (test/unit/config.test.ts checks that the README holds exactly this). */
+export function settingsTable(): string {
+  const rows = entries().map(([, spec]) => {
+    const shown = shownDefault(spec);
+    const value = spec.defaultDoc !== undefined || spec.requiredFor ? shown : `\`${shown === "" ? "none" : shown}\``;
+    return `| \`${spec.env}\` | ${spec.doc} | ${spec.requiredFor ? `required (${spec.requiredFor.join(", ")})` : value} |`;
+  });
+  return ["| variable | meaning | default |", "|---|---|---|", ...rows].join("\n");
 }

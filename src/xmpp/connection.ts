@@ -20,22 +20,45 @@ export interface ConnectionOptions {
   backoff?: { initialMs: number; maxMs: number };
 }
 
-/** Stream errors that retrying with the same settings will not cure. */
-const FATAL_CONDITIONS: Record<string, string> = {
-  "not-authorized": "the XMPP server refused the component secret (DMUC_SECRET does not match component_secret)",
-  "host-unknown": "the XMPP server has no component configured for this domain (DMUC_DOMAIN)",
-  "improper-addressing": "the XMPP server refused the component domain (DMUC_DOMAIN)",
-  conflict: "another component is already connected for this domain",
-};
+/** Refusals that retrying with the same settings will not cure, and what to fix. */
+function refusalMessage(condition: string, domain: string, service: string, firstBytes?: string): string {
+  switch (condition) {
+    case "not-authorized":
+      return `the XMPP server at ${service} refused the component secret for ${domain}: DMUC_SECRET must equal its component_secret (Prosody) or password (ejabberd)`;
+    case "host-unknown":
+      return `the XMPP server at ${service} has no component configured for ${domain}: add Component "${domain}" (Prosody) or a hosts entry of the ejabberd_service listener, or fix DMUC_DOMAIN`;
+    case "improper-addressing":
+      return `the XMPP server at ${service} refused the component domain ${domain} (DMUC_DOMAIN)`;
+    case "conflict":
+      return `another component is already connected for ${domain} at ${service}`;
+    case "client-port":
+      return `${service} is the server's client port (it answered with a jabber:client stream), not its component port: set DMUC_XMPP_SERVICE to the component port (Prosody: component_ports, 5347 by default; ejabberd: the ejabberd_service listener)`;
+    case "server-port":
+      return `${service} is the server's server-to-server port, not its component port: set DMUC_XMPP_SERVICE to the component port (Prosody: component_ports, 5347 by default; ejabberd: the ejabberd_service listener)`;
+    case "not-xmpp":
+      return `${service} does not speak XMPP (it answered ${JSON.stringify(firstBytes ?? "")}): set DMUC_XMPP_SERVICE to the XMPP server's component port`;
+    default:
+      return `the XMPP server at ${service} closed the stream (${condition}) for ${domain}`;
+  }
+}
 
 export class ComponentRefusedError extends Error {
   constructor(
     readonly condition: string,
     readonly domain: string,
+    service: string,
+    firstBytes?: string,
   ) {
-    super(`${FATAL_CONDITIONS[condition] ?? `the XMPP server closed the stream (${condition})`}: ${domain}`);
+    super(refusalMessage(condition, domain, service, firstBytes));
     this.name = "ComponentRefusedError";
   }
+}
+
+/** xmpp.js's errors may have an empty message (a TimeoutError, a parser error): name them anyway. */
+function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  if (err.name === "TimeoutError") return "no answer in time";
+  return err.message || err.name;
 }
 
 interface ConnectionEvents {
@@ -70,9 +93,14 @@ export class ComponentConnection extends EventEmitter<ConnectionEvents> {
    * Connects, retrying with backoff while the server is unreachable. Resolves once online; rejects
    * with ComponentRefusedError when the server refuses this component on the first attempt.
    */
-  start(): Promise<void> {
+  start(signal?: AbortSignal): Promise<void> {
     this.stopping = false;
     return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      signal?.addEventListener("abort", () => {
+        this.off("online", resolve);
+        void this.stop().finally(() => reject(signal.reason));
+      }, { once: true });
       this.once("online", resolve);
       this.attempt().catch((err: unknown) => {
         // Later failures are retried by attempt() itself; only a refusal at start ends the program.
@@ -116,22 +144,33 @@ export class ComponentConnection extends EventEmitter<ConnectionEvents> {
     const entity = new Component({ service, domain });
     this.entity = entity;
     let refused: string | undefined;
+    /** The first bytes the peer sent: tell a server of another protocol from a silent one. */
+    let firstBytes: string | undefined;
 
     entity.on("error", (err: unknown) => {
       const condition = streamErrorCondition(err);
-      if (condition) refused = condition;
-      log.debug("xmpp.error", { error: err, condition });
+      if (condition) refused ??= condition;
+      log.debug("xmpp.error", { error: describeError(err), condition });
     });
     entity.on("open", (header: Element) => {
-      entity.authenticate(header.attrs.id ?? "", secret).catch((err: unknown) => log.debug("xmpp.handshake_failed", { error: err }));
+      // A client or server-to-server port answers with its own namespace (and then host-unknown).
+      const namespace = header.attrs.xmlns;
+      if (namespace === "jabber:client" || namespace === "jabber:server") {
+        refused = namespace === "jabber:client" ? "client-port" : "server-port";
+        void entity.disconnect().catch(() => undefined);
+        return;
+      }
+      entity.authenticate(header.attrs.id ?? "", secret).catch((err: unknown) => log.debug("xmpp.handshake_failed", { error: describeError(err) }));
     });
     entity.on("stanza", (stanza: Element) => this.emit("stanza", stanza));
     if (this.options.traceStanzas) xmppDebug(entity, true);
 
     const settled = new Promise<void>((resolve, reject) => {
       entity.on("online", () => resolve());
-      entity.on("disconnect", () => reject(refused ? new ComponentRefusedError(refused, domain) : new Error("connection closed")));
+      entity.on("disconnect", () => reject(refused ? new ComponentRefusedError(refused, domain, service) : new Error("connection closed")));
     });
+    // Awaited below only when the connection gets that far: a failure before must not leave it unhandled.
+    settled.catch(() => undefined);
 
     try {
       await entity.connect(service);
@@ -145,12 +184,16 @@ export class ComponentConnection extends EventEmitter<ConnectionEvents> {
       // Stanzas are small and often answer other stanzas: with Nagle's algorithm on, a write waits for
       // the ACK of the previous one (a ~40 ms stall per message on loopback; bench/RESULTS.md).
       entity.socket?.setNoDelay(true);
+      entity.socket?.once("data", (chunk: Buffer | string) => {
+        firstBytes ??= chunk.toString().slice(0, 60);
+        if (!/^\s*</.test(firstBytes)) refused ??= "not-xmpp";
+      });
       await entity.open({ domain });
       await settled;
     } catch (err) {
       if (this.entity !== entity || this.stopping) return;
       const condition = refused ?? streamErrorCondition(err);
-      const error = condition ? new ComponentRefusedError(condition, domain) : (err as Error);
+      const error = condition ? new ComponentRefusedError(condition, domain, service, firstBytes) : new Error(describeError(err) || "connection failed");
       entity.removeAllListeners("disconnect");
       void entity.stop().catch(() => undefined);
       this.scheduleRetry(error);

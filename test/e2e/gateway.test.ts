@@ -88,7 +88,7 @@ describe("the command line", () => {
     assert.match(output, /invalid configuration/);
     assert.match(output, /DMUC_XMPP_SERVICE must look like xmpp:\/\/HOST:PORT/);
     assert.match(output, /DMUC_SECRET is required/);
-    assert.match(output, /DMUC_DB_PORT must be a port number/);
+    assert.match(output, /DMUC_DB_PORT must be from 1 to 65535/);
     assert.equal(output.match(/invalid configuration/g)?.length, 1);
     await gateway.stop();
   });
@@ -113,8 +113,8 @@ describe("the command line", () => {
     });
     after(() => db?.stop());
 
-    it("migrate applies the migrations and exits 0", async () => {
-      const env = { DMUC_XMPP_SERVICE: "xmpp://127.0.0.1:1", DMUC_DOMAIN: "conference.localhost", DMUC_SECRET: "x", DATABASE_URL: db.url };
+    it("migrate applies the migrations and exits 0, with no XMPP settings", async () => {
+      const env = { DATABASE_URL: db.url };
       const gateway = await startGatewayProcess({ env, args: ["migrate"] });
       assert.equal((await gateway.waitForExit()).code, 0);
       assert.ok(gateway.events().some((e) => e.event === "db.migrated"));

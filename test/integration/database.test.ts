@@ -16,7 +16,7 @@ import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { QueryFailedError } from "typeorm";
 import { AuditEvent, CONSTRAINTS, HistoryMessage, Occupant, Replica, Room, RoomAffiliation } from "../../entities/index.js";
-import { GatewayConfig } from "../../src/config.js";
+import { defaultConfig, type GatewayConfig } from "../../src/config.js";
 import { DatabaseError, openDatabase, runMigrationsOnly, type Database } from "../../src/db/database.js";
 import { startEmbeddedPostgres, type EmbeddedPostgresServer } from "../../src/db/embedded-postgres.js";
 import { createLogger, type Logger } from "../../src/log.js";
@@ -47,7 +47,7 @@ function recordingLogger(): { log: Logger; events: LogEvent[] } {
 }
 
 function configFor(dataDir: string, databaseUrl?: string): GatewayConfig {
-  const config = new GatewayConfig();
+  const config = defaultConfig();
   config.dataDir = dataDir;
   if (databaseUrl) config.databaseUrl = databaseUrl;
   return config;

@@ -28,6 +28,8 @@ export interface GatewayProcessOptions {
   args?: string[];
   /** Script to run instead of the built gateway (the support self-test runs a stand-in). */
   entry?: string;
+  /** An executable to run as it is (an installed `dmuc-gateway` bin), instead of node with `entry`. */
+  executable?: string;
 }
 
 /** One parsed log line of the gateway. */
@@ -95,7 +97,7 @@ function childEnv(env: Env): NodeJS.ProcessEnv {
 }
 
 export async function startGatewayProcess(options: GatewayProcessOptions): Promise<GatewayProcess> {
-  const entry = options.entry ?? GATEWAY_MAIN;
+  const entry = options.executable ?? options.entry ?? GATEWAY_MAIN;
   if (!existsSync(entry)) throw new Error(`${entry} does not exist: build first (npx tsc -p .)`);
   const dir = await mkdtemp(join(tmpdir(), "dmuc-gateway-"));
   const env = childEnv({ DMUC_LOG_FORMAT: "json", ...options.env });
@@ -103,7 +105,8 @@ export async function startGatewayProcess(options: GatewayProcessOptions): Promi
   const logFile = join(dir, "gateway.log");
   const file = createWriteStream(logFile);
 
-  const child = spawn(process.execPath, ["--enable-source-maps", entry, ...(options.args ?? ["start"])], {
+  const args = options.args ?? ["start"];
+  const child = spawn(options.executable ?? process.execPath, options.executable ? args : ["--enable-source-maps", entry, ...args], {
     env,
     stdio: ["ignore", "pipe", "pipe"],
   });

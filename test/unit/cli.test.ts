@@ -4,8 +4,8 @@ import { parseCommandLine } from "../../src/cli.js";
 import { formatLinks } from "../../src/commands/links.js";
 
 test("commands and options are parsed", () => {
-  assert.deepEqual(parseCommandLine(["start"]), { kind: "run", command: "start", configFile: undefined });
-  assert.deepEqual(parseCommandLine(["migrate", "--config", "g.json"]), { kind: "run", command: "migrate", configFile: "g.json" });
+  assert.deepEqual(parseCommandLine(["start"]), { kind: "run", command: "start", name: "start", args: [], options: {} });
+  assert.deepEqual(parseCommandLine(["migrate", "--config", "g.json"]), { kind: "run", command: "migrate", name: "migrate", args: [], options: {}, configFile: "g.json" });
   assert.deepEqual(parseCommandLine(["--version"]), { kind: "version" });
 });
 
@@ -28,7 +28,7 @@ test("bad command lines are usage errors with one message", () => {
 });
 
 test("links takes --json; other commands do not", () => {
-  assert.deepEqual(parseCommandLine(["links", "--json"]), { kind: "run", command: "links", configFile: undefined, json: true });
+  assert.deepEqual(parseCommandLine(["links", "--json"]), { kind: "run", command: "links", name: "links", args: [], options: { json: true } });
   assert.equal(parseCommandLine(["start", "--json"]).kind, "usage-error");
 });
 

@@ -3,7 +3,11 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, loadConfig } from "../../src/config.js";
+import { readFileSync } from "node:fs";
+import { ConfigError, loadConfig, settingsHelp, settingsTable, SETTINGS } from "../../src/config.js";
+
+/** dist/test/unit -> the repository root */
+const ROOT = new URL("../../../", import.meta.url);
 
 const VALID = {
   DMUC_XMPP_SERVICE: "xmpp://127.0.0.1:5347",
@@ -49,10 +53,10 @@ test("bad values are named with what was given", () => {
   assert.equal(problems.length, 5, problems.join("\n"));
   assert.ok(problems.some((p) => p.startsWith("DMUC_XMPP_SERVICE must look like xmpp://HOST:PORT") && p.includes('"http://x"')));
   assert.ok(problems.some((p) => p.startsWith("DMUC_ADMINS must be a comma-separated list of bare JIDs")));
-  assert.ok(problems.some((p) => p.startsWith("DMUC_DB_PORT must be a port number")));
+  assert.ok(problems.some((p) => p.startsWith("DMUC_DB_PORT must be from 1 to 65535")));
   assert.ok(problems.some((p) => p.startsWith("DMUC_LOG_LEVEL must be one of debug, info, warn, error")));
   // The database URL may hold a password: it is named but not echoed.
-  assert.ok(problems.some((p) => p === "DATABASE_URL must be a postgres:// URL"));
+  assert.ok(problems.some((p) => p === "DATABASE_URL must be a postgres:// URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE)"));
 });
 
 test("a domain without a parent needs DMUC_LOCAL_DOMAIN", () => {
@@ -74,10 +78,49 @@ test("a config file with unknown keys or bad JSON is reported", () => {
   const dir = mkdtempSync(join(tmpdir(), "dmuc-config-"));
   const unknown = join(dir, "unknown.json");
   writeFileSync(unknown, JSON.stringify({ ...VALID, DMUC_DOMIAN: "typo.example.org" }));
-  assert.deepEqual(problemsOf({}, unknown), [`--config ${unknown}: unknown setting DMUC_DOMIAN`]);
+  assert.deepEqual(problemsOf({}, unknown), [`--config ${unknown}: unknown setting DMUC_DOMIAN (the keys are the environment variable names, e.g. DMUC_DOMAIN)`]);
   const broken = join(dir, "broken.json");
   writeFileSync(broken, "{ nope");
   const problems = problemsOf(VALID, broken);
   assert.equal(problems.length, 1);
   assert.ok(problems[0]?.startsWith(`--config ${broken}:`));
+});
+
+test("an XMPP service without a port, or with one out of range, is refused with what to write", () => {
+  const [noPort] = problemsOf({ ...VALID, DMUC_XMPP_SERVICE: "xmpp://example.org" });
+  assert.equal(noPort, `DMUC_XMPP_SERVICE has no port: write xmpp://HOST:PORT with the server's component port (5347 in Prosody's and ejabberd's examples) (got "xmpp://example.org")`);
+  assert.deepEqual(problemsOf({ ...VALID, DMUC_XMPP_SERVICE: "xmpp://example.org:99999" }), [
+    `DMUC_XMPP_SERVICE has a port out of range: it must be from 1 to 65535 (got "xmpp://example.org:99999")`,
+  ]);
+  assert.equal(loadConfig({ ...VALID, DMUC_XMPP_SERVICE: "xmpp://example.org:5347" }).xmppService, "xmpp://example.org:5347");
+});
+
+test("commands that never connect to XMPP do not ask for its settings", () => {
+  assert.equal(loadConfig({ DATABASE_URL: "postgres://u:p@db.example.org/dmuc" }, undefined, "migrate").databaseUrl, "postgres://u:p@db.example.org/dmuc");
+  assert.equal(loadConfig({ DMUC_DATA_DIR: "/var/lib/dmuc-gateway" }, undefined, "links").dataDir, "/var/lib/dmuc-gateway");
+  // A bad value is still a bad value, whichever command reads the configuration.
+  assert.deepEqual(problemsOf({ DMUC_DB_PORT: "0" }).sort(), ["DMUC_DB_PORT must be from 1 to 65535 (got \"0\")", "DMUC_XMPP_SERVICE is required", "DMUC_DOMAIN is required", "DMUC_SECRET is required"].sort());
+});
+
+test("secrets are named but never echoed", () => {
+  const problems = problemsOf({ ...VALID, DMUC_SECRET: "   " });
+  assert.deepEqual(problems, ["DMUC_SECRET must not be empty"]);
+});
+
+test("the README's settings table is the one the settings table generates", () => {
+  const readme = readFileSync(new URL("README.md", ROOT), "utf8");
+  const table = settingsTable();
+  assert.ok(readme.includes(table + "\n"), `README.md must hold the settings table exactly as generated:\n\n${table}\n`);
+});
+
+test("--help lists every setting with its default", () => {
+  const help = settingsHelp();
+  for (const spec of Object.values(SETTINGS)) assert.match(help, new RegExp(`^  ${spec.env} `, "m"));
+  assert.match(help, /DMUC_MAX_HISTORY_MESSAGES\s.*\(default 100\)/);
+});
+
+test("the example configuration file in deploy/ is valid", () => {
+  const config = loadConfig({}, new URL("deploy/config.example.json", ROOT).pathname);
+  assert.equal(config.domain, "conference.example.org");
+  assert.equal(config.maxHistoryMessages, 100);
 });
