@@ -41,6 +41,7 @@ export class Gateway {
       const rooms = RoomTable.from(await loadRooms(database.dataSource, config.maxHistoryMessages, log));
       const now = Date.now();
       state = {
+        ...empty,
         rooms,
         dmuc: { ...empty.dmuc, links: await loadLinks(database.dataSource, rooms, now), replicated: await loadReplicas(database.dataSource, now, log) },
       };
