@@ -61,6 +61,12 @@ export const SETTINGS = {
   splitAway: "DMUC_SPLIT_AWAY",
   trustPrimaryEnter: "DMUC_TRUST_PRIMARY_ENTER",
   splitEntry: "DMUC_SPLIT_ENTRY",
+  joinRate: "DMUC_JOIN_RATE",
+  joinBurst: "DMUC_JOIN_BURST",
+  presenceRate: "DMUC_PRESENCE_RATE",
+  presenceBurst: "DMUC_PRESENCE_BURST",
+  roomPresenceRate: "DMUC_ROOM_PRESENCE_RATE",
+  writeQueueLimit: "DMUC_WRITE_QUEUE_LIMIT",
 } as const satisfies Record<string, string>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -149,6 +155,34 @@ export class GatewayConfig {
   /** DMUC2 replica: let local users enter a split room; the primary decides at netjoin (the XEP's DANGER). */
   @IsBoolean({ message: "must be true or false" })
   splitEntry = false;
+
+  /** Entries, exits and nick changes per second one session may make in a room (a user's sessions: twice). */
+  @IsInt({ message: "must be a whole number" })
+  @Min(1, { message: "must be at least 1" })
+  joinRate = 1;
+
+  @IsInt({ message: "must be a whole number" })
+  @Min(1, { message: "must be at least 1" })
+  joinBurst = 10;
+
+  /** Presence updates per second one session may have broadcast in a room; faster ones are coalesced. */
+  @IsInt({ message: "must be a whole number" })
+  @Min(1, { message: "must be at least 1" })
+  presenceRate = 1;
+
+  @IsInt({ message: "must be a whole number" })
+  @Min(1, { message: "must be at least 1" })
+  presenceBurst = 5;
+
+  /** Presence broadcasts per second in one room; updates beyond it are coalesced (the latest wins). */
+  @IsInt({ message: "must be a whole number" })
+  @Min(1, { message: "must be at least 1" })
+  roomPresenceRate = 50;
+
+  /** Stanzas and rows that may wait on the database (an outage); past it, stanzas that need a write get wait/resource-constraint. */
+  @IsInt({ message: "must be a whole number" })
+  @Min(100, { message: "must be at least 100" })
+  writeQueueLimit = 50_000;
 }
 
 export class ConfigError extends Error {
@@ -192,6 +226,12 @@ const CONVERT: Partial<Record<SettingName, (value: RawValue) => unknown>> = {
   splitAway: toBoolean,
   trustPrimaryEnter: toBoolean,
   splitEntry: toBoolean,
+  joinRate: toNumber,
+  joinBurst: toNumber,
+  presenceRate: toNumber,
+  presenceBurst: toNumber,
+  roomPresenceRate: toNumber,
+  writeQueueLimit: toNumber,
 };
 
 function readConfigFile(path: string): { raw: RawSettings; problems: string[] } {
