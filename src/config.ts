@@ -150,6 +150,28 @@ export const SETTINGS = {
   maxHistoryMessages: setting({ env: "DMUC_MAX_HISTORY_MESSAGES", doc: "most history messages a room keeps and sends on entering", default: 100 }, integer(0)),
   rateLimitPerSecond: setting({ env: "DMUC_RATE_LIMIT", doc: "stanzas per second one user (bare JID, all its sessions together) may send to a room", default: 10 }, integer(1)),
   rateLimitBurst: setting({ env: "DMUC_RATE_BURST", doc: "burst allowance above `DMUC_RATE_LIMIT`", default: 30 }, integer(1)),
+  joinRate: setting(
+    { env: "DMUC_JOIN_RATE", doc: "entries, exits and nick changes per second one session may make in a room (a user's sessions together: twice)", default: 1 },
+    integer(1),
+  ),
+  joinBurst: setting({ env: "DMUC_JOIN_BURST", doc: "burst allowance above `DMUC_JOIN_RATE`", default: 10 }, integer(1)),
+  presenceRate: setting(
+    { env: "DMUC_PRESENCE_RATE", doc: "presence updates per second one session may have broadcast in a room; faster ones are coalesced", default: 1 },
+    integer(1),
+  ),
+  presenceBurst: setting({ env: "DMUC_PRESENCE_BURST", doc: "burst allowance above `DMUC_PRESENCE_RATE`", default: 5 }, integer(1)),
+  roomPresenceRate: setting(
+    { env: "DMUC_ROOM_PRESENCE_RATE", doc: "presence broadcasts per second in one room; updates beyond it are coalesced (the latest wins)", default: 50 },
+    integer(1),
+  ),
+  writeQueueLimit: setting(
+    {
+      env: "DMUC_WRITE_QUEUE_LIMIT",
+      doc: "stanzas and rows that may wait on the database (an outage); past it, stanzas that need a write get `wait`/`resource-constraint`",
+      default: 50_000,
+    },
+    integer(100),
+  ),
   keepaliveSeconds: setting(
     { env: "DMUC_KEEPALIVE", doc: "DMUC2: idle seconds before a link is pinged (what a primary offers; replicas take at least 10)", default: 60 },
     integer(1, Number.MAX_SAFE_INTEGER, "a whole number of seconds"),

@@ -4,7 +4,7 @@ import type { Element } from "@xmpp/xml";
 import { Hooks } from "./hooks.js";
 import { IqRouter, type IqType } from "./iq-router.js";
 import { StanzaError } from "./stanza-error.js";
-import { logEffect, send, type Effect } from "./effects.js";
+import { audit, logEffect, send, type Effect } from "./effects.js";
 import { errorReply, iqPayload, iqResult, mayAnswerWithError } from "../xmpp/stanza.js";
 import { bareString, jidToString, parseJid, type Jid } from "../xmpp/jid.js";
 import type { DiscoIdentity, DiscoItem } from "../xmpp/disco.js";
@@ -13,6 +13,7 @@ import type { RoomRequest } from "./room/api.js";
 import type { Room } from "./room/types.js";
 import { RoomTable } from "./room-table.js";
 import { emptyDmucState, type DmucState } from "./dmuc/state.js";
+import { admitPresence, DEFAULT_FLOOD_LIMITS, emptyFloodState, noteRefusal, pruneFloods, releaseCoalesced, type FloodLimits, type FloodState } from "./flood/limits.js";
 
 export interface EngineContext {
   /** The time the shell received the stanza. */
@@ -33,6 +34,8 @@ export interface ServiceSettings {
   readonly name: string;
   /** The domain whose users this gateway serves as a DMUC2 replica (DMUC_LOCAL_DOMAIN); served directly as primary. */
   readonly localDomain?: string;
+  /** Flood limits on entries, exits, nick changes and presence updates; DEFAULT_FLOOD_LIMITS when absent. */
+  readonly flood?: FloodLimits;
 }
 
 export interface ServiceState {
@@ -40,9 +43,11 @@ export interface ServiceState {
   readonly rooms: RoomTable;
   /** DMUC2 links, replicated rooms and outstanding queries (src/core/dmuc/). */
   readonly dmuc: DmucState;
+  /** Flood buckets, coalesced presence updates and recent refusals (src/core/flood/). */
+  readonly floods: FloodState;
 }
 
-export const emptyServiceState = (): ServiceState => ({ rooms: RoomTable.empty(), dmuc: emptyDmucState() });
+export const emptyServiceState = (): ServiceState => ({ rooms: RoomTable.empty(), dmuc: emptyDmucState(), floods: emptyFloodState() });
 
 /** What a handler of a stanza addressed to the service domain itself sees. */
 export interface ServiceRequest {
@@ -112,6 +117,7 @@ export interface Outcome {
 
 export class MucService {
   private readonly api: PluginApi;
+  private readonly flood: FloodLimits;
 
   constructor(
     readonly settings: ServiceSettings,
@@ -125,6 +131,7 @@ export class MucService {
       inject: (state, stanza, context) => this.handle(state, stanza, context),
     };
     for (const plugin of plugins) plugin.register(this.api);
+    this.flood = settings.flood ?? DEFAULT_FLOOD_LIMITS;
   }
 
   handle(state: ServiceState, stanza: Element, context: EngineContext): Outcome {
@@ -132,21 +139,40 @@ export class MucService {
     // The server stamps `from` on everything it routes to us; without one there is nobody to answer.
     if (!from) return { state, effects: [logEffect("warn", "stanza.no_from", { name: stanza.name })] };
     const effects: Effect[] = [];
+    let request: ServiceRequest | undefined;
     try {
       const to = parseJid(stanza.attrs.to);
       if (!to) throw new StanzaError("modify", "jid-malformed", "The recipient address is not a valid JID");
-      const request: ServiceRequest = { settings: this.settings, state, stanza, from, context, effects };
+      request = { settings: this.settings, state, stanza, from, context, effects };
       if (this.api.hooks.fire("service/route", { request, to })) return { state: request.state, effects };
       if (to.domain !== this.settings.domain) throw new StanzaError("cancel", "item-not-found", "Not a room of this service");
       if (to.local === null && to.resource === null) return { state: this.handleServiceStanza(request), effects };
       return { state: this.handleRoomStanza(request, to), effects };
     } catch (err) {
+      // A failed stanza changes nothing but the flood counts: refused entries use up tokens too.
+      if (request && request.state.floods !== state.floods) state = { ...state, floods: request.state.floods };
+      if (err instanceof StanzaError && err.spec.type === "wait" && err.spec.condition === "policy-violation") return this.refusal(state, stanza, from, err, context);
       return { state, effects: this.failure(stanza, err) };
     }
   }
 
-  private handleRoomStanza(request: ServiceRequest, to: Jid): ServiceState {
+  private handleRoomStanza(request: ServiceRequest, to: Jid, released = false): ServiceState {
     const roomJid = `${to.local}@${to.domain}`;
+    if (!released && !request.context.catchUp) {
+      // Flood limits first: before the engine does anything that costs O(occupants).
+      const admitted = admitPresence(request.state.floods, this.flood, {
+        roomJid,
+        room: request.state.rooms.get(roomJid),
+        stanza: request.stanza,
+        fromFull: jidToString(request.from),
+        fromBare: bareString(request.from),
+        nick: to.resource,
+        now: request.context.now.getTime(),
+      });
+      if (admitted.verdict === "refuse") throw new StanzaError("wait", "policy-violation", "You are entering and leaving too fast; wait a moment", { by: roomJid });
+      request.state = { ...request.state, floods: admitted.floods };
+      if (admitted.verdict === "coalesce") return request.state;
+    }
     const roomRequest: RoomRequest = {
       settings: this.settings,
       context: request.context,
@@ -172,11 +198,52 @@ export class MucService {
   tick(state: ServiceState, context: EngineContext): Outcome {
     const tick: Tick = { state, settings: this.settings, context, effects: [] };
     try {
+      tick.state = this.releaseCoalesced(tick.state, context, tick.effects);
       this.api.hooks.fire("service/tick", tick);
       return { state: tick.state, effects: tick.effects };
     } catch (err) {
       return { state, effects: [logEffect("warn", "service.tick_failed", { error: String((err as Error)?.stack ?? err) })] };
     }
+  }
+
+  /** Broadcasts the coalesced presence updates that the room's and the session's budgets allow again. */
+  private releaseCoalesced(state: ServiceState, context: EngineContext, effects: Effect[]): ServiceState {
+    const now = context.now.getTime();
+    const released = releaseCoalesced(state.floods, this.flood, now);
+    state = { ...state, floods: pruneFloods(released.floods, this.flood, now) };
+    for (const { stanza } of released.ready) {
+      const from = parseJid(stanza.attrs.from);
+      const to = parseJid(stanza.attrs.to);
+      if (!from || !to) continue;
+      // Only while the session is still there under that nick (it may have been kicked meanwhile).
+      const room = state.rooms.get(bareString(to));
+      if (room?.sessionNicks.get(jidToString(from)) !== to.resource) continue;
+      const own: Effect[] = [];
+      const request: ServiceRequest = { settings: this.settings, state, stanza, from, context, effects: own };
+      try {
+        state = this.handleRoomStanza(request, to, true);
+        effects.push(...own);
+      } catch (err) {
+        effects.push(logEffect("warn", "flood.release_failed", { error: String((err as Error)?.stack ?? err) }));
+      }
+    }
+    return state;
+  }
+
+  /**
+   * A wait/policy-violation (a flood limit): answered at most once a second per session, the rest
+   * dropped unanswered, and audited once per episode, so that refusing a flood costs almost nothing.
+   */
+  private refusal(state: ServiceState, stanza: Element, from: Jid, err: StanzaError, context: EngineContext): Outcome {
+    const fromFull = jidToString(from);
+    const noted = noteRefusal(state.floods, fromFull, context.now.getTime());
+    if (!noted.answer) return { state, effects: [] };
+    const effects = this.failure(stanza, err);
+    if (noted.audit) {
+      const roomJid = err.spec.by ?? null;
+      effects.push(audit({ kind: "flood.refused", roomJid, actorJid: fromFull, details: { stanza: stanza.name, type: stanza.attrs.type ?? null, reason: err.spec.text ?? null } }));
+    }
+    return { state: { ...state, floods: noted.floods }, effects };
   }
 
   private handleServiceStanza(request: ServiceRequest): ServiceState {

@@ -1,6 +1,12 @@
 // Executes the engine's effects with the invariant of issue 3: a stanza that depends on a write is
 // sent only after that write is committed. Writes that arrive together are committed in one
 // transaction (group commit), and fan-out never waits on the database per recipient.
+//
+// Order is kept per lane (a room, or the service domain): a stanza without writes waits only behind
+// units of its own lane, so a room whose writes are pending (a flood, a database outage) delays no
+// other room, and answers that need no write (disco, ping, occupant lists) never wait. While the
+// database is away the units wait in a queue bounded by `queueLimit` effects; the shell refuses
+// stanzas that would add writes past it (Gateway), so memory stays bounded.
 import type { Element } from "@xmpp/xml";
 import type { AuditRecord, Effect } from "../core/effects.js";
 import type { StoreWrite } from "../core/store-writes.js";
@@ -18,31 +24,65 @@ export interface EffectRunnerStats {
 
 interface Unit {
   effects: Effect[];
+  lane: string;
 }
 
-const RETRY_MAX_MS = 5_000;
+/** What operators and the metrics see of the write path. */
+export interface EffectRunnerHealth {
+  /** The database refused the last commit for a reason worth retrying (it is away). */
+  degraded: boolean;
+  degradedSince: Date | null;
+  /** Effects (stanzas and rows) waiting on a commit, and their stanzas' units. */
+  queuedEffects: number;
+  queuedUnits: number;
+  queueLimit: number;
+}
+
+// A database that comes back is noticed within a second.
+const RETRY_MAX_MS = 1_000;
 
 export class EffectRunner {
   private queue: Unit[] = [];
   private flushing: Promise<void> | null = null;
   private readonly stats: EffectRunnerStats = { batches: 0, writes: 0, statements: 0 };
+  /** Units queued or being committed, per lane. */
+  private readonly busyLanes = new Map<string, number>();
+  private queuedEffects = 0;
+  private queuedUnits = 0;
+  private degradedSince: Date | null = null;
 
   constructor(
     private readonly sink: WriteSink,
     private readonly sendStanza: (stanza: Element) => void,
     private readonly log: Logger,
+    readonly queueLimit = Infinity,
   ) {}
 
-  /** Runs one stanza's effects: at once when nothing needs storing and nothing waits before them. */
-  submit(effects: Effect[]): void {
+  /**
+   * Runs one stanza's effects: at once when nothing needs storing and nothing of its lane waits before
+   * them (or always, for `immediate` answers that read nothing pending, such as disco and ping).
+   */
+  submit(effects: Effect[], lane = "", immediate = false): void {
     if (effects.length === 0) return;
-    const needsCommit = effects.some((e) => e.kind === "store" || e.kind === "audit");
-    if (!needsCommit && this.queue.length === 0 && !this.flushing) {
+    const needsCommit = hasWrites(effects);
+    if (!needsCommit && (immediate || !this.busyLanes.has(lane))) {
       this.perform(effects);
       return;
     }
-    this.queue.push({ effects });
+    this.queue.push({ effects, lane });
+    this.busyLanes.set(lane, (this.busyLanes.get(lane) ?? 0) + 1);
+    this.queuedEffects += effects.length;
+    this.queuedUnits++;
     this.flushing ??= this.flushLoop();
+  }
+
+  /** Whether `effects` fit in the queue (always true when they need no write or nothing waits). */
+  accepts(effects: Effect[]): boolean {
+    return this.queuedEffects === 0 || this.queuedEffects + effects.length <= this.queueLimit || !hasWrites(effects);
+  }
+
+  get health(): EffectRunnerHealth {
+    return { degraded: this.degradedSince !== null, degradedSince: this.degradedSince, queuedEffects: this.queuedEffects, queuedUnits: this.queuedUnits, queueLimit: this.queueLimit };
   }
 
   /** Resolves when everything submitted so far is committed and sent. */
@@ -62,7 +102,14 @@ export class EffectRunner {
         const batch = this.queue;
         this.queue = [];
         await this.commitWithRetry(batch);
-        for (const unit of batch) this.perform(unit.effects);
+        for (const unit of batch) {
+          this.perform(unit.effects);
+          this.queuedEffects -= unit.effects.length;
+          this.queuedUnits--;
+          const left = this.busyLanes.get(unit.lane)! - 1;
+          if (left === 0) this.busyLanes.delete(unit.lane);
+          else this.busyLanes.set(unit.lane, left);
+        }
       }
     } finally {
       this.flushing = null;
@@ -77,10 +124,12 @@ export class EffectRunner {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.commit(writes, audits);
+        this.recovered();
         return;
       } catch (err) {
         if (!isTransient(err)) break;
         const delayMs = Math.min(RETRY_MAX_MS, 100 * 2 ** attempt);
+        this.degraded(err);
         this.log.error("store.commit_failed", { error: err, writes: writes.length, attempt, retryInMs: delayMs });
         await new Promise((resolve) => setTimeout(resolve, delayMs));
       }
@@ -98,6 +147,23 @@ export class EffectRunner {
     }
   }
 
+  private degraded(err: unknown): void {
+    if (this.degradedSince) return;
+    this.degradedSince = new Date();
+    this.log.error("gateway.degraded", {
+      reason: String((err as Error)?.message ?? err),
+      queuedEffects: this.queuedEffects,
+      queueLimit: this.queueLimit,
+      note: "the database is away: answers that need no write go on, writes wait in the queue, past its limit stanzas that need one get wait/resource-constraint",
+    });
+  }
+
+  private recovered(): void {
+    if (!this.degradedSince) return;
+    this.log.warn("gateway.recovered", { degradedMs: Date.now() - this.degradedSince.getTime(), queuedEffects: this.queuedEffects });
+    this.degradedSince = null;
+  }
+
   private async commit(writes: StoreWrite[], audits: AuditRecord[]): Promise<void> {
     this.stats.statements += await this.sink.commit(writes, audits);
     this.stats.batches++;
@@ -110,6 +176,10 @@ export class EffectRunner {
       else if (effect.kind === "log") this.log[effect.level](effect.event, effect.fields);
     }
   }
+}
+
+function hasWrites(effects: Effect[]): boolean {
+  return effects.some((e) => e.kind === "store" || e.kind === "audit");
 }
 
 function collect(units: Unit[]): { writes: StoreWrite[]; audits: AuditRecord[] } {

@@ -8,7 +8,9 @@ import { ComponentConnection } from "../xmpp/connection.js";
 import { openDatabase, type Database } from "../db/database.js";
 import { createPlugins } from "../../plugins/index.js";
 import { liveContext } from "./clock.js";
-import { EffectRunner } from "./effect-runner.js";
+import { EffectRunner, type EffectRunnerHealth } from "./effect-runner.js";
+import { send } from "../core/effects.js";
+import { errorReply, mayAnswerWithError } from "../xmpp/stanza.js";
 import { loadLinks, loadReplicas, loadRooms } from "./room-loader.js";
 import { RoomTable } from "../core/room-table.js";
 import { RoomStore } from "./room-store.js";
@@ -28,6 +30,7 @@ export class Gateway {
   private readonly runner: EffectRunner;
   /** Drives the service's timers (DMUC2 keepalives, query timeouts). */
   private ticker: NodeJS.Timeout | null = null;
+  private lastQueueRefusalLog = 0;
 
   private constructor(
     private readonly config: GatewayConfig,
@@ -37,7 +40,7 @@ export class Gateway {
     private readonly connection: ComponentConnection,
     private state: ServiceState,
   ) {
-    this.runner = new EffectRunner(new RoomStore(database.dataSource), (stanza) => connection.send(stanza), log);
+    this.runner = new EffectRunner(new RoomStore(database.dataSource), (stanza) => connection.send(stanza), log, config.writeQueueLimit);
   }
 
   /** Opens the database (migrating it), then connects to the XMPP server; `signal` stops it halfway. */
@@ -50,6 +53,7 @@ export class Gateway {
       const rooms = RoomTable.from(await loadRooms(database.dataSource, config.maxHistoryMessages, log));
       const now = Date.now();
       state = {
+        ...empty,
         rooms,
         dmuc: { ...empty.dmuc, links: await loadLinks(database.dataSource, rooms, now), replicated: await loadReplicas(database.dataSource, now, log) },
       };
@@ -64,7 +68,13 @@ export class Gateway {
       replicated: state.dmuc.replicated.size,
     });
     const service = new MucService(
-      { domain: config.domain, admins: new Set(config.admins), name: "Chatrooms", localDomain: config.localDomain },
+      {
+        domain: config.domain,
+        admins: new Set(config.admins),
+        name: "Chatrooms",
+        localDomain: config.localDomain,
+        flood: { joinRate: config.joinRate, joinBurst: config.joinBurst, presenceRate: config.presenceRate, presenceBurst: config.presenceBurst, roomPresenceRate: config.roomPresenceRate },
+      },
       createPlugins({
         maxHistoryMessages: config.maxHistoryMessages,
         maxBodyChars: config.maxBodyChars,
@@ -113,18 +123,49 @@ export class Gateway {
     this.runner.submit(outcome.effects);
   }
 
+  /** The write path's state: degraded while the database is away, and how full its queue is (a gauge). */
+  get health(): EffectRunnerHealth {
+    return this.runner.health;
+  }
+
   private receive(stanza: Element): void {
     try {
+      const lane = laneOf(stanza);
       const outcome = this.service.handle(this.state, stanza, liveContext());
+      // Past the queue's bound (the database is away), a stanza that needs a write changes nothing and
+      // is answered wait/resource-constraint; leaving a room is always let through (bounded by sessions).
+      if (!this.runner.accepts(outcome.effects) && !(stanza.name === "presence" && stanza.attrs.type === "unavailable")) {
+        this.refuseForQueue(stanza, lane);
+        return;
+      }
       this.state = outcome.state;
-      this.runner.submit(outcome.effects);
+      // An IQ get reads: its answer never waits behind the room's pending writes.
+      this.runner.submit(outcome.effects, lane, stanza.name === "iq" && stanza.attrs.type === "get");
     } catch (err) {
       // The service catches handler failures itself; reaching here is a bug, not a reason to exit.
       this.log.error("gateway.stanza_failed", { error: err, name: stanza.name, from: stanza.attrs.from });
     }
   }
 
+  private refuseForQueue(stanza: Element, lane: string): void {
+    const now = Date.now();
+    if (now - this.lastQueueRefusalLog >= 1000) {
+      this.lastQueueRefusalLog = now;
+      this.log.warn("gateway.queue_full", { ...this.runner.health, name: stanza.name, to: stanza.attrs.to });
+    }
+    if (!mayAnswerWithError(stanza)) return;
+    const text = "The service cannot store anything right now; try again in a moment";
+    this.runner.submit([send(errorReply(stanza, { type: "wait", condition: "resource-constraint", text, by: lane }))], lane, true);
+  }
+
   get domain(): string {
     return this.config.domain;
   }
+}
+
+/** The lane of a stanza: its recipient's bare JID (a room, or the service domain), as sent. */
+function laneOf(stanza: Element): string {
+  const to = String(stanza.attrs.to ?? "");
+  const slash = to.indexOf("/");
+  return (slash === -1 ? to : to.slice(0, slash)).toLowerCase();
 }
