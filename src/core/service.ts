@@ -231,13 +231,15 @@ export class MucService {
   }
 
   /**
-   * A wait/policy-violation (a flood limit): answered at most once a second per session, the rest
-   * dropped unanswered, and audited once per episode, so that refusing a flood costs almost nothing.
+   * A wait/policy-violation (a flood limit), audited once per episode. A refused message or IQ is
+   * always answered: its sender must learn that it was not delivered (a client marks it failed). A
+   * flood of presences is answered at most once a second per session, the rest dropped unanswered, so
+   * that refusing it costs almost nothing.
    */
   private refusal(state: ServiceState, stanza: Element, from: Jid, err: StanzaError, context: EngineContext): Outcome {
     const fromFull = jidToString(from);
     const noted = noteRefusal(state.floods, fromFull, context.now.getTime());
-    if (!noted.answer) return { state, effects: [] };
+    if (!noted.answer && stanza.name === "presence") return { state, effects: [] };
     const effects = this.failure(stanza, err);
     if (noted.audit) {
       const roomJid = err.spec.by ?? null;
