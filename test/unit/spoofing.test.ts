@@ -69,6 +69,18 @@ test("XEP-0045 §7.9: a delay from the original sender of converted one-to-one h
   assert.deepEqual(children(copy, "delay", "urn:xmpp:delay"), [{ xmlns: "urn:xmpp:delay", from: "wiccarocks@shakespeare.lit/laptop", stamp: "2002-09-10T23:05:37Z" }]);
 });
 
+test("§7.5: a private message loses the same forged room assertions", () => {
+  const driver = coven();
+  const [pm] = driver.send(
+    `<message from='${WITCH}' to='${ROOM}/firstwitch' type='chat'><body>psst</body>` +
+      `<stanza-id xmlns='urn:xmpp:sid:0' id='forged' by='coven@CHAT.shakespeare.lit'/>` +
+      `<occupant-id xmlns='urn:xmpp:occupant-id:0' id='forged'/>` +
+      `<delay xmlns='urn:xmpp:delay' from='coven@chat.shakespeare.lit' stamp='2002-09-10T23:08:25Z'/></message>`,
+  );
+  assert.equal(pm?.attrs.to, CRONE);
+  assert.deepEqual(pm!.getChildElements().map((c) => `${c.name} ${c.attrs.xmlns ?? ""}`.trim()), ["body", "x http://jabber.org/protocol/muc#user"], pm!.toString());
+});
+
 test("the room's answer to an invitation from a non-occupant is not-acceptable (XEP-0045 §7.4's rule for non-occupants)", () => {
   const driver = coven();
   const [reply] = driver.send(

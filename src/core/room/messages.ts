@@ -119,7 +119,7 @@ export function handlePrivateMessage(request: RoomRequest, room: Room): Room {
   const out = xml(
     "message",
     { type: stanza.attrs.type, id: stanza.attrs.id, from: `${room.jid}/${sender.nick}`, "xml:lang": stanza.attrs["xml:lang"] },
-    ...stanza.children.filter((c): c is Element => typeof c !== "string" && !(c.name === "x" && c.attrs.xmlns === NS.MUC_USER)).map(cloneElement),
+    ...stripRoomAssertions(stanza, room.jid).filter((c) => !(c.name === "x" && c.attrs.xmlns === NS.MUC_USER)).map(cloneElement),
     // Marks the message as a MUC private message for the recipient's client (XEP-0045 §7.5).
     xml("x", { xmlns: NS.MUC_USER }),
   );
