@@ -18,6 +18,8 @@ export const NS = {
   REGISTER: "jabber:iq:register",
   COMMANDS: "http://jabber.org/protocol/commands",
   DELAY: "urn:xmpp:delay",
+  /** XEP-0091 legacy delayed delivery, still parsed by some clients. */
+  LEGACY_DELAY: "jabber:x:delay",
   STANZA_ID: "urn:xmpp:sid:0",
   OCCUPANT_ID: "urn:xmpp:occupant-id:0",
   CONFERENCE: "jabber:x:conference",

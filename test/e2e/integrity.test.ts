@@ -227,6 +227,32 @@ describe("input limits at the edge through Prosody (issue 15 points 2-3, issue 1
     assert.deepEqual((await storedBodies(stack.db.url, room)).map((r) => r.body), ["😀".repeat(10_000)]);
   });
 
+  it("a stanza-id by the room in other case and delays from the room are neither relayed nor stored", async () => {
+    const room = newRoomJid("spoof");
+    const alice = await stack.connect("alice", "spoof");
+    const bob = await stack.connect("bob", "spoof");
+    await createRoom(alice, room, "Alice");
+    await enter(bob, room, "Bob");
+    await alice.send(
+      xml(
+        "message",
+        { to: room, type: "groupchat" },
+        xml("body", {}, "trust me"),
+        xml("stanza-id", { xmlns: "urn:xmpp:sid:0", id: "forged", by: room.toUpperCase() }),
+        xml("delay", { xmlns: "urn:xmpp:delay", from: room, stamp: "2001-01-01T00:00:00Z" }),
+        xml("x", { xmlns: "jabber:x:delay", from: room.toUpperCase(), stamp: "20010101T00:00:00" }),
+      ),
+    );
+    const seen = await bob.waitFor(isLiveGroupchat(room), WAIT_MS, "the broadcast");
+    const stored = await query<{ stanza: string }>(stack.db.url, `SELECT h.stanza FROM history_messages h JOIN rooms r ON r.id = h.room_id WHERE r.jid = $1`, [room]);
+    for (const el of [seen, parse(stored[0]!.stanza)]) {
+      assert.deepEqual(el.getChildren("stanza-id", "urn:xmpp:sid:0").map((c) => c.attrs.by), [room], el.toString());
+      assert.equal(el.getChildren("stanza-id", "urn:xmpp:sid:0").some((c) => c.attrs.id === "forged"), false);
+      assert.equal(el.getChild("delay", "urn:xmpp:delay"), undefined, el.toString());
+      assert.equal(el.getChild("x", "jabber:x:delay"), undefined, el.toString());
+    }
+  });
+
   it("a multi-valued boolean in the owner form gets not-acceptable", async () => {
     const room = newRoomJid("form");
     const alice = await stack.connect("alice", "form");

@@ -124,3 +124,17 @@ test("the example configuration file in deploy/ is valid", () => {
   assert.equal(config.domain, "conference.example.org");
   assert.equal(config.maxHistoryMessages, 100);
 });
+
+test("input limits: defaults, values from the environment, and a depth that could not be serialised refused", () => {
+  const defaults = loadConfig(VALID);
+  assert.deepEqual(
+    [defaults.maxBodyChars, defaults.maxSubjectChars, defaults.maxStanzaBytes, defaults.maxDepth, defaults.maxChildren],
+    [10_000, 1000, 262_144, 32, 1000],
+  );
+  const set = loadConfig({ ...VALID, DMUC_MAX_SUBJECT_CHARS: "200", DMUC_MAX_STANZA_BYTES: "65536", DMUC_MAX_DEPTH: "64", DMUC_MAX_CHILDREN: "100" });
+  assert.deepEqual([set.maxSubjectChars, set.maxStanzaBytes, set.maxDepth, set.maxChildren], [200, 65_536, 64, 100]);
+  const problems = problemsOf({ ...VALID, DMUC_MAX_DEPTH: "9000", DMUC_MAX_STANZA_BYTES: "lots" }).sort();
+  assert.equal(problems.length, 2);
+  assert.equal(problems[0], 'DMUC_MAX_DEPTH must be from 4 to 1000 (got "9000")');
+  assert.match(problems[1]!, /^DMUC_MAX_STANZA_BYTES .* \(got "lots"\)$/);
+});

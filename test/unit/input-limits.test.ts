@@ -168,3 +168,21 @@ test("DMUC_RATE_LIMIT is per user: five sessions share one bucket, and leaving d
   driver.now = new Date(driver.now.getTime() + 1000);
   assert.equal(say(sessions[0]!)?.attrs.type, "groupchat", "the bucket refills with time");
 });
+
+test("DMUC2 control traffic carries whole histories: a <state/> wider and bigger than a client's limits is taken", () => {
+  const ROOM2 = "wallops@channel.avalon.test";
+  const REPLICA = "dmuc.oulubox.test";
+  const DMUC = "urn:xmpp:tmp:dmuc:0";
+  const d = new RoomDriver(REPLICA, [], { localDomain: "oulubox.test" }, { maxBodyChars: 100, input: { maxStanzaBytes: 4096, maxChildren: 40 } });
+  d.send(`<iq type='set' id='r1' from='${ROOM2}' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='oulubox.test' keepalive='60' history='50'/></iq>`);
+  const messages = Array.from(
+    { length: 60 },
+    (_, i) => `<message from='${ROOM2}/Wumpus' type='groupchat'><body>${"w".repeat(90)} ${i}</body><stanza-id xmlns='urn:xmpp:sid:0' by='${ROOM2}' id='s${i}'/></message>`,
+  );
+  const [answer] = d.send(`<iq type='set' id='s1' from='${ROOM2}' to='${REPLICA}'><state xmlns='${DMUC}' last='true'><config whois='moderators'/>${messages.join("")}</state></iq>`);
+  assert.equal(answer?.attrs.type, "result", answer?.toString());
+  assert.equal(d.state.dmuc.replicated.get(ROOM2)?.history.length, 50);
+  // Nested deeper than its wrapping allows, it is refused like anything else.
+  const [deep] = d.send(xml("iq", { type: "set", id: "s2", from: ROOM2, to: REPLICA }, xml("state", { xmlns: DMUC, last: "true" }, nested(40))));
+  assert.deepEqual(condition(deep), { type: "modify", condition: "policy-violation", by: REPLICA });
+});

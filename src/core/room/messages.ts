@@ -5,6 +5,7 @@ import { send, store } from "../effects.js";
 import type { Hooks } from "../hooks.js";
 import { StanzaError } from "../stanza-error.js";
 import { NS } from "../../xmpp/stanza.js";
+import { bareString, parseJid } from "../../xmpp/jid.js";
 import type { RoomEvents, RoomRequest } from "./api.js";
 import { broadcastStanza, saveRoom } from "./broadcast.js";
 import { occupantOfSession } from "./mutate.js";
@@ -13,13 +14,26 @@ import type { HistoryEntry, Occupant, Room } from "./types.js";
 
 const notInRoom = (room: Room) => new StanzaError("modify", "not-acceptable", "You are not currently connected to this chat", { by: room.jid });
 
-/** Client-sent elements that only the room may assert (XEP-0359 §3, XEP-0421 §4). */
+/** Whether a client-given JID is the room (or one of its occupants), compared after normalisation (XEP-0359 §4). */
+function isRoomJid(jid: string | undefined, roomJid: string): boolean {
+  const parsed = parseJid(jid);
+  return parsed !== null && bareString(parsed) === roomJid;
+}
+
+/**
+ * Client-sent elements that only the room may assert: its own stanza-id (`by` the room in any letter
+ * case, XEP-0359 §3-4), occupant-ids (XEP-0421 §4), and delays that claim to come from the room, in the
+ * current (XEP-0203) and the legacy (jabber:x:delay, XEP-0091) namespace, as Prosody strips them.
+ * Other delays stay: an owner turning a one-to-one chat into a room sends its history with delays from
+ * the original senders (XEP-0045 §7.9).
+ */
 function stripRoomAssertions(message: Element, roomJid: string): Element[] {
   return message.children.filter((c): c is Element => {
     if (typeof c === "string") return false;
-    if (c.name === "stanza-id" && c.attrs.xmlns === NS.STANZA_ID && c.attrs.by === roomJid) return false;
+    if (c.name === "stanza-id" && c.attrs.xmlns === NS.STANZA_ID && isRoomJid(c.attrs.by, roomJid)) return false;
     if (c.name === "occupant-id" && c.attrs.xmlns === NS.OCCUPANT_ID) return false;
-    if (c.name === "delay" && c.attrs.xmlns === NS.DELAY) return false;
+    if (c.name === "delay" && c.attrs.xmlns === NS.DELAY && isRoomJid(c.attrs.from, roomJid)) return false;
+    if (c.name === "x" && c.attrs.xmlns === NS.LEGACY_DELAY && isRoomJid(c.attrs.from, roomJid)) return false;
     return true;
   });
 }
@@ -105,7 +119,7 @@ export function handlePrivateMessage(request: RoomRequest, room: Room): Room {
   const out = xml(
     "message",
     { type: stanza.attrs.type, id: stanza.attrs.id, from: `${room.jid}/${sender.nick}`, "xml:lang": stanza.attrs["xml:lang"] },
-    ...stanza.children.filter((c): c is Element => typeof c !== "string" && !(c.name === "x" && c.attrs.xmlns === NS.MUC_USER)).map(cloneElement),
+    ...stripRoomAssertions(stanza, room.jid).filter((c) => !(c.name === "x" && c.attrs.xmlns === NS.MUC_USER)).map(cloneElement),
     // Marks the message as a MUC private message for the recipient's client (XEP-0045 §7.5).
     xml("x", { xmlns: NS.MUC_USER }),
   );
