@@ -13,7 +13,7 @@ import type { RoomRequest } from "./room/api.js";
 import type { Room } from "./room/types.js";
 import { RoomTable } from "./room-table.js";
 import { emptyDmucState, type DmucState } from "./dmuc/state.js";
-import { admitPresence, DEFAULT_FLOOD_LIMITS, emptyFloodState, noteRefusal, pruneFloods, releaseCoalesced, type FloodLimits, type FloodState } from "./flood/limits.js";
+import { admitPresence, DEFAULT_FLOOD_LIMITS, emptyFloodState, isMuted, noteRefusal, pruneFloods, releaseCoalesced, type FloodLimits, type FloodState } from "./flood/limits.js";
 
 export interface EngineContext {
   /** The time the shell received the stanza. */
@@ -135,6 +135,8 @@ export class MucService {
   }
 
   handle(state: ServiceState, stanza: Element, context: EngineContext): Outcome {
+    // A flood just refused costs a map lookup, before any parsing (issue 16 point 7).
+    if (isMuted(state.floods, stanza, context.now.getTime())) return { state, effects: [] };
     const from = parseJid(stanza.attrs.from);
     // The server stamps `from` on everything it routes to us; without one there is nobody to answer.
     if (!from) return { state, effects: [logEffect("warn", "stanza.no_from", { name: stanza.name })] };
@@ -236,8 +238,8 @@ export class MucService {
    */
   private refusal(state: ServiceState, stanza: Element, from: Jid, err: StanzaError, context: EngineContext): Outcome {
     const fromFull = jidToString(from);
-    const noted = noteRefusal(state.floods, fromFull, context.now.getTime());
-    if (!noted.answer) return { state, effects: [] };
+    const noted = noteRefusal(state.floods, fromFull, stanza, context.now.getTime());
+    if (!noted.answer) return { state: { ...state, floods: noted.floods }, effects: [] };
     const effects = this.failure(stanza, err);
     if (noted.audit) {
       const roomJid = err.spec.by ?? null;
