@@ -32,7 +32,16 @@ are the same variable names (the environment wins over the file):
   ${SETTINGS.splitPingSeconds.padEnd(26)}DMUC2: how often a split link is pinged (default 5)
   ${SETTINGS.splitAway.padEnd(26)}DMUC2: show users behind a split link as away meanwhile (default true)
   ${SETTINGS.trustPrimaryEnter.padEnd(26)}DMUC2 replica without mod_dmuc_replica: accept ENTER unverified (default false)
-  ${SETTINGS.splitEntry.padEnd(26)}DMUC2 replica: let local users enter a split room, decided at netjoin (default false)`;
+  ${SETTINGS.splitEntry.padEnd(26)}DMUC2 replica: let local users enter a split room, decided at netjoin (default false)
+  ${SETTINGS.joinRate.padEnd(26)}entries, exits and nick changes per second per session and room (default 1; a user: twice)
+  ${SETTINGS.joinBurst.padEnd(26)}burst allowance above that rate (default 10)
+  ${SETTINGS.presenceRate.padEnd(26)}presence updates per second per session broadcast in a room; faster ones coalesce (default 1)
+  ${SETTINGS.presenceBurst.padEnd(26)}burst allowance above that rate (default 5)
+  ${SETTINGS.roomPresenceRate.padEnd(26)}presence broadcasts per second per room; beyond it updates coalesce (default 50)
+  ${SETTINGS.writeQueueLimit.padEnd(26)}stanzas and rows that may wait on an absent database before wait errors (default 50000)
+  ${SETTINGS.maxHistoryKb.padEnd(26)}kilobytes of history a room keeps in memory (default 256)
+  ${SETTINGS.maxRooms.padEnd(26)}most rooms the service holds (default 100000)
+  ${SETTINGS.maxRoomsPerUser.padEnd(26)}most rooms one user may own (default 100)`;
 
 const MAIN_HELP = `dmuc-gateway: XEP-0045 group chat as an XMPP component, with XEP-0282 DMUC2 federation
 

@@ -67,6 +67,9 @@ export const SETTINGS = {
   presenceBurst: "DMUC_PRESENCE_BURST",
   roomPresenceRate: "DMUC_ROOM_PRESENCE_RATE",
   writeQueueLimit: "DMUC_WRITE_QUEUE_LIMIT",
+  maxHistoryKb: "DMUC_MAX_HISTORY_KB",
+  maxRooms: "DMUC_MAX_ROOMS",
+  maxRoomsPerUser: "DMUC_MAX_ROOMS_PER_USER",
 } as const satisfies Record<string, string>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -183,6 +186,21 @@ export class GatewayConfig {
   @IsInt({ message: "must be a whole number" })
   @Min(100, { message: "must be at least 100" })
   writeQueueLimit = 50_000;
+
+  /** Kilobytes of serialised history a room keeps in memory; older messages stay in history_messages only. */
+  @IsInt({ message: "must be a whole number" })
+  @Min(1, { message: "must be at least 1" })
+  maxHistoryKb = 256;
+
+  /** Rooms this service may hold; past it nobody but a service administrator creates one. */
+  @IsInt({ message: "must be a whole number" })
+  @Min(1, { message: "must be at least 1" })
+  maxRooms = 100_000;
+
+  /** Rooms one user may own (created, or given); service administrators are exempt. */
+  @IsInt({ message: "must be a whole number" })
+  @Min(1, { message: "must be at least 1" })
+  maxRoomsPerUser = 100;
 }
 
 export class ConfigError extends Error {
@@ -232,6 +250,9 @@ const CONVERT: Partial<Record<SettingName, (value: RawValue) => unknown>> = {
   presenceBurst: toNumber,
   roomPresenceRate: toNumber,
   writeQueueLimit: toNumber,
+  maxHistoryKb: toNumber,
+  maxRooms: toNumber,
+  maxRoomsPerUser: toNumber,
 };
 
 function readConfigFile(path: string): { raw: RawSettings; problems: string[] } {

@@ -13,6 +13,7 @@ import type { RoomRequest } from "./room/api.js";
 import type { Room } from "./room/types.js";
 import { RoomTable } from "./room-table.js";
 import { emptyDmucState, type DmucState } from "./dmuc/state.js";
+import { checkRoomQuota, type RoomQuota } from "./room-quota.js";
 import { admitPresence, DEFAULT_FLOOD_LIMITS, emptyFloodState, isMuted, noteRefusal, pruneFloods, releaseCoalesced, type FloodLimits, type FloodState } from "./flood/limits.js";
 
 export interface EngineContext {
@@ -34,6 +35,10 @@ export interface ServiceSettings {
   readonly name: string;
   /** The domain whose users this gateway serves as a DMUC2 replica (DMUC_LOCAL_DOMAIN); served directly as primary. */
   readonly localDomain?: string;
+  /** The most characters of serialised history a room keeps in memory (DMUC_MAX_HISTORY_KB); no bound when absent. */
+  readonly maxHistoryChars?: number;
+  /** Room creation limits (DMUC_MAX_ROOMS, DMUC_MAX_ROOMS_PER_USER); none when absent. */
+  readonly roomQuota?: RoomQuota;
   /** Flood limits on entries, exits, nick changes and presence updates; DEFAULT_FLOOD_LIMITS when absent. */
   readonly flood?: FloodLimits;
 }
@@ -187,6 +192,9 @@ export class MucService {
       effects: request.effects,
     };
     const before = request.state.rooms.get(roomJid);
+    if (!before && request.stanza.name === "presence" && request.stanza.attrs.type === undefined && to.resource !== null) {
+      checkRoomQuota(request.state.rooms, this.settings.roomQuota, roomRequest.fromBare, roomJid, this.settings.admins);
+    }
     const after = this.api.rooms.handle(roomRequest, before);
     if (after !== before) {
       const rooms = after ? request.state.rooms.with(roomJid, after) : request.state.rooms.without(roomJid);

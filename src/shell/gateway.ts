@@ -41,7 +41,7 @@ export class Gateway {
     let state: ServiceState;
     try {
       const empty = emptyServiceState();
-      const rooms = RoomTable.from(await loadRooms(database.dataSource, config.maxHistoryMessages, log));
+      const rooms = RoomTable.from(await loadRooms(database.dataSource, config.maxHistoryMessages, log, config.maxHistoryKb * 1024));
       const now = Date.now();
       state = {
         ...empty,
@@ -64,6 +64,8 @@ export class Gateway {
         admins: new Set(config.admins),
         name: "Chatrooms",
         localDomain: config.localDomain,
+        maxHistoryChars: config.maxHistoryKb * 1024,
+        roomQuota: { maxRooms: config.maxRooms, maxRoomsPerUser: config.maxRoomsPerUser },
         flood: { joinRate: config.joinRate, joinBurst: config.joinBurst, presenceRate: config.presenceRate, presenceBurst: config.presenceBurst, roomPresenceRate: config.roomPresenceRate },
       },
       createPlugins({

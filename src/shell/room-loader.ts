@@ -1,5 +1,6 @@
 // Loads every stored room into engine state at start: configuration, affiliations, live occupants
 // (so nobody is kicked by a restart) and the recent history each room sends on entering.
+import { trimHistory } from "../core/room/history.js";
 import type { DataSource } from "typeorm";
 import parse from "@xmpp/xml/lib/parse.js";
 import type { Element } from "@xmpp/xml";
@@ -28,7 +29,7 @@ function parseStanza(text: string, log: Logger, what: string): Element | null {
   }
 }
 
-export async function loadRooms(dataSource: DataSource, historyLimit: number, log: Logger): Promise<Map<string, Room>> {
+export async function loadRooms(dataSource: DataSource, historyLimit: number, log: Logger, maxHistoryChars = Infinity): Promise<Map<string, Room>> {
   const rooms: RoomRow[] = await dataSource.query(`SELECT id, jid, config, subject, subject_nick, subject_changed_at, locked FROM rooms WHERE role = 'primary'`);
   const affiliations: AffiliationRow[] = await dataSource.query(`SELECT room_id, jid, affiliation, reason, nick FROM room_affiliations`);
   const occupants: OccupantRow[] = await dataSource.query(`SELECT room_id, nick, real_jid, role, occupant_id, presence FROM occupants ORDER BY updated_at, id`);
@@ -84,7 +85,7 @@ export async function loadRooms(dataSource: DataSource, historyLimit: number, lo
     list.push({ stanzaId: row.stanza_id, nick: row.nick, occupantId: row.occupant_id ?? "", senderJid: row.sender_jid ?? "", at: row.sent_at, stanza, chars: row.stanza.length });
     entries.set(row.room_id, list);
   }
-  for (const [id, list] of entries) update(id, (room) => ({ ...room, history: list.slice(-room.config.historyLength) }));
+  for (const [id, list] of entries) update(id, (room) => ({ ...room, history: trimHistory(list, room.config.historyLength, maxHistoryChars) }));
 
   return new Map([...byId.values()].map((room) => [room.jid, room]));
 }
