@@ -85,9 +85,27 @@ export async function loadRooms(dataSource: DataSource, historyLimit: number, lo
     list.push({ stanzaId: row.stanza_id, nick: row.nick, occupantId: row.occupant_id ?? "", senderJid: row.sender_jid ?? "", at: row.sent_at, stanza, chars: row.stanza.length });
     entries.set(row.room_id, list);
   }
-  for (const [id, list] of entries) update(id, (room) => ({ ...room, history: trimHistory(list, room.config.historyLength, maxHistoryChars) }));
+  // Rooms nobody is in keep their history on disk until someone enters (Gateway reads it back then).
+  for (const [id, list] of entries) {
+    update(id, (room) => (room.occupants.size === 0 ? { ...room, historyOnDisk: true } : { ...room, history: trimHistory(list, room.config.historyLength, maxHistoryChars) }));
+  }
 
   return new Map([...byId.values()].map((room) => [room.jid, room]));
+}
+
+/** One room's recent history, oldest first, as the room keeps it in memory (read back before an entry). */
+export async function loadRoomHistory(dataSource: DataSource, roomJid: string, limit: number, maxHistoryChars: number, log: Logger): Promise<HistoryEntry[]> {
+  const rows: HistoryRow[] = await dataSource.query(
+    `SELECT h.room_id, h.stanza_id, h.occupant_id, h.nick, h.sender_jid, h.stanza, h.sent_at FROM history_messages h JOIN rooms r ON r.id = h.room_id
+     WHERE r.jid = $1 AND r.role = 'primary' ORDER BY h.sent_at DESC, h.id DESC LIMIT $2`,
+    [roomJid, limit],
+  );
+  const entries: HistoryEntry[] = [];
+  for (const row of rows.reverse()) {
+    const stanza = parseStanza(row.stanza, log, "history message");
+    if (stanza) entries.push({ stanzaId: row.stanza_id, nick: row.nick, occupantId: row.occupant_id ?? "", senderJid: row.sender_jid ?? "", at: row.sent_at, stanza, chars: row.stanza.length });
+  }
+  return [...trimHistory(entries, limit, maxHistoryChars)];
 }
 
 interface LinkRowDb { room: string; replica_jid: string; served_domain: string; state: "active" | "split"; keepalive_seconds: number; history_limit: number | null; split_since: Date | null }

@@ -235,5 +235,5 @@ function play(steps: Step[]): void {
 test(`fuzz: ${RUNS * STANZAS_PER_RUN} hostile stanzas through the pure core keep every invariant`, () => {
   const seed = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : Date.now() ^ (Math.random() * 0x7fffffff);
   const steps = fc.array(step, { minLength: STANZAS_PER_RUN, maxLength: STANZAS_PER_RUN }).map((s) => s.map((x) => Object.assign(x, { [fc.toStringMethod]: () => `+${x.advance}ms${x.tick ? " tick" : ""} ${x.stanza.toString().slice(0, 400)}` })));
-  fc.assert(fc.property(steps, (s) => play(s)), { seed, numRuns: RUNS, endOnFailure: process.env.FUZZ_NO_SHRINK === "1", verbose: 1, includeErrorInReport: true });
+  fc.assert(fc.property(steps, (s) => play(s)), { seed, numRuns: RUNS, endOnFailure: process.env.FUZZ_NO_SHRINK === "1", verbose: 1, includeErrorInReport: true, interruptAfterTimeLimit: 300_000 });
 });
