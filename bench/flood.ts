@@ -10,7 +10,7 @@ import xml, { type Element } from "@xmpp/xml";
 import { readFileSync } from "node:fs";
 import type { BenchOptions, Cell, Report } from "./lib/report.js";
 import { fmt } from "./lib/report.js";
-import { isSelfPresence, joinPresence, SIDES, startMucRig, type BenchClient, type MucRig, type Side } from "./lib/muc-rig.js";
+import { cpuPercent, isSelfPresence, joinPresence, SIDES, startMucRig, type BenchClient, type MucRig, type Side } from "./lib/muc-rig.js";
 import { percentile, ratio, sleep } from "./lib/stats.js";
 
 export const name = "flood";
@@ -40,6 +40,8 @@ interface Result {
   errorsBack: number;
   rssPeak: { gateway: number; prosody: number };
   rssAfter: { gateway: number; prosody: number };
+  /** CPU% of one core during the flood. */
+  cpu: { prosody: number; gateway: number };
 }
 
 function rssMb(pid: number | undefined): number {
@@ -129,8 +131,10 @@ async function runScenario(rig: MucRig, side: Side, scenario: Scenario, duration
   let errorsBack = 0;
   try {
     if (scenario === "no flood") {
+      const c0 = rig.cpu();
       const during = await measure(rig, side, durationMs);
-      return { scenario, side, during, after: during, flooded, errorsBack, rssPeak, rssAfter: { gateway: rssMb(rig.gateway.pid), prosody: rssMb(rig.prosody.pid) } };
+      const cpu = cpuPercent(c0, rig.cpu());
+      return { scenario, side, during, after: during, flooded, errorsBack, rssPeak, rssAfter: { gateway: rssMb(rig.gateway.pid), prosody: rssMb(rig.prosody.pid) }, cpu };
     }
     const { client, next } = await flooder(rig, side, scenario, n);
     client.listener = (el) => {
@@ -146,13 +150,15 @@ async function runScenario(rig: MucRig, side: Side, scenario: Scenario, duration
         await new Promise((resolve) => setImmediate(resolve));
       }
     })();
+    const c0 = rig.cpu();
     const during = await measure(rig, side, durationMs);
+    const cpu = cpuPercent(c0, rig.cpu());
     flooding = false;
     await loop;
     const after = await measure(rig, side, AFTER_MS);
     client.listener = undefined;
     client.destroy();
-    return { scenario, side, during, after, flooded, errorsBack, rssPeak, rssAfter: { gateway: rssMb(rig.gateway.pid), prosody: rssMb(rig.prosody.pid) } };
+    return { scenario, side, during, after, flooded, errorsBack, rssPeak, rssAfter: { gateway: rssMb(rig.gateway.pid), prosody: rssMb(rig.prosody.pid) }, cpu };
   } finally {
     clearInterval(sampler);
   }
@@ -170,7 +176,9 @@ export async function run(options: BenchOptions): Promise<Report> {
     await measure(rig, "ours", 1_000); // warm-up
     await measure(rig, "prosody", 1_000);
     let n = 0;
-    for (const scenario of SCENARIOS) {
+    // BENCH_FLOOD=entry,nick: only the scenarios whose names start so (and the no-flood baseline).
+    const only = (process.env.BENCH_FLOOD ?? "").split(",").map((x) => x.trim()).filter(Boolean);
+    for (const scenario of SCENARIOS.filter((sc) => sc === "no flood" || only.length === 0 || only.some((o) => sc.startsWith(o)))) {
       for (const side of SIDES) {
         await sleep(1_000);
         const r = await runScenario(rig, side, scenario, durationMs, ++n);
@@ -201,12 +209,14 @@ export async function run(options: BenchOptions): Promise<Report> {
     fmt(r.rssAfter.gateway, 0),
     fmt(r.rssPeak.prosody, 0),
     fmt(r.rssAfter.prosody, 0),
+    fmt(r.cpu.gateway, 0),
+    fmt(r.cpu.prosody, 0),
   ]);
   return {
     tables: [
       {
         title: "Others' probe latency (ms) while one user floods, and in the 5 s after; x no-flood = ratio to the same side's no-flood figure",
-        columns: ["flood", "MUC", "p50", "p99", "p50 x no-flood", "p99 x no-flood", "after p50", "after p99", "probes received", "flood stanzas", "errors to flooder", "gateway RSS peak MB", "gateway RSS after", "Prosody RSS peak MB", "Prosody RSS after"],
+        columns: ["flood", "MUC", "p50", "p99", "p50 x no-flood", "p99 x no-flood", "after p50", "after p99", "probes received", "flood stanzas", "errors to flooder", "gateway RSS peak MB", "gateway RSS after", "Prosody RSS peak MB", "Prosody RSS after", "CPU% gateway", "CPU% Prosody"],
         rows,
       },
     ],
