@@ -176,7 +176,7 @@ export class MucService {
         nick: to.resource,
         now: request.context.now.getTime(),
       });
-      if (admitted.verdict === "refuse") throw new StanzaError("wait", "policy-violation", "You are entering and leaving too fast; wait a moment", { by: roomJid });
+      if (admitted.verdict === "refuse") throw new StanzaError("wait", "policy-violation", "Too many entries, exits or nick changes; wait a moment", { by: roomJid });
       request.state = { ...request.state, floods: admitted.floods };
       if (admitted.verdict === "coalesce") return request.state;
     }
