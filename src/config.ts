@@ -172,6 +172,18 @@ export const SETTINGS = {
     },
     integer(100),
   ),
+  maxHistoryKb: setting(
+    { env: "DMUC_MAX_HISTORY_KB", doc: "kilobytes of history (serialised messages) a room keeps in memory; older messages stay in `history_messages`", default: 256 },
+    integer(1),
+  ),
+  maxRooms: setting(
+    { env: "DMUC_MAX_ROOMS", doc: "rooms the service may hold; past it, creating a room gets `not-allowed` (service administrators are exempt)", default: 100_000 },
+    integer(1),
+  ),
+  maxRoomsPerUser: setting(
+    { env: "DMUC_MAX_ROOMS_PER_USER", doc: "rooms one user may own (created, or given); past it, creating a room gets `not-allowed` (service administrators are exempt)", default: 100 },
+    integer(1),
+  ),
   keepaliveSeconds: setting(
     { env: "DMUC_KEEPALIVE", doc: "DMUC2: idle seconds before a link is pinged (what a primary offers; replicas take at least 10)", default: 60 },
     integer(1, Number.MAX_SAFE_INTEGER, "a whole number of seconds"),

@@ -148,6 +148,8 @@ export const joinPresence = (room: string, nick: string, maxStanzas?: number): E
 
 export interface RigOptions {
   log(message: string): void;
+  /** Gateway environment over the rig's (e.g. the flood benchmark puts the flood limits back to their defaults). */
+  gatewayEnv?: Record<string, string | undefined>;
 }
 
 export async function startMucRig(options: RigOptions): Promise<MucRig> {
@@ -219,6 +221,7 @@ export async function startMucRig(options: RigOptions): Promise<MucRig> {
             .filter(Boolean)
             .join(" ") || undefined,
         BENCH_PROFILE_DIR: process.env.BENCH_PROFILE_DIR,
+        ...options.gatewayEnv,
       },
     });
     const gaveUp = new AbortController();

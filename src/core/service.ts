@@ -13,7 +13,8 @@ import type { RoomRequest } from "./room/api.js";
 import type { Room } from "./room/types.js";
 import { RoomTable } from "./room-table.js";
 import { emptyDmucState, type DmucState } from "./dmuc/state.js";
-import { admitPresence, DEFAULT_FLOOD_LIMITS, emptyFloodState, noteRefusal, pruneFloods, releaseCoalesced, type FloodLimits, type FloodState } from "./flood/limits.js";
+import { checkRoomQuota, type RoomQuota } from "./room-quota.js";
+import { admitPresence, DEFAULT_FLOOD_LIMITS, emptyFloodState, isMuted, noteRefusal, pruneFloods, releaseCoalesced, type FloodLimits, type FloodState } from "./flood/limits.js";
 
 export interface EngineContext {
   /** The time the shell received the stanza. */
@@ -34,6 +35,10 @@ export interface ServiceSettings {
   readonly name: string;
   /** The domain whose users this gateway serves as a DMUC2 replica (DMUC_LOCAL_DOMAIN); served directly as primary. */
   readonly localDomain?: string;
+  /** The most characters of serialised history a room keeps in memory (DMUC_MAX_HISTORY_KB); no bound when absent. */
+  readonly maxHistoryChars?: number;
+  /** Room creation limits (DMUC_MAX_ROOMS, DMUC_MAX_ROOMS_PER_USER); none when absent. */
+  readonly roomQuota?: RoomQuota;
   /** Flood limits on entries, exits, nick changes and presence updates; DEFAULT_FLOOD_LIMITS when absent. */
   readonly flood?: FloodLimits;
 }
@@ -135,6 +140,8 @@ export class MucService {
   }
 
   handle(state: ServiceState, stanza: Element, context: EngineContext): Outcome {
+    // A flood just refused costs a map lookup, before any parsing (issue 16 point 7).
+    if (isMuted(state.floods, stanza, context.now.getTime())) return { state, effects: [] };
     const from = parseJid(stanza.attrs.from);
     // The server stamps `from` on everything it routes to us; without one there is nobody to answer.
     if (!from) return { state, effects: [logEffect("warn", "stanza.no_from", { name: stanza.name })] };
@@ -169,7 +176,7 @@ export class MucService {
         nick: to.resource,
         now: request.context.now.getTime(),
       });
-      if (admitted.verdict === "refuse") throw new StanzaError("wait", "policy-violation", "You are entering and leaving too fast; wait a moment", { by: roomJid });
+      if (admitted.verdict === "refuse") throw new StanzaError("wait", "policy-violation", "Too many entries, exits or nick changes; wait a moment", { by: roomJid });
       request.state = { ...request.state, floods: admitted.floods };
       if (admitted.verdict === "coalesce") return request.state;
     }
@@ -185,6 +192,9 @@ export class MucService {
       effects: request.effects,
     };
     const before = request.state.rooms.get(roomJid);
+    if (!before && request.stanza.name === "presence" && request.stanza.attrs.type === undefined && to.resource !== null) {
+      checkRoomQuota(request.state.rooms, this.settings.roomQuota, roomRequest.fromBare, roomJid, this.settings.admins);
+    }
     const after = this.api.rooms.handle(roomRequest, before);
     if (after !== before) {
       const rooms = after ? request.state.rooms.with(roomJid, after) : request.state.rooms.without(roomJid);
@@ -238,8 +248,8 @@ export class MucService {
    */
   private refusal(state: ServiceState, stanza: Element, from: Jid, err: StanzaError, context: EngineContext): Outcome {
     const fromFull = jidToString(from);
-    const noted = noteRefusal(state.floods, fromFull, context.now.getTime());
-    if (!noted.answer && stanza.name === "presence") return { state, effects: [] };
+    const noted = noteRefusal(state.floods, fromFull, stanza, context.now.getTime());
+    if (!noted.answer && stanza.name === "presence") return { state: { ...state, floods: noted.floods }, effects: [] };
     const effects = this.failure(stanza, err);
     if (noted.audit) {
       const roomJid = err.spec.by ?? null;

@@ -11,11 +11,15 @@ import { liveContext } from "./clock.js";
 import { EffectRunner, type EffectRunnerHealth } from "./effect-runner.js";
 import { send } from "../core/effects.js";
 import { errorReply, mayAnswerWithError } from "../xmpp/stanza.js";
-import { loadLinks, loadReplicas, loadRooms } from "./room-loader.js";
+import { loadLinks, loadReplicas, loadRoomHistory, loadRooms } from "./room-loader.js";
+import { trimHistory } from "../core/room/history.js";
 import { RoomTable } from "../core/room-table.js";
 import { RoomStore } from "./room-store.js";
 
 const TICK_MS = 1000;
+/** Stanzas held for one room while its history is read (a flood beyond it is dropped). */
+const HELD_LIMIT = 1000;
+const HISTORY_READ_TIMEOUT_MS = 2000;
 
 /** SIGTERM or SIGINT came while the gateway was starting: it has closed what it opened. */
 export class StartAborted extends Error {
@@ -31,6 +35,8 @@ export class Gateway {
   /** Drives the service's timers (DMUC2 keepalives, query timeouts). */
   private ticker: NodeJS.Timeout | null = null;
   private lastQueueRefusalLog = 0;
+  /** Stanzas of rooms whose history is being read back, by lane. */
+  private readonly heldForHistory = new Map<string, Element[]>();
 
   private constructor(
     private readonly config: GatewayConfig,
@@ -50,7 +56,7 @@ export class Gateway {
     try {
       if (signal?.aborted) throw new StartAborted();
       const empty = emptyServiceState();
-      const rooms = RoomTable.from(await loadRooms(database.dataSource, config.maxHistoryMessages, log));
+      const rooms = RoomTable.from(await loadRooms(database.dataSource, config.maxHistoryMessages, log, config.maxHistoryKb * 1024));
       const now = Date.now();
       state = {
         ...empty,
@@ -73,6 +79,8 @@ export class Gateway {
         admins: new Set(config.admins),
         name: "Chatrooms",
         localDomain: config.localDomain,
+        maxHistoryChars: config.maxHistoryKb * 1024,
+        roomQuota: { maxRooms: config.maxRooms, maxRoomsPerUser: config.maxRoomsPerUser },
         flood: { joinRate: config.joinRate, joinBurst: config.joinBurst, presenceRate: config.presenceRate, presenceBurst: config.presenceBurst, roomPresenceRate: config.roomPresenceRate },
       },
       createPlugins({
@@ -129,8 +137,44 @@ export class Gateway {
   }
 
   private receive(stanza: Element): void {
+    const lane = laneOf(stanza);
+    // While a room's history is read back from the database, its stanzas wait, in order; other rooms go on.
+    const held = this.heldForHistory.get(lane);
+    if (held) {
+      if (held.length < HELD_LIMIT) held.push(stanza);
+      else this.log.warn("history.held_dropped", { to: stanza.attrs.to, from: stanza.attrs.from });
+      return;
+    }
+    if (stanza.name === "presence" && stanza.attrs.type === undefined && String(stanza.attrs.to ?? "").includes("/") && this.state.rooms.get(lane)?.historyOnDisk) {
+      this.heldForHistory.set(lane, [stanza]);
+      void this.readHistory(lane);
+      return;
+    }
+    this.process(stanza, lane);
+  }
+
+  /** Puts a room's recent history back in memory before the entry that needs it (issue 16 point 8). */
+  private async readHistory(lane: string): Promise<void> {
     try {
-      const lane = laneOf(stanza);
+      const read = loadRoomHistory(this.database.dataSource, lane, this.config.maxHistoryMessages, this.config.maxHistoryKb * 1024, this.log);
+      const entries = await Promise.race([read, new Promise<never>((_, reject) => setTimeout(() => reject(new Error("timed out")), HISTORY_READ_TIMEOUT_MS).unref())]);
+      const room = this.state.rooms.get(lane);
+      if (room?.historyOnDisk) {
+        const history = trimHistory(entries, room.config.historyLength, this.config.maxHistoryKb * 1024);
+        this.state = { ...this.state, rooms: this.state.rooms.with(lane, { ...room, history, historyOnDisk: false }) };
+      }
+    } catch (err) {
+      // The database is away: the entry goes on without history rather than wait for it.
+      this.log.warn("history.read_failed", { room: lane, error: err });
+    } finally {
+      const held = this.heldForHistory.get(lane) ?? [];
+      this.heldForHistory.delete(lane);
+      for (const stanza of held) this.process(stanza, lane);
+    }
+  }
+
+  private process(stanza: Element, lane: string): void {
+    try {
       const outcome = this.service.handle(this.state, stanza, liveContext());
       // Past the queue's bound (the database is away), a stanza that needs a write changes nothing and
       // is answered wait/resource-constraint; leaving a room is always let through (bounded by sessions).

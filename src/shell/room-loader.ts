@@ -1,6 +1,7 @@
 // Loads every stored room into engine state at start: configuration, affiliations, live occupants
 // (so nobody is kicked by a restart) and the recent history each room sends on entering, in the
 // room's order (history_messages.seq: the order occupants saw, which times alone cannot give).
+import { trimHistory } from "../core/room/history.js";
 import type { DataSource } from "typeorm";
 import parse from "@xmpp/xml/lib/parse.js";
 import type { Element } from "@xmpp/xml";
@@ -29,7 +30,7 @@ function parseStanza(text: string, log: Logger, what: string): Element | null {
   }
 }
 
-export async function loadRooms(dataSource: DataSource, historyLimit: number, log: Logger): Promise<Map<string, Room>> {
+export async function loadRooms(dataSource: DataSource, historyLimit: number, log: Logger, maxHistoryChars = Infinity): Promise<Map<string, Room>> {
   const rooms: RoomRow[] = await dataSource.query(`SELECT id, jid, config, subject, subject_nick, subject_changed_at, locked FROM rooms WHERE role = 'primary'`);
   const affiliations: AffiliationRow[] = await dataSource.query(`SELECT room_id, jid, affiliation, reason, nick FROM room_affiliations`);
   const occupants: OccupantRow[] = await dataSource.query(`SELECT room_id, nick, real_jid, role, occupant_id, presence FROM occupants ORDER BY updated_at, id`);
@@ -85,9 +86,27 @@ export async function loadRooms(dataSource: DataSource, historyLimit: number, lo
     list.push({ stanzaId: row.stanza_id, nick: row.nick, occupantId: row.occupant_id ?? "", senderJid: row.sender_jid ?? "", at: row.sent_at, stanza, chars: row.stanza.length });
     entries.set(row.room_id, list);
   }
-  for (const [id, list] of entries) update(id, (room) => ({ ...room, history: list.slice(-room.config.historyLength) }));
+  // Rooms nobody is in keep their history on disk until someone enters (Gateway reads it back then).
+  for (const [id, list] of entries) {
+    update(id, (room) => (room.occupants.size === 0 ? { ...room, historyOnDisk: true } : { ...room, history: trimHistory(list, room.config.historyLength, maxHistoryChars) }));
+  }
 
   return new Map([...byId.values()].map((room) => [room.jid, room]));
+}
+
+/** One room's recent history, oldest first, as the room keeps it in memory (read back before an entry). */
+export async function loadRoomHistory(dataSource: DataSource, roomJid: string, limit: number, maxHistoryChars: number, log: Logger): Promise<HistoryEntry[]> {
+  const rows: HistoryRow[] = await dataSource.query(
+    `SELECT h.room_id, h.stanza_id, h.occupant_id, h.nick, h.sender_jid, h.stanza, h.sent_at FROM history_messages h JOIN rooms r ON r.id = h.room_id
+     WHERE r.jid = $1 AND r.role = 'primary' ORDER BY h.seq DESC LIMIT $2`,
+    [roomJid, limit],
+  );
+  const entries: HistoryEntry[] = [];
+  for (const row of rows.reverse()) {
+    const stanza = parseStanza(row.stanza, log, "history message");
+    if (stanza) entries.push({ stanzaId: row.stanza_id, nick: row.nick, occupantId: row.occupant_id ?? "", senderJid: row.sender_jid ?? "", at: row.sent_at, stanza, chars: row.stanza.length });
+  }
+  return [...trimHistory(entries, limit, maxHistoryChars)];
 }
 
 interface LinkRowDb { room: string; replica_jid: string; served_domain: string; state: "active" | "split"; keepalive_seconds: number; history_limit: number | null; split_since: Date | null }

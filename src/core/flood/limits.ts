@@ -29,6 +29,12 @@ export const DEFAULT_FLOOD_LIMITS: FloodLimits = { joinRate: 1, joinBurst: 10, p
 export const REFUSAL_ANSWER_MS = 1_000;
 /** A session refused again within this time is the same flood: audited once. */
 export const REFUSAL_EPISODE_MS = 60_000;
+/**
+ * After a refusal, the same sender's stanzas of the same kind to the same room are dropped unread for
+ * this long (no JID parsing, no room lookup): at most ten full checks a second per flooder. A message
+ * bucket at its default rate gains one token per 100 ms, so a sender loses at most that token.
+ */
+export const MUTE_MS = 100;
 
 interface Bucket {
   readonly tokens: number;
@@ -47,9 +53,24 @@ export interface FloodState {
   readonly coalesced: SharedMap<CoalescedPresence>;
   /** Full JID -> when it was last answered a wait/policy-violation. */
   readonly refused: SharedMap<number>;
+  /** muteKey() of a refused stanza -> until when its like are dropped unread. */
+  readonly muted: SharedMap<number>;
 }
 
-export const emptyFloodState = (): FloodState => ({ buckets: SharedMap.empty(), coalesced: SharedMap.empty(), refused: SharedMap.empty() });
+export const emptyFloodState = (): FloodState => ({ buckets: SharedMap.empty(), coalesced: SharedMap.empty(), refused: SharedMap.empty(), muted: SharedMap.empty() });
+
+/**
+ * What identifies "the same flood" from the raw attributes alone: sender, stanza name and the room's
+ * address as sent. Null for what is never muted: IQs, exits and errors.
+ */
+export function muteKey(stanza: Element): string | null {
+  if (stanza.name === "iq") return null;
+  const type = stanza.attrs.type;
+  if (type === "unavailable" || type === "error") return null;
+  const to = String(stanza.attrs.to ?? "");
+  const slash = to.indexOf("/");
+  return `${stanza.attrs.from}\u0000${stanza.name}\u0000${slash === -1 ? to : to.slice(0, slash)}`;
+}
 
 export type FloodVerdict = "pass" | "refuse" | "coalesce";
 
@@ -150,10 +171,21 @@ export function releaseCoalesced(floods: FloodState, limits: FloodLimits, now: n
  * refusing a flood costs almost nothing and does not flood the sender's server back) and audited (the
  * first of an episode).
  */
-export function noteRefusal(floods: FloodState, fullJid: string, now: number): { answer: boolean; audit: boolean; floods: FloodState } {
+export function noteRefusal(floods: FloodState, fullJid: string, stanza: Element, now: number): { answer: boolean; audit: boolean; floods: FloodState } {
+  const key = muteKey(stanza);
+  if (key !== null) floods = { ...floods, muted: floods.muted.with(key, now + MUTE_MS) };
   const last = floods.refused.get(fullJid);
   if (last !== undefined && now - last < REFUSAL_ANSWER_MS) return { answer: false, audit: false, floods };
   return { answer: true, audit: last === undefined || now - last >= REFUSAL_EPISODE_MS, floods: { ...floods, refused: floods.refused.with(fullJid, now) } };
+}
+
+/** Whether the stanza is one of a flood just refused (see MUTE_MS): then it is dropped unread. */
+export function isMuted(floods: FloodState, stanza: Element, now: number): boolean {
+  if (floods.muted.size === 0) return false;
+  const key = muteKey(stanza);
+  if (key === null) return false;
+  const until = floods.muted.get(key);
+  return until !== undefined && now < until;
 }
 
 /** Forgets full buckets and old refusals, so that the state holds only recent senders (on each tick). */
@@ -162,5 +194,6 @@ export function pruneFloods(floods: FloodState, limits: FloodLimits, now: number
   const idleMs = Math.max(limits.joinBurst / limits.joinRate, limits.presenceBurst / limits.presenceRate, 1) * 1000;
   const buckets = floods.buckets.filter((b) => now - b.at < idleMs);
   const refused = floods.refused.filter((at) => now - at < REFUSAL_EPISODE_MS);
-  return buckets === floods.buckets && refused === floods.refused ? floods : { ...floods, buckets, refused };
+  const muted = floods.muted.filter((until) => now < until);
+  return buckets === floods.buckets && refused === floods.refused && muted === floods.muted ? floods : { ...floods, buckets, refused, muted };
 }

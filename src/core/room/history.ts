@@ -30,6 +30,24 @@ export function parseHistoryRequest(join: Element): HistoryRequest {
   };
 }
 
+/**
+ * The newest entries within a room's history length and the service's memory bound (characters of
+ * serialised XML, DMUC_MAX_HISTORY_KB): older ones stay in history_messages, not in memory. The newest
+ * entry is always kept.
+ */
+export function trimHistory(history: readonly HistoryEntry[], maxMessages: number, maxChars: number): readonly HistoryEntry[] {
+  let start = Math.max(0, history.length - maxMessages);
+  let chars = 0;
+  for (let i = history.length - 1; i >= start; i--) {
+    chars += history[i]!.chars;
+    if (chars > maxChars && i < history.length - 1) {
+      start = i + 1;
+      break;
+    }
+  }
+  return start === 0 ? history : history.slice(start);
+}
+
 /** The entries to send, newest last, after every limit applied (§7.2.15: the strictest wins). */
 export function selectHistory(history: readonly HistoryEntry[], request: HistoryRequest, now: Date, cap: number): HistoryEntry[] {
   const limit = Math.min(cap, request.maxStanzas ?? cap);

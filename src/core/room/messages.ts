@@ -11,6 +11,7 @@ import { broadcastStanza, saveRoom } from "./broadcast.js";
 import { occupantOfSession } from "./mutate.js";
 import { addressed } from "./presence.js";
 import type { HistoryEntry, Occupant, Room } from "./types.js";
+import { trimHistory } from "./history.js";
 
 const notInRoom = (room: Room) => new StanzaError("modify", "not-acceptable", "You are not currently connected to this chat", { by: room.jid });
 
@@ -88,8 +89,7 @@ function broadcastMessage(request: RoomRequest, room: Room, occupant: Occupant, 
       stanza: out,
       chars: out.toString().length,
     };
-    const kept = room.history.length >= room.config.historyLength ? room.history.slice(room.history.length - room.config.historyLength + 1) : room.history;
-    next = { ...room, history: [...kept, entry] };
+    next = { ...room, history: trimHistory([...room.history, entry], room.config.historyLength, request.settings.maxHistoryChars ?? Infinity) };
     request.effects.push(store({ op: "history.append", roomJid: room.jid, entry }));
   }
   if (request.context.catchUp) {

@@ -164,9 +164,13 @@ export function leave(hooks: Hooks<RoomEvents>, request: RoomRequest, room: Room
   return dropIfAbandoned(request, event.room);
 }
 
-/** A temporary room ends with its last occupant (XEP-0045 §10.9). */
+/**
+ * A temporary room ends with its last occupant (XEP-0045 §10.9); a persistent one lets its history go
+ * from memory (it is in history_messages; the shell reads it back when someone enters).
+ */
 export function dropIfAbandoned(request: RoomRequest, room: Room): Room | undefined {
-  if (room.occupants.size > 0 || room.config.persistent) return room;
+  if (room.occupants.size > 0) return room;
+  if (room.config.persistent) return room.history.length === 0 ? room : { ...room, history: [], historyOnDisk: true };
   request.effects.push(store({ op: "room.delete", roomJid: room.jid }));
   return undefined;
 }

@@ -95,6 +95,11 @@ export interface Room {
   readonly throttle: ReadonlyMap<string, TokenBucket>;
   readonly subject: Subject | null;
   readonly history: readonly HistoryEntry[];
+  /**
+   * Set on a persistent room that nobody is in: its history was let go from memory and lives in
+   * history_messages only; the shell reads it back before the next entry (issue 16 point 8).
+   */
+  readonly historyOnDisk?: boolean;
 }
 
 export const DEFAULT_ROOM_CONFIG: RoomConfig = {
