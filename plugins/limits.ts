@@ -7,6 +7,7 @@
 import type { Plugin } from "../src/core/service.js";
 import { StanzaError } from "../src/core/stanza-error.js";
 import type { TokenBucket } from "../src/core/room/types.js";
+import { SENDING_TOO_FAST } from "../src/core/flood/limits.js";
 
 export interface LimitOptions {
   ratePerSecond: number;
@@ -35,7 +36,7 @@ export function limitsPlugin(options: LimitOptions): Plugin {
           if (!occupant) return undefined; // entering is limited by the room's own checks
           if (request.context.catchUp) return undefined; // netjoin hands over what was already sent, at its own pace
           const bucket = takeToken(room.throttle.get(occupant.bareJid), request.context.now.getTime(), options);
-          if (!bucket) return new StanzaError("wait", "policy-violation", "You are sending too fast; wait a moment", { by: room.jid });
+          if (!bucket) return new StanzaError("wait", "policy-violation", SENDING_TOO_FAST, { by: room.jid });
           event.room = { ...room, throttle: new Map(room.throttle).set(occupant.bareJid, bucket) };
           return undefined;
         },

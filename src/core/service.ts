@@ -14,7 +14,7 @@ import type { Room } from "./room/types.js";
 import { RoomTable } from "./room-table.js";
 import { emptyDmucState, type DmucState } from "./dmuc/state.js";
 import { checkRoomQuota, type RoomQuota } from "./room-quota.js";
-import { admitPresence, DEFAULT_FLOOD_LIMITS, emptyFloodState, isMuted, noteRefusal, pruneFloods, releaseCoalesced, type FloodLimits, type FloodState } from "./flood/limits.js";
+import { admitPresence, DEFAULT_FLOOD_LIMITS, emptyFloodState, isMuted, SENDING_TOO_FAST, noteRefusal, pruneFloods, releaseCoalesced, type FloodLimits, type FloodState } from "./flood/limits.js";
 
 export interface EngineContext {
   /** The time the shell received the stanza. */
@@ -141,7 +141,13 @@ export class MucService {
 
   handle(state: ServiceState, stanza: Element, context: EngineContext): Outcome {
     // A flood just refused costs a map lookup, before any parsing (issue 16 point 7).
-    if (isMuted(state.floods, stanza, context.now.getTime())) return { state, effects: [] };
+    if (isMuted(state.floods, stanza, context.now.getTime())) {
+      // Still, a message is answered, from its raw attributes, as Prosody's muc_limits answers every
+      // stanza it drops: its sender's client must mark it as not sent. Presences stay silent.
+      if (stanza.name !== "message") return { state, effects: [] };
+      const room = String(stanza.attrs.to ?? "").split("/")[0]!;
+      return { state, effects: this.failure(stanza, new StanzaError("wait", "policy-violation", SENDING_TOO_FAST, { by: room })) };
+    }
     const from = parseJid(stanza.attrs.from);
     // The server stamps `from` on everything it routes to us; without one there is nobody to answer.
     if (!from) return { state, effects: [logEffect("warn", "stanza.no_from", { name: stanza.name })] };

@@ -36,6 +36,9 @@ export const REFUSAL_EPISODE_MS = 60_000;
  */
 export const MUTE_MS = 100;
 
+/** The text of a message's wait/policy-violation, from the rate limit or while its flood is muted. */
+export const SENDING_TOO_FAST = "You are sending too fast; wait a moment";
+
 interface Bucket {
   readonly tokens: number;
   readonly at: number;
