@@ -53,6 +53,61 @@ other servers (state negotiating, active or split, since when split, last heard)
 it replicates, its primary. Reads the database of a running gateway (its embedded PostgreSQL when it
 runs one in DMUC_DATA_DIR) without disturbing it.`,
   },
+  {
+    name: "rooms list",
+    command: "rooms",
+    positionals: [],
+    options: { json: JSON_OPTION },
+    summary: "list the rooms with their occupants, persistence and last activity",
+    description: `Lists the rooms: occupants, persistent or temporary, public or hidden, last activity. Asks the
+running gateway of DMUC_DOMAIN; with none running, reads the database.`,
+  },
+  {
+    name: "rooms show",
+    command: "rooms",
+    positionals: ["ROOM"],
+    options: { json: JSON_OPTION },
+    summary: "show a room's configuration, affiliations and occupants",
+    description: `Shows one room (ROOM is a room JID, or its name on DMUC_DOMAIN): configuration, affiliations
+and occupants.`,
+  },
+  {
+    name: "rooms create",
+    command: "rooms",
+    positionals: ["ROOM"],
+    options: {
+      name: { type: "string", value: "TEXT", help: "the room's name" },
+      description: { type: "string", value: "TEXT", help: "the room's description" },
+      temporary: { type: "boolean", help: "destroyed when the last occupant leaves (default: persistent)" },
+      hidden: { type: "boolean", help: "not listed in disco#items (default: public)" },
+      "members-only": { type: "boolean", help: "only members may enter" },
+      password: { type: "string", value: "TEXT", help: "password to enter" },
+      owner: { type: "string", multiple: true, value: "JID", help: "an owner (repeatable; default: none, service admins own every room)" },
+    },
+    summary: "create a room, configured and unlocked",
+    description: `Creates a room as a service administrator would (the XEP-0050 command of the same name), effective
+at once on the running gateway; with none running, the next start serves it.`,
+  },
+  {
+    name: "rooms destroy",
+    command: "rooms",
+    positionals: ["ROOM"],
+    options: {
+      reason: { type: "string", value: "TEXT", help: "reason shown to the occupants" },
+      venue: { type: "string", value: "JID", help: "alternate room the occupants are pointed to" },
+    },
+    summary: "destroy a room; its occupants are told why and where to go",
+    description: `Destroys a room as a service administrator would (XEP-0045 §10.9): its occupants get the
+<destroy/> with the reason and the alternate venue. Its history and audit trail are kept.`,
+  },
+  {
+    name: "occupants",
+    command: "occupants",
+    positionals: ["ROOM"],
+    options: { json: JSON_OPTION },
+    summary: "list a room's occupants (nick, role, affiliation, real JIDs)",
+    description: `Lists the occupants of a room: nickname, role, affiliation and the real JIDs of their sessions.`,
+  },
 ];
 
 export type Invocation =

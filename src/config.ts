@@ -11,7 +11,7 @@ import { LOG_LEVELS } from "./log.js";
 import { parseBareJid } from "./xmpp/jid.js";
 
 /** The commands, as far as configuration is concerned: each needs its own required settings. */
-export const COMMANDS = ["start", "migrate", "links"] as const;
+export const COMMANDS = ["start", "migrate", "links", "rooms", "occupants"] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 type RawValue = string | number | boolean | string[];
@@ -122,7 +122,7 @@ function setting<T, S extends Spec<T>>(spec: S, parse: (value: RawValue) => T): 
 export const SETTINGS = {
   xmppService: setting({ env: "DMUC_XMPP_SERVICE", doc: "the server's component port, `xmpp://HOST:PORT`", requiredFor: ["start"] }, xmppUrl),
   domain: setting(
-    { env: "DMUC_DOMAIN", doc: "the component's domain, e.g. `conference.example.org`", requiredFor: ["start"] },
+    { env: "DMUC_DOMAIN", doc: "the component's domain, e.g. `conference.example.org`", requiredFor: ["start", "rooms", "occupants"] },
     domainName("conference.example.org"),
   ),
   secret: setting({ env: "DMUC_SECRET", doc: "the component secret (`component_secret` in Prosody)", requiredFor: ["start"], secret: true }, text),

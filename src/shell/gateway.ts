@@ -12,8 +12,43 @@ import { EffectRunner } from "./effect-runner.js";
 import { loadLinks, loadReplicas, loadRooms } from "./room-loader.js";
 import { RoomTable } from "../core/room-table.js";
 import { RoomStore } from "./room-store.js";
+import { DomainLease } from "../db/domain-lease.js";
+import { AdminError, runAdminCommand, type AdminCommand } from "../../plugins/admin-commands.js";
+import { serveAdminChannel, type AdminReply } from "./admin-channel.js";
 
 const TICK_MS = 1000;
+
+/** The MUC service with the plugins as configured (the gateway's, and the command line's when no gateway runs). */
+export function createService(config: GatewayConfig): MucService {
+  return new MucService(
+    { domain: config.domain, admins: new Set(config.admins), name: "Chatrooms", localDomain: config.localDomain },
+    createPlugins({
+      maxHistoryMessages: config.maxHistoryMessages,
+      maxBodyChars: config.maxBodyChars,
+      ratePerSecond: config.rateLimitPerSecond,
+      burst: config.rateLimitBurst,
+      links: { keepaliveSeconds: config.keepaliveSeconds, linkTimeoutSeconds: config.linkTimeoutSeconds, splitPingSeconds: config.splitPingSeconds, splitAway: config.splitAway, trustPrimaryEnter: config.trustPrimaryEnter, splitEntry: config.splitEntry },
+    }),
+  );
+}
+
+/** Every room, link and replicated room as stored. */
+export async function loadServiceState(database: Database, config: GatewayConfig, log: Logger): Promise<ServiceState> {
+  const empty = emptyServiceState();
+  const rooms = RoomTable.from(await loadRooms(database.dataSource, config.maxHistoryMessages, log));
+  const now = Date.now();
+  const state: ServiceState = {
+    rooms,
+    dmuc: { ...empty.dmuc, links: await loadLinks(database.dataSource, rooms, now), replicated: await loadReplicas(database.dataSource, now, log) },
+  };
+  log.info("gateway.rooms_restored", {
+    rooms: state.rooms.size,
+    occupants: [...state.rooms.values()].reduce((n, r) => n + r.occupants.size, 0),
+    links: [...state.dmuc.links.values()].reduce((n, l) => n + l.size, 0),
+    replicated: state.dmuc.replicated.size,
+  });
+  return state;
+}
 
 /** SIGTERM or SIGINT came while the gateway was starting: it has closed what it opened. */
 export class StartAborted extends Error {
@@ -36,43 +71,40 @@ export class Gateway {
     private readonly service: MucService,
     private readonly connection: ComponentConnection,
     private state: ServiceState,
+    private readonly lease: DomainLease,
   ) {
     this.runner = new EffectRunner(new RoomStore(database.dataSource), (stanza) => connection.send(stanza), log);
   }
 
-  /** Opens the database (migrating it), then connects to the XMPP server; `signal` stops it halfway. */
+  /**
+   * Opens the database (migrating it), takes the domain's lock (one gateway per domain and database),
+   * restores the rooms, then connects to the XMPP server; `signal` stops it halfway.
+   */
   static async start(config: GatewayConfig, log: Logger, signal?: AbortSignal): Promise<Gateway> {
     const database = await openDatabase(config, log);
     let state: ServiceState;
+    let lease: DomainLease;
+    // The gateway exists only once connected; commands that arrive before wait for it.
+    let ready: (gateway: Gateway) => void = () => undefined;
+    const gatewayReady = new Promise<Gateway>((resolve) => (ready = resolve));
     try {
       if (signal?.aborted) throw new StartAborted();
-      const empty = emptyServiceState();
-      const rooms = RoomTable.from(await loadRooms(database.dataSource, config.maxHistoryMessages, log));
-      const now = Date.now();
-      state = {
-        rooms,
-        dmuc: { ...empty.dmuc, links: await loadLinks(database.dataSource, rooms, now), replicated: await loadReplicas(database.dataSource, now, log) },
-      };
+      lease = await DomainLease.acquire(database.url, config.domain, "gateway", log, {
+        onTaken: (error) => void gatewayReady.then((gateway) => gateway.fail(error)),
+        onConnected: (client) => serveAdminChannel(client, config.domain, async (command) => (await gatewayReady).runAdmin(command), log),
+      });
     } catch (err) {
       await database.close();
       throw err;
     }
-    log.info("gateway.rooms_restored", {
-      rooms: state.rooms.size,
-      occupants: [...state.rooms.values()].reduce((n, r) => n + r.occupants.size, 0),
-      links: [...state.dmuc.links.values()].reduce((n, l) => n + l.size, 0),
-      replicated: state.dmuc.replicated.size,
-    });
-    const service = new MucService(
-      { domain: config.domain, admins: new Set(config.admins), name: "Chatrooms", localDomain: config.localDomain },
-      createPlugins({
-        maxHistoryMessages: config.maxHistoryMessages,
-        maxBodyChars: config.maxBodyChars,
-        ratePerSecond: config.rateLimitPerSecond,
-        burst: config.rateLimitBurst,
-        links: { keepaliveSeconds: config.keepaliveSeconds, linkTimeoutSeconds: config.linkTimeoutSeconds, splitPingSeconds: config.splitPingSeconds, splitAway: config.splitAway, trustPrimaryEnter: config.trustPrimaryEnter, splitEntry: config.splitEntry },
-      }),
-    );
+    try {
+      state = await loadServiceState(database, config, log);
+    } catch (err) {
+      await lease.release();
+      await database.close();
+      throw err;
+    }
+    const service = createService(config);
     const connection = new ComponentConnection({
       service: config.xmppService,
       domain: config.domain,
@@ -80,15 +112,17 @@ export class Gateway {
       log,
       traceStanzas: config.xmppDebug,
     });
-    const gateway = new Gateway(config, log, database, service, connection, state);
+    const gateway = new Gateway(config, log, database, service, connection, state, lease);
     connection.on("stanza", (stanza) => gateway.receive(stanza));
     try {
       await connection.start(signal);
     } catch (err) {
       await connection.stop();
+      await lease.release();
       await database.close();
       throw signal?.aborted ? new StartAborted() : err;
     }
+    ready(gateway);
     gateway.ticker = setInterval(() => gateway.tick(), TICK_MS);
     log.info("gateway.started", { domain: config.domain, embeddedDatabase: database.embedded });
     return gateway;
@@ -102,8 +136,28 @@ export class Gateway {
     // Pending writes are committed (and their stanzas sent) before the connection closes.
     await this.runner.drain();
     await this.connection.stop();
+    await this.lease.release();
     await this.database.close();
     this.log.info("gateway.stopped");
+  }
+
+  private fail: (error: Error) => void = () => undefined;
+  /** Resolves when the gateway must stop on its own: another gateway took its domain. */
+  readonly failed: Promise<Error> = new Promise((resolve) => (this.fail = resolve));
+
+  /** An operator's command (`dmuc-gateway rooms ...`), answered once its writes are committed. */
+  private async runAdmin(command: AdminCommand): Promise<AdminReply> {
+    let outcome;
+    try {
+      outcome = this.service.operate(this.state, liveContext(), (request, rooms) => runAdminCommand(rooms, request, command));
+    } catch (err) {
+      if (err instanceof AdminError) return { ok: false, error: err.message, kind: err.kind };
+      throw err;
+    }
+    this.state = outcome.state;
+    this.runner.submit(outcome.effects);
+    await this.runner.drain();
+    return { ok: true, result: outcome.result };
   }
 
   private tick(): void {
