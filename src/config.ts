@@ -112,6 +112,16 @@ const postgresUrl = (value: RawValue): string => {
   return v;
 };
 
+/** A listening address for the HTTP endpoint: HOST:PORT or PORT alone (then on 127.0.0.1). */
+const listenAddress = (value: RawValue): { host: string; port: number } => {
+  const v = typeof value === "number" ? String(value) : text(value).trim();
+  const m = /^(?:(\[[0-9a-f:]+\]|[^:\s]+):)?(\d+)$/i.exec(v);
+  if (!m) throw new Invalid("must be PORT or HOST:PORT, e.g. 127.0.0.1:9464");
+  const p = Number(m[2]);
+  if (!(p >= 1 && p <= 65535)) throw new Invalid("has a port out of range: it must be from 1 to 65535");
+  return { host: (m[1] ?? "127.0.0.1").replace(/^\[|\]$/g, ""), port: p };
+};
+
 function setting<T, S extends Spec<T>>(spec: S, parse: (value: RawValue) => T): S & Setting<T> {
   return { ...spec, parse };
 }
@@ -161,6 +171,10 @@ export const SETTINGS = {
   splitEntry: setting(
     { env: "DMUC_SPLIT_ENTRY", doc: "DMUC2 replica: let local users enter a split room; the primary admits or refuses them at netjoin", default: false },
     flag,
+  ),
+  httpListen: setting(
+    { env: "DMUC_HTTP", doc: "HTTP endpoint for `/metrics`, `/healthz`, `/readyz` and the console: `PORT` (on 127.0.0.1) or `HOST:PORT`", defaultDoc: "off" },
+    listenAddress,
   ),
 } as const;
 

@@ -16,6 +16,14 @@ export interface EffectRunnerStats {
   statements: number;
 }
 
+/** Watches the runner for metrics; every method is optional to call cheaply. */
+export interface EffectObserver {
+  sentStanza(stanza: Element, fanout: boolean): void;
+  committed(writes: number, seconds: number): void;
+  commitFailed(): void;
+  performed(effects: readonly Effect[]): void;
+}
+
 interface Unit {
   effects: Effect[];
 }
@@ -31,6 +39,7 @@ export class EffectRunner {
     private readonly sink: WriteSink,
     private readonly sendStanza: (stanza: Element) => void,
     private readonly log: Logger,
+    private readonly observer?: EffectObserver,
   ) {}
 
   /** Runs one stanza's effects: at once when nothing needs storing and nothing waits before them. */
@@ -81,6 +90,7 @@ export class EffectRunner {
       } catch (err) {
         if (!isTransient(err)) break;
         const delayMs = Math.min(RETRY_MAX_MS, 100 * 2 ** attempt);
+        this.observer?.commitFailed();
         this.log.error("store.commit_failed", { error: err, writes: writes.length, attempt, retryInMs: delayMs });
         await new Promise((resolve) => setTimeout(resolve, delayMs));
       }
@@ -93,22 +103,28 @@ export class EffectRunner {
       try {
         await this.commit(one.writes, one.audits);
       } catch (err) {
+        this.observer?.commitFailed();
         this.log.error("store.write_rejected", { error: err, ops: one.writes.map((w) => w.op) });
       }
     }
   }
 
   private async commit(writes: StoreWrite[], audits: AuditRecord[]): Promise<void> {
+    const t0 = performance.now();
     this.stats.statements += await this.sink.commit(writes, audits);
+    this.observer?.committed(writes.length + audits.length, (performance.now() - t0) / 1000);
     this.stats.batches++;
     this.stats.writes += writes.length + audits.length;
   }
 
   private perform(effects: Effect[]): void {
     for (const effect of effects) {
-      if (effect.kind === "send") this.sendStanza(effect.stanza);
-      else if (effect.kind === "log") this.log[effect.level](effect.event, effect.fields);
+      if (effect.kind === "send") {
+        this.sendStanza(effect.stanza);
+        this.observer?.sentStanza(effect.stanza, effect.fanout !== undefined);
+      } else if (effect.kind === "log") this.log[effect.level](effect.event, effect.fields);
     }
+    this.observer?.performed(effects);
   }
 }
 

@@ -15,8 +15,18 @@ import { RoomStore } from "./room-store.js";
 import { DomainLease } from "../db/domain-lease.js";
 import { AdminError, runAdminCommand, type AdminCommand } from "../../plugins/admin-commands.js";
 import { serveAdminChannel, type AdminReply } from "./admin-channel.js";
+import { GatewayMetrics } from "./metrics.js";
+import { logRoomChanges } from "./room-events.js";
+import { send as sendHttp, startHttp, stopHttp, type Handler } from "./http.js";
+import type { Server } from "node:http";
 
 const TICK_MS = 1000;
+
+/** The bare room JID a stanza is addressed to, or undefined for the service itself (or anything odd). */
+function roomOf(to: string | undefined): string | undefined {
+  const bare = to?.split("/")[0];
+  return bare && bare.includes("@") ? bare : undefined;
+}
 
 /** The MUC service with the plugins as configured (the gateway's, and the command line's when no gateway runs). */
 export function createService(config: GatewayConfig): MucService {
@@ -63,6 +73,8 @@ export class Gateway {
   private readonly runner: EffectRunner;
   /** Drives the service's timers (DMUC2 keepalives, query timeouts). */
   private ticker: NodeJS.Timeout | null = null;
+  private readonly metrics: GatewayMetrics;
+  private http: Server | null = null;
 
   private constructor(
     private readonly config: GatewayConfig,
@@ -73,7 +85,8 @@ export class Gateway {
     private state: ServiceState,
     private readonly lease: DomainLease,
   ) {
-    this.runner = new EffectRunner(new RoomStore(database.dataSource), (stanza) => connection.send(stanza), log);
+    this.metrics = new GatewayMetrics(() => this.state, () => connection.online);
+    this.runner = new EffectRunner(new RoomStore(database.dataSource), (stanza) => connection.send(stanza), log, this.metrics);
   }
 
   /**
@@ -115,8 +128,11 @@ export class Gateway {
     const gateway = new Gateway(config, log, database, service, connection, state, lease);
     connection.on("stanza", (stanza) => gateway.receive(stanza));
     try {
+      // Up before the XMPP connection: /healthz answers and /readyz says what is missing meanwhile.
+      if (config.httpListen) gateway.http = await startHttp(config.httpListen, gateway.routes(), log);
       await connection.start(signal);
     } catch (err) {
+      if (gateway.http) await stopHttp(gateway.http);
       await connection.stop();
       await lease.release();
       await database.close();
@@ -136,6 +152,7 @@ export class Gateway {
     // Pending writes are committed (and their stanzas sent) before the connection closes.
     await this.runner.drain();
     await this.connection.stop();
+    if (this.http) await stopHttp(this.http);
     await this.lease.release();
     await this.database.close();
     this.log.info("gateway.stopped");
@@ -154,22 +171,62 @@ export class Gateway {
       if (err instanceof AdminError) return { ok: false, error: err.message, kind: err.kind };
       throw err;
     }
+    this.metrics.adminCommand(command.op);
+    logRoomChanges(this.log, this.state, outcome.state);
     this.state = outcome.state;
     this.runner.submit(outcome.effects);
     await this.runner.drain();
     return { ok: true, result: outcome.result };
   }
 
+  /** The HTTP endpoint's pages. */
+  private routes(): Map<string, Handler> {
+    return new Map<string, Handler>([
+      ["/metrics", async (_request, response) => sendHttp(response, 200, this.metrics.registry.contentType, await this.metrics.registry.metrics())],
+      ["/healthz", (_request, response) => sendHttp(response, 200, "text/plain", "ok\n")],
+      [
+        "/readyz",
+        async (_request, response) => {
+          const problems = await this.notReady();
+          sendHttp(response, problems.length === 0 ? 200 : 503, "text/plain", problems.length === 0 ? "ready\n" : problems.map((p) => `${p}\n`).join(""));
+        },
+      ],
+    ]);
+  }
+
+  /** What keeps the gateway from serving: the XMPP stream down, the database not answering. */
+  private async notReady(): Promise<string[]> {
+    const problems: string[] = [];
+    if (!this.connection.online) problems.push("xmpp: not connected");
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.database.dataSource.query("SELECT 1"),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("no answer within 2 s")), 2_000))),
+      ]);
+    } catch (err) {
+      problems.push(`database: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+    return problems;
+  }
+
   private tick(): void {
+    const before = this.state;
     const outcome = this.service.tick(this.state, liveContext());
     this.state = outcome.state;
+    logRoomChanges(this.log, before, this.state);
     this.runner.submit(outcome.effects);
   }
 
   private receive(stanza: Element): void {
+    this.metrics.stanzaReceived(stanza);
     try {
+      const before = this.state;
       const outcome = this.service.handle(this.state, stanza, liveContext());
       this.state = outcome.state;
+      logRoomChanges(this.log, before, this.state, roomOf(stanza.attrs.to));
       this.runner.submit(outcome.effects);
     } catch (err) {
       // The service catches handler failures itself; reaching here is a bug, not a reason to exit.
