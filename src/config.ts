@@ -176,6 +176,11 @@ export const SETTINGS = {
     { env: "DMUC_HTTP", doc: "HTTP endpoint for `/metrics`, `/healthz`, `/readyz` and the console: `PORT` (on 127.0.0.1) or `HOST:PORT`", defaultDoc: "off" },
     listenAddress,
   ),
+  consoleToken: setting({ env: "DMUC_CONSOLE_TOKEN", doc: "token that opens the operator console on the HTTP endpoint (at least 16 characters)", defaultDoc: "console off", secret: true }, (value) => {
+    const token = text(value);
+    if (token.length < 16) throw new Invalid("must be at least 16 characters long");
+    return token;
+  }),
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;

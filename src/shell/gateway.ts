@@ -18,6 +18,8 @@ import { serveAdminChannel, type AdminReply } from "./admin-channel.js";
 import { GatewayMetrics } from "./metrics.js";
 import { logRoomChanges } from "./room-events.js";
 import { send as sendHttp, startHttp, stopHttp, type Handler } from "./http.js";
+import { consoleRoutes } from "./console.js";
+import { VERSION } from "../version.js";
 import type { Server } from "node:http";
 
 const TICK_MS = 1000;
@@ -75,6 +77,7 @@ export class Gateway {
   private ticker: NodeJS.Timeout | null = null;
   private readonly metrics: GatewayMetrics;
   private http: Server | null = null;
+  private readonly startedAt = new Date();
 
   private constructor(
     private readonly config: GatewayConfig,
@@ -181,7 +184,17 @@ export class Gateway {
 
   /** The HTTP endpoint's pages. */
   private routes(): Map<string, Handler> {
+    const console = this.config.consoleToken
+      ? consoleRoutes(this.config.consoleToken, {
+          domain: this.config.domain,
+          version: VERSION,
+          startedAt: this.startedAt,
+          state: () => this.state,
+          notReady: () => this.notReady(),
+        })
+      : [];
     return new Map<string, Handler>([
+      ...console,
       ["/metrics", async (_request, response) => sendHttp(response, 200, this.metrics.registry.contentType, await this.metrics.registry.metrics())],
       ["/healthz", (_request, response) => sendHttp(response, 200, "text/plain", "ok\n")],
       [
