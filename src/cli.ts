@@ -108,6 +108,26 @@ at once on the running gateway; with none running, the next start serves it.`,
     summary: "list a room's occupants (nick, role, affiliation, real JIDs)",
     description: `Lists the occupants of a room: nickname, role, affiliation and the real JIDs of their sessions.`,
   },
+  {
+    name: "backup",
+    command: "backup",
+    positionals: ["FILE"],
+    options: {},
+    summary: "write every table of the database to FILE (no pg_dump needed)",
+    description: `Writes a consistent snapshot of the gateway's database (rooms, affiliations, occupants, history,
+audit trail, DMUC2 links) to FILE, gzip-compressed JSON lines. Works with the embedded server and with
+DATABASE_URL, while the gateway runs; needs no PostgreSQL client tools. FILE "-" is stdout.`,
+  },
+  {
+    name: "restore",
+    command: "restore",
+    positionals: ["FILE"],
+    options: { force: { type: "boolean", help: "replace the data of a database that is not empty" } },
+    summary: "load a backup into the database (the gateway must be stopped)",
+    description: `Loads a backup made by 'dmuc-gateway backup' into the database (initialising the embedded one when
+there is none yet), after applying the migrations. Refuses while a gateway serves this database, and
+refuses a database that holds rooms unless --force is given (then its data is replaced).`,
+  },
 ];
 
 export type Invocation =

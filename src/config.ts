@@ -11,7 +11,7 @@ import { LOG_LEVELS } from "./log.js";
 import { parseBareJid } from "./xmpp/jid.js";
 
 /** The commands, as far as configuration is concerned: each needs its own required settings. */
-export const COMMANDS = ["start", "migrate", "links", "rooms", "occupants"] as const;
+export const COMMANDS = ["start", "migrate", "links", "rooms", "occupants", "backup", "restore"] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 type RawValue = string | number | boolean | string[];

@@ -9,6 +9,7 @@ import { Gateway, StartAborted } from "./shell/gateway.js";
 import { openExistingDatabase, runMigrationsOnly } from "./db/database.js";
 import { formatLinks, readLinks } from "./commands/links.js";
 import { formatAdminResult, runRoomsCommand } from "./commands/rooms.js";
+import { BackupError, backup, restore } from "./commands/backup.js";
 import { AdminError, type AdminCommand } from "../plugins/admin-commands.js";
 
 const EXIT_FAILED = 1;
@@ -112,6 +113,20 @@ async function runCommand(invocation: RunInvocation, config: GatewayConfig, log:
         await database.close();
       }
       return 0;
+    }
+    case "backup":
+    case "restore": {
+      const file = invocation.args[0]!;
+      try {
+        const done = invocation.command === "backup" ? await backup(config, log, file) : await restore(config, log, file, invocation.options.force === true);
+        const verb = invocation.command === "backup" ? `backed up ${done.rows} rows of ${done.tables} tables to` : `restored ${done.rows} rows of ${done.tables} tables from`;
+        (file === "-" ? process.stderr : process.stdout).write(`${verb} ${file === "-" ? "the standard stream" : file}\n`);
+        return 0;
+      } catch (err) {
+        if (!(err instanceof BackupError)) throw err;
+        process.stderr.write(`dmuc-gateway: ${err.message}\n`);
+        return EXIT_FAILED;
+      }
     }
     case "rooms":
     case "occupants": {

@@ -47,6 +47,16 @@ export async function leaseHolder(client: pg.Client, domain: string): Promise<st
   return `${name}${row.client_addr ? ` from ${row.client_addr}` : ""}, connected since ${row.backend_start.toISOString()}`;
 }
 
+/** Every gateway holding a domain lock on this database (any domain), described. */
+export async function runningGateways(client: pg.Client): Promise<string[]> {
+  const { rows } = await client.query<{ application_name: string; backend_start: Date }>(
+    `SELECT a.application_name, a.backend_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.classid = $1::int::oid AND l.objsubid = 2 AND l.granted AND l.pid <> pg_backend_pid()`,
+    [LOCK_CLASS],
+  );
+  return rows.map((r) => `${r.application_name || "a client without a name"}, connected since ${r.backend_start.toISOString()}`);
+}
+
 async function connect(url: string, role: string): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: url, application_name: `dmuc-gateway ${role} pid ${process.pid} on ${hostname()}`, keepAlive: true });
   await client.connect();
