@@ -32,7 +32,7 @@ interface LinkRow {
   lastHeard: string | null;
 }
 
-interface ConsoleState {
+export interface ConsoleState {
   domain: string;
   version: string;
   startedAt: string;
