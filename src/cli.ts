@@ -53,6 +53,81 @@ other servers (state negotiating, active or split, since when split, last heard)
 it replicates, its primary. Reads the database of a running gateway (its embedded PostgreSQL when it
 runs one in DMUC_DATA_DIR) without disturbing it.`,
   },
+  {
+    name: "rooms list",
+    command: "rooms",
+    positionals: [],
+    options: { json: JSON_OPTION },
+    summary: "list the rooms with their occupants, persistence and last activity",
+    description: `Lists the rooms: occupants, persistent or temporary, public or hidden, last activity. Asks the
+running gateway of DMUC_DOMAIN; with none running, reads the database.`,
+  },
+  {
+    name: "rooms show",
+    command: "rooms",
+    positionals: ["ROOM"],
+    options: { json: JSON_OPTION },
+    summary: "show a room's configuration, affiliations and occupants",
+    description: `Shows one room (ROOM is a room JID, or its name on DMUC_DOMAIN): configuration, affiliations
+and occupants.`,
+  },
+  {
+    name: "rooms create",
+    command: "rooms",
+    positionals: ["ROOM"],
+    options: {
+      name: { type: "string", value: "TEXT", help: "the room's name" },
+      description: { type: "string", value: "TEXT", help: "the room's description" },
+      temporary: { type: "boolean", help: "destroyed when the last occupant leaves (default: persistent)" },
+      hidden: { type: "boolean", help: "not listed in disco#items (default: public)" },
+      "members-only": { type: "boolean", help: "only members may enter" },
+      password: { type: "string", value: "TEXT", help: "password to enter" },
+      owner: { type: "string", multiple: true, value: "JID", help: "an owner (repeatable; default: none, service admins own every room)" },
+    },
+    summary: "create a room, configured and unlocked",
+    description: `Creates a room as a service administrator would (the XEP-0050 command of the same name), effective
+at once on the running gateway; with none running, the next start serves it.`,
+  },
+  {
+    name: "rooms destroy",
+    command: "rooms",
+    positionals: ["ROOM"],
+    options: {
+      reason: { type: "string", value: "TEXT", help: "reason shown to the occupants" },
+      venue: { type: "string", value: "JID", help: "alternate room the occupants are pointed to" },
+    },
+    summary: "destroy a room; its occupants are told why and where to go",
+    description: `Destroys a room as a service administrator would (XEP-0045 §10.9): its occupants get the
+<destroy/> with the reason and the alternate venue. Its history and audit trail are kept.`,
+  },
+  {
+    name: "occupants",
+    command: "occupants",
+    positionals: ["ROOM"],
+    options: { json: JSON_OPTION },
+    summary: "list a room's occupants (nick, role, affiliation, real JIDs)",
+    description: `Lists the occupants of a room: nickname, role, affiliation and the real JIDs of their sessions.`,
+  },
+  {
+    name: "backup",
+    command: "backup",
+    positionals: ["FILE"],
+    options: {},
+    summary: "write every table of the database to FILE (no pg_dump needed)",
+    description: `Writes a consistent snapshot of the gateway's database (rooms, affiliations, occupants, history,
+audit trail, DMUC2 links) to FILE, gzip-compressed JSON lines. Works with the embedded server and with
+DATABASE_URL, while the gateway runs; needs no PostgreSQL client tools. FILE "-" is stdout.`,
+  },
+  {
+    name: "restore",
+    command: "restore",
+    positionals: ["FILE"],
+    options: { force: { type: "boolean", help: "replace the data of a database that is not empty" } },
+    summary: "load a backup into the database (the gateway must be stopped)",
+    description: `Loads a backup made by 'dmuc-gateway backup' into the database (initialising the embedded one when
+there is none yet), after applying the migrations. Refuses while a gateway serves this database, and
+refuses a database that holds rooms unless --force is given (then its data is replaced).`,
+  },
 ];
 
 export type Invocation =

@@ -11,7 +11,7 @@ import { LOG_LEVELS } from "./log.js";
 import { parseBareJid } from "./xmpp/jid.js";
 
 /** The commands, as far as configuration is concerned: each needs its own required settings. */
-export const COMMANDS = ["start", "migrate", "links"] as const;
+export const COMMANDS = ["start", "migrate", "links", "rooms", "occupants", "backup", "restore"] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 type RawValue = string | number | boolean | string[];
@@ -112,6 +112,16 @@ const postgresUrl = (value: RawValue): string => {
   return v;
 };
 
+/** A listening address for the HTTP endpoint: HOST:PORT or PORT alone (then on 127.0.0.1). */
+const listenAddress = (value: RawValue): { host: string; port: number } => {
+  const v = typeof value === "number" ? String(value) : text(value).trim();
+  const m = /^(?:(\[[0-9a-f:]+\]|[^:\s]+):)?(\d+)$/i.exec(v);
+  if (!m) throw new Invalid("must be PORT or HOST:PORT, e.g. 127.0.0.1:9464");
+  const p = Number(m[2]);
+  if (!(p >= 1 && p <= 65535)) throw new Invalid("has a port out of range: it must be from 1 to 65535");
+  return { host: (m[1] ?? "127.0.0.1").replace(/^\[|\]$/g, ""), port: p };
+};
+
 function setting<T, S extends Spec<T>>(spec: S, parse: (value: RawValue) => T): S & Setting<T> {
   return { ...spec, parse };
 }
@@ -122,7 +132,7 @@ function setting<T, S extends Spec<T>>(spec: S, parse: (value: RawValue) => T): 
 export const SETTINGS = {
   xmppService: setting({ env: "DMUC_XMPP_SERVICE", doc: "the server's component port, `xmpp://HOST:PORT`", requiredFor: ["start"] }, xmppUrl),
   domain: setting(
-    { env: "DMUC_DOMAIN", doc: "the component's domain, e.g. `conference.example.org`", requiredFor: ["start"] },
+    { env: "DMUC_DOMAIN", doc: "the component's domain, e.g. `conference.example.org`", requiredFor: ["start", "rooms", "occupants"] },
     domainName("conference.example.org"),
   ),
   secret: setting({ env: "DMUC_SECRET", doc: "the component secret (`component_secret` in Prosody)", requiredFor: ["start"], secret: true }, text),
@@ -205,6 +215,15 @@ export const SETTINGS = {
     { env: "DMUC_SPLIT_ENTRY", doc: "DMUC2 replica: let local users enter a split room; the primary admits or refuses them at netjoin", default: false },
     flag,
   ),
+  httpListen: setting(
+    { env: "DMUC_HTTP", doc: "HTTP endpoint for `/metrics`, `/healthz`, `/readyz` and the console: `PORT` (on 127.0.0.1) or `HOST:PORT`", defaultDoc: "off" },
+    listenAddress,
+  ),
+  consoleToken: setting({ env: "DMUC_CONSOLE_TOKEN", doc: "token that opens the operator console on the HTTP endpoint (at least 16 characters)", defaultDoc: "console off", secret: true }, (value) => {
+    const token = text(value);
+    if (token.length < 16) throw new Invalid("must be at least 16 characters long");
+    return token;
+  }),
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;

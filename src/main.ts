@@ -8,9 +8,41 @@ import { VERSION } from "./version.js";
 import { Gateway, StartAborted } from "./shell/gateway.js";
 import { openExistingDatabase, runMigrationsOnly } from "./db/database.js";
 import { formatLinks, readLinks } from "./commands/links.js";
+import { formatAdminResult, runRoomsCommand } from "./commands/rooms.js";
+import { BackupError, backup, restore } from "./commands/backup.js";
+import { AdminError, type AdminCommand } from "../plugins/admin-commands.js";
 
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
+
+/** The administrator's command a `rooms ...` or `occupants` command line stands for. */
+function adminCommandOf(invocation: RunInvocation): AdminCommand {
+  const { name, args, options } = invocation;
+  const room = args[0] ?? "";
+  const text = (key: string) => (typeof options[key] === "string" ? (options[key] as string) : undefined);
+  switch (name) {
+    case "rooms list":
+      return { op: "rooms.list" };
+    case "rooms show":
+      return { op: "rooms.show", room };
+    case "occupants":
+      return { op: "occupants", room };
+    case "rooms destroy":
+      return { op: "rooms.destroy", room, ...(text("reason") !== undefined && { reason: text("reason") }), ...(text("venue") !== undefined && { venue: text("venue") }) };
+    default:
+      return {
+        op: "rooms.create",
+        room,
+        persistent: options.temporary !== true,
+        public: options.hidden !== true,
+        membersOnly: options["members-only"] === true,
+        owners: Array.isArray(options.owner) ? options.owner.map(String) : [],
+        ...(text("name") !== undefined && { name: text("name") }),
+        ...(text("description") !== undefined && { description: text("description") }),
+        ...(text("password") !== undefined && { password: text("password") }),
+      };
+  }
+}
 
 type RunInvocation = Extract<Invocation, { kind: "run" }>;
 
@@ -54,6 +86,14 @@ async function serve(config: GatewayConfig, log: Logger): Promise<number> {
     throw err;
   }
   if (abort.signal.aborted) await gateway.stop();
+  const started = gateway;
+  void started.failed.then(async (error) => {
+    if (stopped) return;
+    log.error("gateway.domain_taken", { error: error.message });
+    process.stderr.write(`dmuc-gateway: ${error.message}\n`);
+    stopped = started.stop().then(() => EXIT_FAILED, () => EXIT_FAILED);
+    resolveStopped(await stopped);
+  });
   return finished;
 }
 
@@ -73,6 +113,32 @@ async function runCommand(invocation: RunInvocation, config: GatewayConfig, log:
         await database.close();
       }
       return 0;
+    }
+    case "backup":
+    case "restore": {
+      const file = invocation.args[0]!;
+      try {
+        const done = invocation.command === "backup" ? await backup(config, log, file) : await restore(config, log, file, invocation.options.force === true);
+        const verb = invocation.command === "backup" ? `backed up ${done.rows} rows of ${done.tables} tables to` : `restored ${done.rows} rows of ${done.tables} tables from`;
+        (file === "-" ? process.stderr : process.stdout).write(`${verb} ${file === "-" ? "the standard stream" : file}\n`);
+        return 0;
+      } catch (err) {
+        if (!(err instanceof BackupError)) throw err;
+        process.stderr.write(`dmuc-gateway: ${err.message}\n`);
+        return EXIT_FAILED;
+      }
+    }
+    case "rooms":
+    case "occupants": {
+      try {
+        const result = await runRoomsCommand(config, log, adminCommandOf(invocation));
+        process.stdout.write(invocation.options.json ? JSON.stringify(result, null, 2) + "\n" : formatAdminResult(result));
+        return 0;
+      } catch (err) {
+        if (!(err instanceof AdminError)) throw err;
+        process.stderr.write(`dmuc-gateway: ${err.message}\n`);
+        return err.kind === "bad-request" ? EXIT_USAGE : EXIT_FAILED;
+      }
     }
   }
 }

@@ -1,6 +1,6 @@
 // The pure MUC service: a stanza and the service state in, the new state and effects out.
 // No IO, no clock, no randomness: time and fresh ids come in through EngineContext.
-import type { Element } from "@xmpp/xml";
+import xml, { type Element } from "@xmpp/xml";
 import { Hooks } from "./hooks.js";
 import { IqRouter, type IqType } from "./iq-router.js";
 import { StanzaError } from "./stanza-error.js";
@@ -208,6 +208,18 @@ export class MucService {
     }
     this.api.hooks.fire("service/room-handled", { request, roomJid, before, after });
     return request.state;
+  }
+
+  /**
+   * Runs an operator's work (the command line, through the running gateway) as the service itself:
+   * `from` is the service's domain. A throw changes nothing and is passed on.
+   */
+  operate<T>(state: ServiceState, context: EngineContext, work: (request: ServiceRequest, rooms: RoomEngine) => T): Outcome & { result: T } {
+    const domain = this.settings.domain;
+    const stanza = xml("iq", { type: "set", from: domain, to: domain, id: "operator" });
+    const request: ServiceRequest = { settings: this.settings, state, stanza, from: parseJid(domain)!, context, effects: [] };
+    const result = work(request, this.api.rooms);
+    return { state: request.state, effects: request.effects, result };
   }
 
   /** Runs the timers of the plugins (keepalives, expiries); the shell calls it about once a second. */

@@ -8,6 +8,8 @@ import type { Logger } from "../log.js";
 
 export interface Database {
   dataSource: DataSource;
+  /** The connection URL (with its credentials), for connections of their own (the domain lock). */
+  url: string;
   /** Whether the server is the embedded one, run by this process. */
   embedded: boolean;
   /** Closes the connections, then stops the embedded server if any. Safe to call more than once. */
@@ -104,6 +106,7 @@ async function open(config: GatewayConfig, log: Logger, mode: OpenMode = "serve"
     url = embedded.url;
     stopEmbedded = embedded.stop;
   }
+  const connectUrl = url;
   const where = describeDatabaseUrl(url);
   const dataSource = createDataSource(url);
   let closing: Promise<void> | undefined;
@@ -131,10 +134,10 @@ async function open(config: GatewayConfig, log: Logger, mode: OpenMode = "serve"
     if (mode === "existing") {
       const [found] = (await dataSource.query(`SELECT to_regclass($1) AS t`, [MIGRATIONS_TABLE])) as { t: string | null }[];
       if (!found?.t) throw new DatabaseError(`the database at ${where} holds no gateway tables: is it the gateway's database (DATABASE_URL)?`);
-      return { database: { dataSource, embedded: stopEmbedded !== undefined, close }, applied: [] };
+      return { database: { dataSource, url: connectUrl, embedded: stopEmbedded !== undefined, close }, applied: [] };
     }
     const applied = await migrate(dataSource, log);
-    return { database: { dataSource, embedded: stopEmbedded !== undefined, close }, applied };
+    return { database: { dataSource, url: connectUrl, embedded: stopEmbedded !== undefined, close }, applied };
   } catch (err) {
     await close().catch((closeErr: unknown) => log.warn("db.close_failed", { error: causeOf(closeErr) }));
     throw err;

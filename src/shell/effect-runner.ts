@@ -22,6 +22,14 @@ export interface EffectRunnerStats {
   statements: number;
 }
 
+/** Watches the runner for metrics; every method is optional to call cheaply. */
+export interface EffectObserver {
+  sentStanza(stanza: Element, fanout: boolean): void;
+  committed(writes: number, seconds: number): void;
+  commitFailed(): void;
+  performed(effects: readonly Effect[]): void;
+}
+
 interface Unit {
   effects: Effect[];
   lane: string;
@@ -56,6 +64,7 @@ export class EffectRunner {
     private readonly sendStanza: (stanza: Element) => void,
     private readonly log: Logger,
     readonly queueLimit = Infinity,
+    private readonly observer?: EffectObserver,
   ) {}
 
   /**
@@ -130,6 +139,7 @@ export class EffectRunner {
         if (!isTransient(err)) break;
         const delayMs = Math.min(RETRY_MAX_MS, 100 * 2 ** attempt);
         this.degraded(err);
+        this.observer?.commitFailed();
         this.log.error("store.commit_failed", { error: err, writes: writes.length, attempt, retryInMs: delayMs });
         await new Promise((resolve) => setTimeout(resolve, delayMs));
       }
@@ -142,6 +152,7 @@ export class EffectRunner {
       try {
         await this.commit(one.writes, one.audits);
       } catch (err) {
+        this.observer?.commitFailed();
         this.log.error("store.write_rejected", { error: err, ops: one.writes.map((w) => w.op) });
       }
     }
@@ -165,16 +176,21 @@ export class EffectRunner {
   }
 
   private async commit(writes: StoreWrite[], audits: AuditRecord[]): Promise<void> {
+    const t0 = performance.now();
     this.stats.statements += await this.sink.commit(writes, audits);
+    this.observer?.committed(writes.length + audits.length, (performance.now() - t0) / 1000);
     this.stats.batches++;
     this.stats.writes += writes.length + audits.length;
   }
 
   private perform(effects: Effect[]): void {
     for (const effect of effects) {
-      if (effect.kind === "send") this.sendStanza(effect.stanza);
-      else if (effect.kind === "log") this.log[effect.level](effect.event, effect.fields);
+      if (effect.kind === "send") {
+        this.sendStanza(effect.stanza);
+        this.observer?.sentStanza(effect.stanza, effect.fanout !== undefined);
+      } else if (effect.kind === "log") this.log[effect.level](effect.event, effect.fields);
     }
+    this.observer?.performed(effects);
   }
 }
 

