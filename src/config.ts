@@ -123,15 +123,15 @@ export class GatewayConfig {
   @Min(1, { message: "must be at least 1" })
   rateLimitBurst = 30;
 
-  /** DMUC2: idle seconds after which a link is pinged (what a primary offers its replicas). */
+  /** DMUC2: idle seconds after which a link is probed (what a primary offers its replicas). */
   @IsInt({ message: "must be a whole number of seconds" })
   @Min(1, { message: "must be at least 1" })
-  keepaliveSeconds = 60;
+  keepaliveSeconds = 30;
 
-  /** DMUC2: seconds without an answer after which a link counts as split. */
+  /** DMUC2: seconds a stanza on a link may stay unacknowledged (or a probe unanswered) before the link counts as split. */
   @IsInt({ message: "must be a whole number of seconds" })
   @Min(1, { message: "must be at least 1" })
-  linkTimeoutSeconds = 30;
+  linkTimeoutSeconds = 5;
 
   /** DMUC2: how often a split link is pinged to see it come back. */
   @IsInt({ message: "must be a whole number of seconds" })

@@ -10,6 +10,7 @@ import { NS } from "../../xmpp/stanza.js";
 import { buildBroadcastDelay, buildEnter, buildLeave } from "./wire.js";
 import type { DmucState, ReplicaLink } from "./state.js";
 import { withLink, withPending } from "./dmuc-state.js";
+import { sendOnLink } from "./primary-link-send.js";
 
 export function domainOf(jid: string): string {
   const at = jid.indexOf("@");
@@ -100,7 +101,10 @@ export function planDelivery(event: RoomHandled): void {
     copied.set(fanout, done);
     if (done.has(link.replicaJid)) return;
     done.add(link.replicaJid);
-    out.push(send(replicaCopy(fanout.forReplica(replicaSeesJids(room, served(link))), link.replicaJid, roomJid, now)));
+    const copy = replicaCopy(fanout.forReplica(replicaSeesJids(room, served(link))), link.replicaJid, roomJid, now);
+    const sent = sendOnLink(dmuc, roomJid, link.replicaJid, copy, now.getTime());
+    dmuc = sent.dmuc;
+    for (const stanza of sent.out) out.push(send(stanza));
     sentTo.add(link.replicaJid);
   };
 
@@ -132,9 +136,10 @@ export function planDelivery(event: RoomHandled): void {
     leaves.push(send(xml("iq", { type: "set", id, from: roomJid, to: link.replicaJid }, buildLeave({ jid: session, presence }))));
     for (const other of replies) if (other !== own) leaves.push(send(other));
     dmuc = withPending(dmuc, id, { kind: "link-iq", roomJid, replicaJid: link.replicaJid, session, fallback: own ? [own] : [], sent: now.getTime() });
-    const members = new Set(link.members);
+    const current = dmuc.links.get(roomJid)?.get(link.replicaJid) ?? link;
+    const members = new Set(current.members);
     members.delete(session);
-    dmuc = withLink(dmuc, roomJid, { ...link, members, lastSent: now.getTime() });
+    dmuc = withLink(dmuc, roomJid, { ...current, members, lastSent: now.getTime() });
     sentTo.delete(link.replicaJid);
   }
 
