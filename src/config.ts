@@ -133,7 +133,7 @@ export class GatewayConfig {
   @Min(1, { message: "must be at least 1" })
   linkTimeoutSeconds = 5;
 
-  /** DMUC2: how often a split link is pinged to see it come back. */
+  /** DMUC2: seconds after a split before its first probe (then less and less often). */
   @IsInt({ message: "must be a whole number of seconds" })
   @Min(1, { message: "must be at least 1" })
   splitPingSeconds = 5;

@@ -158,3 +158,22 @@ test("a restarted end keeps its numbers, probes at once, and resends what was no
   assert.deepEqual(step(1_100, heard(1, { seq: 2, item: "b" })), ["healed", "deliver b", "transmit 2"]);
   assert.deepEqual(step(1_200, heard(0, { seq: 1, item: "a" })), ["ack 2"], "what was applied before the restart is not applied again");
 });
+
+test("streams: a new stream of the other side is followed from its 1; an old one never again; a restarted end takes what comes", async () => {
+  const { heard, newStream } = await import("../../src/core/dmuc/link/stream.js");
+  let end = newStream<string>("mine", 0);
+  const carry = (stream: string, seq: number) => {
+    const result = heard<string, string>(end, { stream, seq, probe: false }, `${stream}${seq}`);
+    end = result.stream;
+    const event = result.event;
+    return event.type === "heard" && event.carried ? event.carried.seq : null;
+  };
+  assert.equal(carry("A", 5), 5, "following nothing (restarted): the first stanza seen starts the stream");
+  assert.equal(end.end.channel.inbox.applied, 4);
+  assert.equal(carry("B", 3), null, "another stream in the middle: not taken");
+  assert.equal(carry("B", 1), 1, "the other side's new stream, from its start");
+  assert.equal(end.peer, "B");
+  assert.equal(carry("A", 1), null, "a late stanza of a stream we left");
+  const acked = heard<string, string>(end, { ack: 3, acked: "other", probe: false }, null).event;
+  assert.equal(acked.type === "heard" && acked.ack, 0, "an ack of another stream of ours acknowledges nothing");
+});

@@ -11,17 +11,22 @@ export interface LinkStream<O> {
   readonly end: ReplicaLinkState<O>;
   /** Our stream's id. */
   readonly id: string;
-  /** The other side's stream we apply (null: none seen yet, the first one is taken). */
+  /** The other side's stream we apply (null: none seen yet). */
   readonly peer: string | null;
+  /** The other side's streams we followed before: never taken up again (a late stanza of an old stream). */
+  readonly retired: readonly string[];
 }
 
+/** How many old streams of the other side are remembered. */
+const RETIRED = 8;
+
 export function newStream<O>(id: string, now: number): LinkStream<O> {
-  return { end: { kind: "active", since: now, channel: newChannel<O>(now) }, id, peer: null };
+  return { end: { kind: "active", since: now, channel: newChannel<O>(now) }, id, peer: null, retired: [] };
 }
 
 /** The end of a link a restarted process had: split until the other side answers its first probe. */
 export function restoredStream<O>(id: string, now: number): LinkStream<O> {
-  return { end: restoredLink({ outbox: emptyOutbox<O>(), inbox: emptyInbox() }, now), id, peer: null };
+  return { end: restoredLink({ outbox: emptyOutbox<O>(), inbox: emptyInbox() }, now), id, peer: null, retired: [] };
 }
 
 /**
@@ -46,17 +51,22 @@ export function step<O, I>(stream: LinkStream<O>, event: LinkEvent<O, I>, now: n
 
 /**
  * What a received header (and the stanza it came on, when it carries a number) means for this end. A
- * number from a stream we do not know starts that stream where it says: the other side was restarted
- * or re-based its stream, and numbers from 1 again (or we were, and lost our place in its stream).
+ * new stream of the other side (it restarted, or re-based its stream at a split) starts at 1 and is
+ * followed from there on; when we follow none (we restarted and lost our place), the first stanza
+ * seen starts it. Stanzas of streams we left, or of an unknown stream in the middle, are not applied:
+ * the sender, unacknowledged, sends them again from its first.
  */
 export function heard<O, I>(stream: LinkStream<O>, header: LinkHeader | null, item: I | null): { stream: LinkStream<O>; event: LinkEvent<O, I> } {
   const ack = header?.ack !== undefined && header.acked === stream.id ? header.ack : 0;
   const probe = header?.probe ?? false;
-  if (header?.seq === undefined || header.stream === undefined || item === null) return { stream, event: { type: "heard", ack, carried: null, probe } };
+  const ignored = { stream, event: { type: "heard", ack, carried: null, probe } } as const;
+  if (header?.seq === undefined || header.stream === undefined || item === null) return ignored;
   let next = stream;
   if (stream.peer !== header.stream) {
+    if (stream.retired.includes(header.stream) || (stream.peer !== null && header.seq !== 1)) return ignored;
     const channel = { ...stream.end.channel, inbox: { applied: header.seq - 1 } };
-    next = { ...stream, peer: header.stream, end: { ...stream.end, channel } as ReplicaLinkState<O> };
+    const retired = stream.peer === null ? stream.retired : [...stream.retired, stream.peer].slice(-RETIRED);
+    next = { ...stream, peer: header.stream, retired, end: { ...stream.end, channel } as ReplicaLinkState<O> };
   }
   return { stream: next, event: { type: "heard", ack, carried: { seq: header.seq, item }, probe } };
 }
