@@ -364,3 +364,17 @@ test("netjoin: a kick by the replica's moderator during the split is applied by 
   assert.ok(!sentTo(healed, WUMPUS).length, "the moderator gets no answer to a request it did not send");
   assert.ok(p.effects.some((e) => e.kind === "audit" && e.record.kind === "occupant.kicked"));
 });
+
+test("a submission held through a split is taken with its own time, and the link's clock is not that time", () => {
+  const { p } = linkedRoom();
+  const sentAt = new Date(p.now - 60_000).toISOString();
+  const out = p.send(
+    `<message from='${REPLICA}' to='${ROOM}' id='s1'><link xmlns='${DMUC}' stream='rs' seq='1'/><submit xmlns='${DMUC}' stamp='${sentAt}'><message from='${WUMPUS}' to='${ROOM}' type='groupchat'><body>late</body></message></submit></message>`,
+  );
+  const toOwner = sentTo(out, OWNER).find((s) => s.getChildText("body") === "late")!;
+  assert.equal(toOwner.getChild("delay", "urn:xmpp:delay")?.attrs.stamp, sentAt, "the others see when it was said");
+  assert.ok(sentTo(out, REPLICA).some((s) => s.getChildText("body") === "late"));
+  p.now += 1_000;
+  p.tick();
+  assert.equal(p.link()!.state, "active", "just sent: not taken for a stanza unacknowledged for a minute");
+});

@@ -114,7 +114,7 @@ function takeSubmission(io: LinkIo, api: PluginApi, roomJid: string, replicaJid:
   const at = submitted.at.getTime();
   const chat = submitted.stanza.name === "message" && submitted.stanza.attrs.type === "groupchat";
   const late = chat && now - at > DEFAULT_LINK_TIMERS.resendAfterMs;
-  const context = late ? { now: new Date(Math.min(now, Math.max(at, now - MAX_LATE_MS))), newId: io.context.newId, catchUp: true } : io.context;
+  const context = late ? { now: new Date(Math.min(now, Math.max(at, now - MAX_LATE_MS))), newId: io.context.newId, catchUp: true, handledAt: io.context.now } : io.context;
   const outcome = api.inject(io.state, submitted.stanza, context);
   io.state = outcome.state;
   io.effects.push(...outcome.effects);

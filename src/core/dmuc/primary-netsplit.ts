@@ -161,7 +161,7 @@ export function netjoinAnswered(io: LinkIo, api: PluginApi, roomJid: string, rep
     const at = Number.isNaN(stamp.getTime()) ? io.context.now : new Date(Math.min(io.context.now.getTime(), Math.max(since, stamp.getTime())));
     const stanza = cloneElement(message);
     stanza.attrs = { ...stanza.attrs, to: roomJid };
-    const outcome = api.inject(io.state, stanza, { now: at, newId: io.context.newId, catchUp: true });
+    const outcome = api.inject(io.state, stanza, { now: at, newId: io.context.newId, catchUp: true, handledAt: io.context.now });
     io.state = outcome.state;
     io.effects.push(...outcome.effects);
     taken++;
