@@ -39,7 +39,8 @@ function replicaDriver(policies: SplitPolicies = {}): RoomDriver {
 /** A linked room: Wumpus (remote moderator), history q9X, subject; rubenro (BigCheese) and msa (Efchen) entered. */
 function linked(config = "<config whois='moderators' presencebroadcast='moderator participant visitor'/>", options?: SplitPolicies): RoomDriver {
   const d = options ? replicaDriver(options) : new RoomDriver(REPLICA, [], { localDomain: LOCAL });
-  d.send(`<iq type='set' id='r1' from='${ROOM}' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='${LOCAL}' keepalive='60' history='50'/></iq>`);
+  const [check] = d.send(`<iq type='set' id='r1' from='${ROOM}' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='${LOCAL}' keepalive='60' history='50'/></iq>`);
+  d.send(`<iq type='result' id='${check!.attrs.id}' from='${LOCAL}' to='${REPLICA}'><directed xmlns='${DMUC}' present='true'/></iq>`);
   d.send(`<iq type='set' id='s1' from='${ROOM}' to='${REPLICA}'><state xmlns='${DMUC}' last='true'>${config}
     ${rosterPresence("Wumpus", "moderator")}
     <message from='${ROOM}/Wumpus' type='groupchat'><body>Honest! He did!!</body><stanza-id xmlns='${SID}' by='${ROOM}' id='q9X'/><delay xmlns='urn:xmpp:delay' stamp='1990-01-23T19:50:01Z'/></message>

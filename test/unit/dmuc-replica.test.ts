@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Element } from "@xmpp/xml";
+import { MAX_ROOMS_PER_DOMAIN } from "../../src/core/dmuc/replica-replicate.js";
 import { RoomDriver, to } from "../helpers/room-driver.js";
 import { assertMatches, parseXml } from "../helpers/xml.js";
 
@@ -26,9 +27,17 @@ const forbidden = (id: string, toJid: string) =>
 const items = (presence: Element) => presence.getChild("x", MUC_USER)!.getChildren("item");
 const codes = (presence: Element) => presence.getChild("x", MUC_USER)!.getChildren("status").map((s) => s.attrs.code);
 
-function replicate(d: RoomDriver, from = ROOM, domain = LOCAL): Element[] {
-  return d.send(`<iq type='set' id='r1' from='${from}' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='${domain}' keepalive='5' history='500'/></iq>`);
+/** The primary's <replicate/>; the server module's check that a local user is in the room is answered `present`. */
+function replicate(d: RoomDriver, from = ROOM, domain = LOCAL, present = "true"): Element[] {
+  const out = d.send(`<iq type='set' id='r1' from='${from}' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='${domain}' keepalive='5' history='500'/></iq>`);
+  const check = to(out, LOCAL).find((s) => s.getChild("directed", DMUC));
+  if (!check) return out;
+  assert.equal(check.getChild("directed", DMUC)!.attrs.jid, undefined, "asks about any session of the server");
+  assert.equal(check.getChild("directed", DMUC)!.attrs.room, bareOf(from));
+  return d.send(`<iq type='result' id='${check.attrs.id}' from='${LOCAL}' to='${REPLICA}'><directed xmlns='${DMUC}' present='${present}'/></iq>`);
 }
+
+const bareOf = (jid: string) => jid.split("/")[0]!;
 
 /** The protocol's <state/> example: Wumpus (moderator, real JID shown), one history message, the subject. */
 function sendState(d: RoomDriver, from = ROOM): Element[] {
@@ -95,6 +104,29 @@ test("replicate: a domain not ours is forbidden, logged and audited", () => {
   assert.equal(d.state.dmuc.replicated.size, 0);
   assert.equal(refusals(d).length, 1);
   assert.ok(d.effects.some((e) => e.kind === "log" && e.event === "dmuc.refused"));
+});
+
+test("replicate: only for a room one of our users has entered, as the server module says; bounded per remote domain", () => {
+  const d = replica();
+  const [refused] = replicate(d, ROOM, LOCAL, "false");
+  assertMatches(refused!, forbidden("r1", ROOM));
+  assert.equal(d.state.dmuc.replicated.size, 0);
+  // A module that does not know the question (no mod_dmuc_replica): refused unless primaries are trusted.
+  const [query] = to(d.send(`<iq type='set' id='r2' from='${ROOM}' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='${LOCAL}' keepalive='60' history='5'/></iq>`), LOCAL);
+  const [noModule] = d.send(`<iq type='error' id='${query!.attrs.id}' from='${LOCAL}' to='${REPLICA}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`);
+  assertMatches(noModule!, forbidden("r2", ROOM));
+  // No answer at all: refused after a while.
+  d.send(`<iq type='set' id='r3' from='${ROOM}' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='${LOCAL}' keepalive='60' history='5'/></iq>`);
+  d.now = new Date(d.now.getTime() + 3_000);
+  assertMatches(to(d.tick(), ROOM)[0]!, forbidden("r3", ROOM));
+  assert.equal(d.state.dmuc.replicated.size, 0);
+  // One remote domain may not fill the replica with rooms.
+  for (let i = 0; i < MAX_ROOMS_PER_DOMAIN; i++) replicate(d, `room${i}@channel.mallory.test`);
+  assert.equal(d.state.dmuc.replicated.size, MAX_ROOMS_PER_DOMAIN);
+  const [bounded] = d.send(`<iq type='set' id='r4' from='one-more@channel.mallory.test' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='${LOCAL}' keepalive='60' history='5'/></iq>`);
+  assertMatches(bounded!, parseXml(`<iq type='error' id='r4'><error type='wait'><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`));
+  const [other] = replicate(d, ROOM);
+  assert.equal(other!.attrs.type, "result", "other domains are not held back");
 });
 
 test("disco#info of the service advertises the replica identity and the dmuc feature", () => {

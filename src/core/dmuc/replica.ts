@@ -5,18 +5,18 @@
 // link is split it serves those users itself until the primary's netjoin (replica-split.ts).
 import xml, { type Element } from "@xmpp/xml";
 import { cloneElement } from "../../xmpp/element.js";
-import { audit, logEffect, send } from "../effects.js";
+import { logEffect, send } from "../effects.js";
 import type { DiscoInfo, ServiceRequest, ServiceSettings } from "../service.js";
 import { iqPayload, iqResult, NS } from "../../xmpp/stanza.js";
 import { bareString, type Jid } from "../../xmpp/jid.js";
 import type { ReplicatedRoom } from "./state.js";
-import { buildReplicate, buildResync, DMUC, REPLICA_IDENTITY, parseDirectedAnswer, parseReplicate, parseState } from "./wire.js";
+import { buildResync, DMUC, REPLICA_IDENTITY, parseDirectedAnswer, parseState } from "./wire.js";
 import { appendHistory, historyEntry, cleaned } from "./replica-fanout.js";
 import { expireDirected, finishEnter, onEnter, onLeave } from "./replica-enter.js";
-import { DIRECTED_TIMEOUT_MS, sendDivert, getRoom, isLocalUser, linkTimers, MIN_KEEPALIVE_SECONDS, MODULE_IQ_TIMEOUT_MS, putRoom, refuse, saveReplica, setPending, touch, type ReplicaOptions, type Work } from "./replica-util.js";
+import { DIRECTED_TIMEOUT_MS, sendDivert, getRoom, isLocalUser, linkTimers, MODULE_IQ_TIMEOUT_MS, putRoom, refuse, saveReplica, setPending, touch, type ReplicaOptions, type Work } from "./replica-util.js";
 import { errorCondition, isSplit, onNetjoin, onSplitDiverted, relayToPrimary, SPLIT_CONDITIONS } from "./replica-split.js";
 import { fromRoom, heardFromRoom, roomBounced, submit, tickLink } from "./replica-link.js";
-import { newStream } from "./link/stream.js";
+import { expireReplicateChecks, finishReplicate, onReplicate } from "./replica-replicate.js";
 
 /** The "service/route" handler: true when the stanza was the replica's. */
 export function routeReplica(request: ServiceRequest, to: Jid, options: ReplicaOptions): true | undefined {
@@ -61,7 +61,7 @@ function onIq(request: ServiceRequest, options: ReplicaOptions): true | undefine
     return true;
   }
   if (!payload || payload.attrs.xmlns !== DMUC) return undefined;
-  if (type === "set" && payload.name === "replicate") return onReplicate(request, payload, options);
+  if (type === "set" && payload.name === "replicate") return onReplicate(request, payload);
   if (!room && type === "set" && payload.name === "netjoin" && from.local !== null && from.resource === null) {
     // A room we do not have (lost, e.g. restarted without it): the primary links again from the start.
     return refuse(request, stanza, "netjoin for a room we do not replicate", { roomJid: bareString(from), spec: { type: "cancel", condition: "item-not-found" } });
@@ -100,6 +100,11 @@ function onAnswer(request: ServiceRequest, options: ReplicaOptions): true | unde
     finishEnter(request, id, query, noModule ? "no-module" : failed ? null : parseDirectedAnswer(stanza.getChild("directed", DMUC)), options);
     return true;
   }
+  if (query?.kind === "replicate-check" && fromModule) {
+    const noModule = failed && (condition === "service-unavailable" || condition === "feature-not-implemented");
+    finishReplicate(request, id, query, noModule ? "no-module" : failed ? null : parseDirectedAnswer(stanza.getChild("directed", DMUC)), options);
+    return true;
+  }
   if (query?.kind === "replica-iq" && fromModule) {
     setPending(request, id, null);
     if (failed) request.effects.push(logEffect("warn", "dmuc.module_error", { room: query.roomJid, condition }));
@@ -122,50 +127,6 @@ function onAnswer(request: ServiceRequest, options: ReplicaOptions): true | unde
     return true;
   }
   return undefined;
-}
-
-/** <replicate/>: a room of another domain asks us to serve our users; we accept only our own domain. */
-function onReplicate(request: ServiceRequest, payload: Element, options: ReplicaOptions): true {
-  const { stanza, from, settings, context } = request;
-  const replicate = parseReplicate(payload);
-  const roomJid = from.local !== null ? bareString(from) : null;
-  if (!replicate) return refuse(request, stanza, "malformed replicate", { roomJid, spec: { type: "modify", condition: "bad-request" } });
-  if (replicate.domain !== settings.localDomain) return refuse(request, stanza, "replicate for a domain not ours", { roomJid });
-  if (!roomJid || from.resource !== null || from.domain === settings.domain || from.domain === settings.localDomain) {
-    return refuse(request, stanza, "replicate from something that is not a remote room", { roomJid });
-  }
-  const keepaliveSeconds = Math.max(MIN_KEEPALIVE_SECONDS, replicate.keepaliveSeconds);
-  const historyLimit = Math.min(options.maxHistoryMessages, replicate.historyLimit);
-  const now = context.now.getTime();
-  // A new link replaces the old copy entirely: the primary re-sends the state and re-ENTERs the users.
-  const room: ReplicatedRoom = {
-    roomJid,
-    primaryJid: roomJid,
-    keepaliveSeconds,
-    historyLimit,
-    whois: "moderators",
-    presenceBroadcast: ["moderator", "participant", "visitor"],
-    roster: new Map(),
-    local: new Map(),
-    history: [],
-    subject: null,
-    lastHeard: now,
-    lastSent: now,
-    link: newStream(context.newId(), now),
-    splitChat: true,
-    splitSince: null,
-    splitQueue: [],
-    splitPresences: new Map(),
-    splitGone: new Set(),
-    echoes: new Set(),
-  };
-  const replaced = request.state.dmuc.replicated.has(roomJid);
-  putRoom(request, room);
-  saveReplica(request, room);
-  request.effects.push(send(iqResult(stanza, buildReplicate({ domain: replicate.domain, keepaliveSeconds, historyLimit }))));
-  request.effects.push(logEffect("info", "dmuc.replica_linked", { room: roomJid, keepaliveSeconds, historyLimit, replaced }));
-  request.effects.push(audit({ kind: "dmuc.replica_linked", roomJid, actorJid: roomJid, details: { domain: replicate.domain, keepaliveSeconds, historyLimit } }));
-  return true;
 }
 
 /** <state/>: settings, roster presences, history and subject from the primary, merged into our copy. */
@@ -236,6 +197,7 @@ export function tickReplica(work: Work, options: ReplicaOptions): void {
   if (!work.settings.localDomain) return;
   const now = work.context.now.getTime();
   expireDirected(work, options, DIRECTED_TIMEOUT_MS);
+  expireReplicateChecks(work, options);
   for (const [id, query] of work.state.dmuc.pending) {
     if (query.kind === "replica-iq" && now - query.sent >= MODULE_IQ_TIMEOUT_MS) {
       setPending(work, id, null);

@@ -126,7 +126,9 @@ export type PendingQuery =
       /** The roster when the ENTER came: a silent ENTER hands over the presences that changed meanwhile. */
       readonly roster?: ReadonlyMap<string, Element>;
     }
-  | { readonly kind: "replica-iq"; readonly roomJid: string; readonly sent: number };
+  | { readonly kind: "replica-iq"; readonly roomJid: string; readonly sent: number }
+  /** A <replicate/> waiting for the server module to say whether any local user is in the room. */
+  | { readonly kind: "replicate-check"; readonly roomJid: string; readonly request: Element; readonly sent: number };
 
 export interface DmucState {
   /** Primary: room JID -> replica JID -> link. */

@@ -197,13 +197,14 @@ export function parseDivert(el: Element | undefined): { room: string; on: boolea
   return { room: el.attrs.room, on: el.name === "divert" };
 }
 
-export function buildDirectedQuery(jid: string, roomJid: string): Element {
-  return xml("directed", { xmlns: DMUC, jid, room: roomJid });
+/** Has this session (`jid`), or without `jid` any session of the server, available presence in the room? */
+export function buildDirectedQuery(jid: string | null, roomJid: string): Element {
+  return xml("directed", { xmlns: DMUC, jid: jid ?? undefined, room: roomJid });
 }
 
-export function parseDirectedQuery(el: Element | undefined): { jid: string; room: string } | null {
-  if (!el?.is("directed", DMUC) || !isFullJid(el.attrs.jid) || !isBareJid(el.attrs.room)) return null;
-  return { jid: el.attrs.jid, room: el.attrs.room };
+export function parseDirectedQuery(el: Element | undefined): { jid: string | null; room: string } | null {
+  if (!el?.is("directed", DMUC) || (el.attrs.jid !== undefined && !isFullJid(el.attrs.jid)) || !isBareJid(el.attrs.room)) return null;
+  return { jid: el.attrs.jid ?? null, room: el.attrs.room };
 }
 
 export function buildDirectedAnswer(present: boolean): Element {
