@@ -142,7 +142,7 @@ export class GatewayConfig {
   @IsBoolean({ message: "must be true or false" })
   splitAway = true;
 
-  /** DMUC2 replica on a server without mod_dmuc_replica: accept ENTER without the directed-presence check. */
+  /** DMUC2 replica on a server without mod_dmuc_replica: accept replicate and ENTER without the directed-presence check. */
   @IsBoolean({ message: "must be true or false" })
   trustPrimaryEnter = false;
 
