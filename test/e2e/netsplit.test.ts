@@ -79,8 +79,8 @@ describe("netsplit and netjoin across real servers", () => {
         { name: "oulubox", gateway: true },
         { name: "eris", gateway: true },
       ],
-      // Default link timings: a split is seen within seconds without tuning.
-      env: { ...(process.env.TRACE_GATEWAYS ? { DMUC_XMPP_DEBUG: "true" } : {}) },
+      // Short link timings, so that splits are seen in seconds (defaults: 60, 30, 5).
+      env: { DMUC_KEEPALIVE: "2", DMUC_LINK_TIMEOUT: "3", DMUC_SPLIT_PING: "1", ...(process.env.TRACE_GATEWAYS ? { DMUC_XMPP_DEBUG: "true" } : {}) },
     });
   });
   after(() => fed?.stop());
@@ -111,16 +111,20 @@ describe("netsplit and netjoin across real servers", () => {
 
   for (const round of [1, 2]) {
     it(`keeps both sides talking through an s2s split of oulubox, and merges them at netjoin (round ${round})`, async () => {
-      // Unannounced: everybody talks at once after the cut; the link notices by itself.
+      const fromPrimary = primary().logMark();
+      const fromReplica = replica("oulubox").logMark();
       await fed.stopS2s("oulubox");
+      // The primary notices on its next broadcast, the replica when its keepalive goes unanswered.
       await say("Owner", `split ${round}: the owner talks`);
+      await primary().waitForEvent("dmuc.link_split", (e) => e.replica === "dmuc.oulubox.test", 30_000, { from: fromPrimary });
+      await replica("oulubox").waitForEvent("dmuc.link_split", undefined, 40_000, { from: fromReplica });
       await say("WiZ", `split ${round}: WiZ answers from eris`);
       await say("Wumpus", `split ${round}: Wumpus talks to Valdis on oulubox`);
-      // Local continuation: Valdis, on Wumpus's server, gets it during the split.
       await receive(person("Valdis"), [`split ${round}: Wumpus talks to Valdis on oulubox`]);
       await receive(person("Owner"), [`split ${round}: WiZ answers from eris`]);
 
       await fed.startS2s("oulubox");
+      await primary().waitForEvent("dmuc.link_healed", (e) => e.replica === "dmuc.oulubox.test", 40_000, { from: fromPrimary });
       await everyoneHasEverything();
     });
   }
