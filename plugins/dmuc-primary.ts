@@ -2,7 +2,7 @@
 // one replica per server (src/core/dmuc/primary-*.ts), and everybody else directly, as plain XEP-0045.
 import xml from "@xmpp/xml";
 import type { Plugin } from "../src/core/service.js";
-import { send, type Effect } from "../src/core/effects.js";
+import { logEffect, send, type Effect } from "../src/core/effects.js";
 import { linkWrites } from "../src/core/dmuc/link-records.js";
 import type { DmucState } from "../src/core/dmuc/state.js";
 import { planDelivery, domainOf } from "../src/core/dmuc/primary-delivery.js";
@@ -12,6 +12,7 @@ import { NS } from "../src/xmpp/stanza.js";
 import { bareString, jidToString, parseJid } from "../src/xmpp/jid.js";
 import { errorCondition, markSplit, startNetjoin, UNREACHABLE } from "../src/core/dmuc/primary-netsplit.js";
 import { DMUC } from "../src/core/dmuc/wire.js";
+import { fromReplica, heardFromReplica, isLinkMessage, noLink, tickLinks } from "../src/core/dmuc/primary-link-traffic.js";
 
 /** Who must answer each kind of query: an answer from anyone else is not taken. */
 function expectedResponder(q: { kind: string; domain?: string; item?: string; replicaJid?: string }): string | undefined {
@@ -52,6 +53,24 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
         }
       }));
 
+      // Link traffic from a replica: acknowledgements, probes, its users' submissions.
+      hooks.on("service/route", ({ request }) => recordingLinks(request, () => {
+        const { stanza } = request;
+        const to = parseJid(stanza.attrs.to);
+        // Only what is addressed to one of our rooms (a replica's traffic comes to its own JID).
+        if (!isLinkMessage(stanza) || !to || to.local === null || to.domain !== request.settings.domain) return undefined;
+        const roomJid = bareString(to);
+        const replicaJid = jidToString(request.from);
+        const link = request.state.dmuc.links.get(roomJid)?.get(replicaJid);
+        if (!link) {
+          request.effects.push(logEffect("info", "dmuc.unlinked_traffic", { room: roomJid, from: replicaJid }));
+          if (stanza.getChild("submit", DMUC)) request.effects.push(send(noLink(stanza, roomJid)));
+          return true as const;
+        }
+        fromReplica(request, api, roomJid, link, stanza, settings);
+        return true as const;
+      }));
+
       // Bounces: a replica's JID bouncing a room stanza splits its link; a replica user's server
       // bouncing one (remote-server-*) is the same netsplit seen from the user's side, not a departure.
       hooks.on("service/route", ({ request }) => recordingLinks(request, () => {
@@ -80,13 +99,19 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
           const id = stanza.attrs.id ?? "";
           const pending = request.state.dmuc.pending.get(id);
           if (!pending || expectedResponder(pending) !== jidToString(request.from)) return undefined;
+          // An answer from the replica itself (not its server's error for it) is the replica being there.
+          if (type === "result" && (pending.kind === "link-iq" || pending.kind === "netjoin")) heardFromReplica(request, api, pending.roomJid, pending.replicaJid, settings);
           return primaryAnswer(request, api, id, pending, stanza, settings) ? true : undefined;
         }
         const roomJid = stanza.attrs.to ?? "";
         const link = request.state.dmuc.links.get(roomJid)?.get(bareString(request.from));
         // A replica that was split from us and hears from us again asks for netjoin.
         if (link && type === "set" && stanza.getChild("resync", DMUC)) {
-          const split = link.state === "split" || link.state === "syncing" ? link : { ...link, state: "split" as const, splitSince: link.lastHeard };
+          heardFromReplica(request, api, roomJid, link.replicaJid, settings);
+          // Hearing from it may have started the netjoin already (the link was split here too).
+          const now = request.state.dmuc.links.get(roomJid)?.get(link.replicaJid);
+          if (!now) return true as const;
+          const split = now.state === "split" || now.state === "syncing" ? now : { ...now, state: "split" as const, splitSince: now.lastHeard };
           request.effects.push(send(xml("iq", { type: "result", id: stanza.attrs.id, from: roomJid, to: stanza.attrs.from })));
           if (split.state !== "syncing") startNetjoin(request, roomJid, split);
           return true as const;
@@ -98,7 +123,10 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
         return true as const;
       }));
 
-      hooks.on("service/tick", (tick) => recordingLinks(tick, () => primaryTick(tick, api, settings)));
+      hooks.on("service/tick", (tick) => recordingLinks(tick, () => {
+        primaryTick(tick, api, settings);
+        tickLinks(tick, api, settings);
+      }));
     },
   };
 }

@@ -56,7 +56,7 @@ export function createPlugins(options: PluginOptions): Plugin[] {
       historyLimit: options.maxHistoryMessages,
       ...(options.links && {
         keepaliveSeconds: options.links.keepaliveSeconds,
-        queryTimeoutMs: options.links.linkTimeoutSeconds * 1000,
+        linkTimeoutMs: options.links.linkTimeoutSeconds * 1000,
         splitPingSeconds: options.links.splitPingSeconds,
         markAway: options.links.splitAway,
       }),

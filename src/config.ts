@@ -195,20 +195,20 @@ export const SETTINGS = {
     integer(1),
   ),
   keepaliveSeconds: setting(
-    { env: "DMUC_KEEPALIVE", doc: "DMUC2: idle seconds before a link is pinged (what a primary offers; replicas take at least 10)", default: 60 },
+    { env: "DMUC_KEEPALIVE", doc: "DMUC2: idle seconds before a link is probed (what a primary offers; replicas take at least 10)", default: 30 },
     integer(1, Number.MAX_SAFE_INTEGER, "a whole number of seconds"),
   ),
   linkTimeoutSeconds: setting(
-    { env: "DMUC_LINK_TIMEOUT", doc: "DMUC2: seconds without an answer before a link counts as split", default: 30 },
+    { env: "DMUC_LINK_TIMEOUT", doc: "DMUC2: seconds a stanza on a link may go unacknowledged (or a probe unanswered) before the link counts as split", default: 5 },
     integer(1, Number.MAX_SAFE_INTEGER, "a whole number of seconds"),
   ),
   splitPingSeconds: setting(
-    { env: "DMUC_SPLIT_PING", doc: "DMUC2: how often a split link is pinged to see it come back", default: 5 },
+    { env: "DMUC_SPLIT_PING", doc: "DMUC2: seconds after a split before its first probe (then less and less often, up to 5 minutes)", default: 5 },
     integer(1, Number.MAX_SAFE_INTEGER, "a whole number of seconds"),
   ),
   splitAway: setting({ env: "DMUC_SPLIT_AWAY", doc: "DMUC2: show the users behind a split link as away to the others until it heals", default: true }, flag),
   trustPrimaryEnter: setting(
-    { env: "DMUC_TRUST_PRIMARY_ENTER", doc: "DMUC2 replica on a server without `mod_dmuc_replica`: accept ENTER without the directed-presence check", default: false },
+    { env: "DMUC_TRUST_PRIMARY_ENTER", doc: "DMUC2 replica on a server without `mod_dmuc_replica`: accept `replicate` and ENTER without the directed-presence check", default: false },
     flag,
   ),
   splitEntry: setting(

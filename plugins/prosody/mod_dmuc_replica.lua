@@ -9,7 +9,8 @@
 --   <undivert xmlns='urn:xmpp:tmp:dmuc:0' room='ROOM'/>    (set)  stop that
 --   <directed xmlns='urn:xmpp:tmp:dmuc:0' jid='FULL' room='ROOM'/> (get)
 --        answered with <directed present='true|false'/>: has session FULL sent available directed
---        presence to ROOM (some ROOM/nick) that it has not withdrawn?
+--        presence to ROOM (some ROOM/nick) that it has not withdrawn? Without 'jid': has any session
+--        of this host? (the replica accepts to replicate ROOM only then)
 --   <relay xmlns='urn:xmpp:tmp:dmuc:0'>STANZA</relay>     (set)  send STANZA on (over s2s) as if the
 --        user named by its 'from' had sent it; it is not diverted back to the replica.
 --
@@ -196,27 +197,42 @@ module:hook("iq-set/host/" .. xmlns_dmuc .. ":undivert", function(event)
 	return true;
 end);
 
+-- Whether `session` has sent available directed presence to `room` (some room/nick) and not withdrawn it.
+local function in_room(session, room)
+	if not session or not session.directed then return false; end
+	for to in pairs(session.directed) do
+		if jid_bare(to) == room then return true; end
+	end
+	return false;
+end
+
 module:hook("iq-get/host/" .. xmlns_dmuc .. ":directed", function(event)
 	local domain, why = requester(event);
 	if not domain then return refuse(event, "auth", "forbidden", why); end
 	local query = event.stanza:get_child("directed", xmlns_dmuc);
-	local user = query.attr.jid and jid_prep(query.attr.jid);
 	local room = room_jid(query.attr.room);
-	if not user or not room then
-		return refuse(event, "modify", "bad-request", "'jid' must be a full JID and 'room' a bare JID");
-	end
-	local node, user_host, resource = jid_split(user);
-	if not node or not resource then return refuse(event, "modify", "bad-request", "'jid' must be a full JID"); end
-	claim(domain);
-	if user_host ~= host then return refuse(event, "auth", "forbidden", user .. " is not a user of " .. host); end
+	if not room then return refuse(event, "modify", "bad-request", "'room' must be a bare JID with a local part"); end
 	local present = false;
-	local session = full_sessions[user];
-	if session and session.directed then
-		for to in pairs(session.directed) do
-			if jid_bare(to) == room then present = true; break; end
+	if query.attr.jid == nil then
+		-- Without 'jid': is any session of this host in the room? (A replica accepts a room only then.)
+		claim(domain);
+		for _, user in pairs(hosts[host].sessions or {}) do
+			for _, session in pairs(user.sessions or {}) do
+				if in_room(session, room) then present = true; break; end
+			end
+			if present then break; end
 		end
+		module:log("debug", "dmuc.directed any -> %s: %s", room, tostring(present));
+	else
+		local user = jid_prep(query.attr.jid);
+		if not user then return refuse(event, "modify", "bad-request", "'jid' must be a full JID and 'room' a bare JID"); end
+		local node, user_host, resource = jid_split(user);
+		if not node or not resource then return refuse(event, "modify", "bad-request", "'jid' must be a full JID"); end
+		claim(domain);
+		if user_host ~= host then return refuse(event, "auth", "forbidden", user .. " is not a user of " .. host); end
+		present = in_room(full_sessions[user], room);
+		module:log("debug", "dmuc.directed %s -> %s: %s", user, room, tostring(present));
 	end
-	module:log("debug", "dmuc.directed %s -> %s: %s", user, room, tostring(present));
 	event.origin.send(st.reply(event.stanza):tag("directed", { xmlns = xmlns_dmuc, present = tostring(present) }));
 	return true;
 end);

@@ -26,6 +26,8 @@ export interface EngineContext {
    * carry a <delay/> with that time, so that clients place them where they belong.
    */
   readonly catchUp?: boolean;
+  /** With `catchUp`: when the stanza is really handled (DMUC2 link timers run on this time, not `now`). */
+  readonly handledAt?: Date;
 }
 
 export interface ServiceSettings {

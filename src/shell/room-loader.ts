@@ -2,6 +2,7 @@
 // (so nobody is kicked by a restart) and the recent history each room sends on entering, in the
 // room's order (history_messages.seq: the order occupants saw, which times alone cannot give).
 import { trimHistory } from "../core/room/history.js";
+import { randomUUID } from "node:crypto";
 import type { DataSource } from "typeorm";
 import parse from "@xmpp/xml/lib/parse.js";
 import type { Element } from "@xmpp/xml";
@@ -10,6 +11,7 @@ import type { Logger } from "../log.js";
 import type { DmucState, ReplicaLink, ReplicatedRoom } from "../core/dmuc/state.js";
 import type { ReplicaRoomConfig } from "../core/store-writes.js";
 import { domainOf } from "../core/dmuc/primary-delivery.js";
+import { newStream, restoredStream } from "../core/dmuc/link/stream.js";
 
 interface RoomRow { id: string; jid: string; config: Partial<RoomConfig>; subject: string | null; subject_nick: string | null; subject_changed_at: Date | null; locked: boolean }
 interface AffiliationRow { room_id: string; jid: string; affiliation: AffiliationEntry["affiliation"]; reason: string | null; nick: string | null }
@@ -135,6 +137,8 @@ export async function loadLinks(dataSource: DataSource, rooms: ReadonlyMap<strin
       members,
       lastHeard: now,
       lastSent: now,
+      // A new stream (numbers are not kept yet): the replica takes it from its first stanza.
+      stream: newStream(randomUUID(), now),
       ...(row.state === "split" ? { splitSince: row.split_since?.getTime() ?? now, splitMode: "held" as const } : {}),
     };
     links.set(row.room, (links.get(row.room) ?? new Map()).set(link.replicaJid, link));
@@ -193,7 +197,8 @@ export async function loadReplicas(dataSource: DataSource, now: number, log: Log
       lastSent: now,
       splitChat: config.splitChat ?? true,
       splitSince: now,
-      pingSent: null,
+      // A new stream: nothing of the old one was kept (what the primary missed comes by netjoin).
+      link: restoredStream(randomUUID(), now),
       splitQueue: [],
       splitPresences: new Map(),
       splitGone: new Set(),

@@ -31,6 +31,9 @@ const samples = {
   undivert: wire.buildDivert("wallops@dmuc.avalon.test", false),
   directed: wire.buildDirectedQuery("argl@oulubox.test/laptop", "wallops@dmuc.avalon.test"),
   answered: wire.buildDirectedAnswer(true),
+  header: wire.buildLinkHeader({ stream: "Zq1-x_2", seq: 3, ack: 2, acked: "s2", probe: false }),
+  probe: wire.buildLinkHeader({ probe: true }),
+  submit: wire.buildSubmit({ stanza: message, at: new Date(0) }),
 };
 
 test("every DMUC2 wire element the gateway builds validates against docs/dmuc.xsd", { skip: hasXmllint ? false : "xmllint is not installed" }, () => {

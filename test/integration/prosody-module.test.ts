@@ -130,7 +130,7 @@ const errorCondition = (reply: Element): string | undefined =>
 
 const divert = (from: string, to: string, room: string, name = "divert"): Element =>
   xml("iq", { type: "set", from, to }, xml(name, { xmlns: NS, room }));
-const directed = (from: string, to: string, jid: string, room: string): Element =>
+const directed = (from: string, to: string, jid: string | undefined, room: string): Element =>
   xml("iq", { type: "get", from, to }, xml("directed", { xmlns: NS, jid, room }));
 const relay = (from: string, to: string, inner: Element): Element => xml("iq", { type: "set", from, to }, xml("relay", { xmlns: NS }, inner));
 
@@ -233,6 +233,10 @@ describe("mod_dmuc_replica on two federated Prosody servers", () => {
     assert.equal(presentOf(await ask(user.jid, OTHER_ROOM)), "false", "a message is not presence");
     assert.equal(presentOf(await ask("rubenro@a.test/other", ROOM)), "false", "another resource");
     assert.equal(presentOf(await ask("someone@a.test/x", ROOM)), "false", "another user");
+    // Without a JID: is any session of this server in the room? (what a replica asks before replicating it)
+    const anyone = (room: string): Promise<Element> => replica.request(directed("dmuc.a.test", "a.test", undefined, room));
+    assert.equal(presentOf(await anyone(ROOM)), "true");
+    assert.equal(presentOf(await anyone(OTHER_ROOM)), "false", "nobody of this server entered it");
     // A presence to a diverted room is recorded too (mod_presence sees it before it is routed).
     const ROOM3 = "third@muc.b.test";
     assertResult(await replica.request(divert("dmuc.a.test", "a.test", ROOM3)));

@@ -39,6 +39,7 @@ class Primary {
   tick(): Element[] {
     const outcome = this.service.tick(this.state, this.context());
     this.state = outcome.state;
+    this.effects = outcome.effects;
     return outcome.effects.flatMap((e) => (e.kind === "send" ? [e.stanza] : []));
   }
 
@@ -66,7 +67,7 @@ function linkedRoom(): { p: Primary; enterAnswers: Element[] } {
   const [replicate] = p.send(
     `<iq type='result' id='${info!.attrs.id}' from='${REPLICA}' to='${SERVICE}'><query xmlns='http://jabber.org/protocol/disco#info'><identity category='conference' type='dmuc-replica'/><feature var='${DMUC}'/></query></iq>`,
   );
-  assertMatches(replicate!, parseXml(`<iq type='set' from='${ROOM}' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='oulubox.test' keepalive='60' history='20'/></iq>`));
+  assertMatches(replicate!, parseXml(`<iq type='set' from='${ROOM}' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='oulubox.test' keepalive='30' history='20'/></iq>`));
   assert.equal(p.link()?.state, "negotiating");
 
   // Accepted: the room's state, then Wumpus moves to the replica without noticing (silent ENTER).
@@ -165,16 +166,63 @@ test("a domain without a replica is served directly, as plain XEP-0045", () => {
   assert.equal(sentTo(sent, REPLICA).length, 0);
 });
 
-test("an idle link is kept alive with pings, and unanswered queries time out", () => {
+const LINK = (s: Element) => s.getChild("link", DMUC);
+
+test("an idle link is probed after its keepalive; a probe unanswered for the link timeout (5 s) splits it", () => {
   const { p } = linkedRoom();
-  p.now += 31_000;
-  const pings = sentTo(p.tick(), REPLICA).filter((s) => s.getChild("ping", "urn:xmpp:ping"));
-  assert.equal(pings.length, 1);
-  assert.equal(pings[0]!.attrs.from, ROOM);
-  assert.ok(p.state.dmuc.pending.has(pings[0]!.attrs.id!));
-  p.now += 31_000;
+  // linkedRoom() last heard from the replica one second ago.
+  p.now += 28_000;
+  assert.deepEqual(sentTo(p.tick(), REPLICA), []);
+  p.now += 1_000;
+  const probes = sentTo(p.tick(), REPLICA).filter((s) => LINK(s)?.attrs.probe === "true");
+  assert.equal(probes.length, 1);
+  assert.equal(probes[0]!.attrs.from, ROOM);
+  p.now += 5_000;
   p.tick();
-  assert.ok(!p.state.dmuc.pending.has(pings[0]!.attrs.id!), "an unanswered ping times out");
+  assert.equal(p.link()!.state, "split");
+  assert.ok(p.effects.some((e) => e.kind === "audit" && e.record.kind === "link.split"));
+});
+
+test("broadcasts to a replica are numbered; its acks release them; unacknowledged for 5 s the link is split", () => {
+  const { p } = linkedRoom();
+  const first = sentTo(p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>one</body></message>`), REPLICA)[0]!;
+  const second = sentTo(p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>two</body></message>`), REPLICA)[0]!;
+  const [a, b] = [LINK(first)!, LINK(second)!];
+  assert.equal(a.attrs.stream, b.attrs.stream);
+  assert.deepEqual([a.attrs.seq, b.attrs.seq], ["1", "2"]);
+  p.now += 1_000;
+  p.send(`<message from='${REPLICA}' to='${ROOM}'><link xmlns='${DMUC}' ack='2' acked='${a.attrs.stream}'/></message>`);
+  p.now += 10_000;
+  p.tick();
+  assert.equal(p.link()!.state, "active", "acknowledged: nothing outstanding");
+  const third = sentTo(p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>three</body></message>`), REPLICA)[0]!;
+  assert.equal(LINK(third)!.attrs.seq, "3");
+  p.now += 2_000;
+  const resent = sentTo(p.tick(), REPLICA).filter((s) => LINK(s)?.attrs.seq === "3");
+  assert.equal(resent.length, 1, "resent after 2 s without an ack");
+  p.now += 3_000;
+  p.tick();
+  assert.equal(p.link()!.state, "split", "split 5 s after it was first sent");
+});
+
+test("a replica's submission is taken as its user's stanza, once, and acknowledged on the next broadcast", () => {
+  const { p } = linkedRoom();
+  const submit = (seq: number, body: string) =>
+    `<message from='${REPLICA}' to='${ROOM}' id='s${seq}'><link xmlns='${DMUC}' stream='rs' seq='${seq}'/><submit xmlns='${DMUC}' stamp='${new Date(p.now).toISOString()}'><message from='${WUMPUS}' to='${ROOM}' type='groupchat'><body>${body}</body></message></submit></message>`;
+  const out = p.send(submit(1, "via the replica"));
+  const copy = sentTo(out, REPLICA).find((s) => s.getChildText("body") === "via the replica")!;
+  assert.ok(copy, "broadcast like any message of Wumpus");
+  assert.deepEqual([LINK(copy)!.attrs.ack, LINK(copy)!.attrs.acked], ["1", "rs"], "the broadcast carries the ack");
+  assert.equal(sentTo(out, OWNER).filter((s) => s.getChildText("body") === "via the replica").length, 1);
+  const again = p.send(submit(1, "via the replica"));
+  assert.equal(again.filter((s) => s.getChildText("body") === "via the replica").length, 0, "a resent submission is not taken twice");
+  assert.deepEqual(sentTo(again, REPLICA).map((s) => LINK(s)?.attrs.ack), ["1"], "it is acknowledged again at once");
+  const forged = p.send(submit(2, "forged").replace(WUMPUS, "someone@elsewhere.test/x"));
+  assert.equal(forged.filter((s) => s.getChildText("body") === "forged").length, 0, "only users of the replica's own domain");
+  assert.ok(p.effects.some((e) => e.kind === "audit" && e.record.kind === "dmuc.refused"));
+  const stranger = p.send(submit(3, "no link").replace(`from='${REPLICA}'`, "from='dmuc.elsewhere.test'"));
+  assert.equal(stranger.length, 1);
+  assert.ok(stranger[0]!.getChild("error")?.getChild("item-not-found"), "a replica without a link is told so");
 });
 
 /** linkedRoom() with Valdis also served by the replica. */
@@ -315,4 +363,18 @@ test("netjoin: a kick by the replica's moderator during the split is applied by 
   assert.ok(!sentTo(healed, REPLICA).some((s) => s.getChild("leave", DMUC)?.attrs.jid === VALDIS));
   assert.ok(!sentTo(healed, WUMPUS).length, "the moderator gets no answer to a request it did not send");
   assert.ok(p.effects.some((e) => e.kind === "audit" && e.record.kind === "occupant.kicked"));
+});
+
+test("a submission held through a split is taken with its own time, and the link's clock is not that time", () => {
+  const { p } = linkedRoom();
+  const sentAt = new Date(p.now - 60_000).toISOString();
+  const out = p.send(
+    `<message from='${REPLICA}' to='${ROOM}' id='s1'><link xmlns='${DMUC}' stream='rs' seq='1'/><submit xmlns='${DMUC}' stamp='${sentAt}'><message from='${WUMPUS}' to='${ROOM}' type='groupchat'><body>late</body></message></submit></message>`,
+  );
+  const toOwner = sentTo(out, OWNER).find((s) => s.getChildText("body") === "late")!;
+  assert.equal(toOwner.getChild("delay", "urn:xmpp:delay")?.attrs.stamp, sentAt, "the others see when it was said");
+  assert.ok(sentTo(out, REPLICA).some((s) => s.getChildText("body") === "late"));
+  p.now += 1_000;
+  p.tick();
+  assert.equal(p.link()!.state, "active", "just sent: not taken for a stanza unacknowledged for a minute");
 });

@@ -22,7 +22,7 @@ const stores = (d: RoomDriver, op: string) => d.effects.flatMap((e) => (e.kind =
 const audits = (d: RoomDriver, kind: string) => d.effects.flatMap((e) => (e.kind === "audit" && e.record.kind === kind ? [e.record] : []));
 const logged = (d: RoomDriver, event: string) => d.effects.some((e) => e.kind === "log" && e.event === event);
 const room = (d: RoomDriver) => d.state.dmuc.replicated.get(ROOM)!;
-const relays = (out: Element[]) => to(out, LOCAL).filter((s) => s.getChild("relay", DMUC));
+const submissions = (out: Element[]) => to(out, ROOM).filter((s) => s.getChild("submit", DMUC));
 
 function rosterPresence(nick: string, role: string, attrs = ""): string {
   return `<presence from='${ROOM}/${nick}' ${attrs}><x xmlns='${MUC_USER}'><item affiliation='none' role='${role}'/></x><occupant-id xmlns='urn:xmpp:occupant-id:0' id='occ-${nick}'/></presence>`;
@@ -39,7 +39,8 @@ function replicaDriver(policies: SplitPolicies = {}): RoomDriver {
 /** A linked room: Wumpus (remote moderator), history q9X, subject; rubenro (BigCheese) and msa (Efchen) entered. */
 function linked(config = "<config whois='moderators' presencebroadcast='moderator participant visitor'/>", options?: SplitPolicies): RoomDriver {
   const d = options ? replicaDriver(options) : new RoomDriver(REPLICA, [], { localDomain: LOCAL });
-  d.send(`<iq type='set' id='r1' from='${ROOM}' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='${LOCAL}' keepalive='60' history='50'/></iq>`);
+  const [check] = d.send(`<iq type='set' id='r1' from='${ROOM}' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='${LOCAL}' keepalive='60' history='50'/></iq>`);
+  d.send(`<iq type='result' id='${check!.attrs.id}' from='${LOCAL}' to='${REPLICA}'><directed xmlns='${DMUC}' present='true'/></iq>`);
   d.send(`<iq type='set' id='s1' from='${ROOM}' to='${REPLICA}'><state xmlns='${DMUC}' last='true'>${config}
     ${rosterPresence("Wumpus", "moderator")}
     <message from='${ROOM}/Wumpus' type='groupchat'><body>Honest! He did!!</body><stanza-id xmlns='${SID}' by='${ROOM}' id='q9X'/><delay xmlns='urn:xmpp:delay' stamp='1990-01-23T19:50:01Z'/></message>
@@ -92,7 +93,7 @@ test("netsplit: an error bounce from the room's JID marks the room split (logged
   assert.deepEqual(out.map((s) => [s.attrs.to, s.attrs.from, s.getChildText("show")]).sort(), [[MSA, `${ROOM}/Wumpus`, "away"], [RUBENRO, `${ROOM}/Wumpus`, "away"]]);
   assert.equal(room(d).splitSince, d.now.getTime());
   assert.ok(logged(d, "dmuc.link_split"));
-  assert.deepEqual(audits(d, "link.split").map((r) => [r.roomJid, r.details.condition]), [[ROOM, "remote-server-not-found"]]);
+  assert.deepEqual(audits(d, "link.split").map((r) => [r.roomJid, r.details.reason, r.details.condition]), [[ROOM, "link bounce", "remote-server-not-found"]]);
   // A second bounce changes nothing.
   bounce(d);
   assert.equal(audits(d, "link.split").length, 0);
@@ -100,59 +101,58 @@ test("netsplit: an error bounce from the room's JID marks the room split (logged
   const other = linked();
   other.send(`<presence type='error' from='${ROOM}/Wumpus' to='${REPLICA}'><error type='cancel'><remote-server-timeout xmlns='${STANZAS}'/></error></presence>`);
   assert.notEqual(room(other).splitSince, null);
-  // Local chat is no longer relayed.
+  // Local chat is no longer submitted.
   const said = d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c1'><body>hello?</body></message>`);
-  assert.equal(relays(said).length, 0);
+  assert.equal(submissions(said).length, 0);
 });
 
-test("netsplit: a relay the module could not send on (remote-server-timeout) splits the room; other relay errors are only logged", () => {
+test("netsplit: a submission bounced by the room's server splits the room at once; the user gets no error, the others the message", () => {
   const d = linked();
-  const [relay] = d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c1'><body>hi</body></message>`);
-  assert.ok(relay!.getChild("relay", DMUC));
-  assert.equal(d.state.dmuc.pending.get(relay!.attrs.id!)?.kind, "relay");
-  d.send(`<iq type='result' id='${relay!.attrs.id}' from='${LOCAL}' to='${REPLICA}'/>`);
-  assert.equal(d.state.dmuc.pending.has(relay!.attrs.id!), false);
-
-  const [refused] = d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c2'><body>hi</body></message>`);
-  d.send(`<iq type='error' id='${refused!.attrs.id}' from='${LOCAL}' to='${REPLICA}'><error type='auth'><forbidden xmlns='${STANZAS}'/></error></iq>`);
+  const [submitted] = d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c1'><body>hi</body></message>`);
+  assert.ok(submitted!.getChild("submit", DMUC));
+  // Some other error from the room (it refused something) is not a split.
+  d.send(`<message type='error' from='${ROOM}' to='${REPLICA}' id='${submitted!.attrs.id}'><error type='cancel'><item-not-found xmlns='${STANZAS}'/></error></message>`);
   assert.equal(room(d).splitSince, null);
-  assert.ok(logged(d, "dmuc.relay_failed"));
-
-  const [lost] = d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c3'><body>hi</body></message>`);
-  d.send(`<iq type='error' id='${lost!.attrs.id}' from='${LOCAL}' to='${REPLICA}'><error type='wait'><remote-server-timeout xmlns='${STANZAS}'/></error></iq>`);
+  const out = d.send(`<message type='error' from='${ROOM}' to='${REPLICA}' id='${submitted!.attrs.id}'><error type='wait'><remote-server-timeout xmlns='${STANZAS}'/></error></message>`);
   assert.notEqual(room(d).splitSince, null);
-  assert.equal(audits(d, "link.split")[0]!.details.reason, "relay bounced");
+  assert.deepEqual(audits(d, "link.split").map((r) => r.details.condition), ["remote-server-timeout"]);
+  // Local continuation: both local users get rubenro's message at once, from the room, with its origin-id.
+  const chat = out.filter((s) => s.name === "message" && s.getChildText("body") === "hi");
+  assert.deepEqual(chat.map((s) => s.attrs.to).sort(), [MSA, RUBENRO].sort());
+  assert.equal(chat[0]!.attrs.from, `${ROOM}/BigCheese`);
+  assert.equal(out.filter((s) => s.attrs.type === "error").length, 0, "no error reaches the user");
+  // Kept on the link: sent again when the room is heard from, and not delivered again when it comes back.
+  d.now = new Date(d.now.getTime() + 6_000);
+  const heal = d.send(`<message from='${ROOM}' to='${REPLICA}'><link xmlns='${DMUC}'/></message>`);
+  assert.equal(submissions(heal).length, 1);
+  const originId = submissions(heal)[0]!.getChild("submit", DMUC)!.getChild("message")!.getChild("origin-id", SID)!.attrs.id;
+  const echo = d.send(`<message type='groupchat' from='${ROOM}/BigCheese' to='${REPLICA}'><body>hi</body><origin-id xmlns='${SID}' id='${originId}'/><stanza-id xmlns='${SID}' by='${ROOM}' id='e1'/></message>`);
+  assert.equal(echo.filter((s) => s.getChildText("body") === "hi").length, 0);
+  assert.deepEqual(stores(d, "history.append").map((w) => w.op === "history.append" && w.entry.stanzaId), ["e1"]);
 });
 
-test("netsplit: a keepalive ping unanswered for 30 s splits the room, which is then pinged every 5 s", () => {
+test("netsplit: a submission unacknowledged for 5 s splits the room; after 2 s it is sent again and delivered locally meanwhile", () => {
   const d = linked();
-  d.now = new Date(d.now.getTime() + 60_000);
-  const [ping] = d.tick();
-  assertMatches(ping!, parseXml(`<iq type='get' from='${REPLICA}' to='${ROOM}'><ping xmlns='urn:xmpp:ping'/></iq>`));
-  d.now = new Date(d.now.getTime() + 29_000);
-  assert.equal(d.tick().length, 0);
-  assert.equal(room(d).splitSince, null);
-  d.now = new Date(d.now.getTime() + 1_000);
+  d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c1'><body>anyone?</body></message>`);
+  d.now = new Date(d.now.getTime() + 2_000);
+  const resent = d.tick();
+  assert.equal(submissions(resent).length, 1, "sent again");
+  assert.deepEqual(resent.filter((s) => s.getChildText("body") === "anyone?" && s.attrs.to !== ROOM).map((s) => s.attrs.to).sort(), [MSA, RUBENRO].sort(), "unacknowledged: delivered locally at once");
+  d.now = new Date(d.now.getTime() + 2_999);
   d.tick();
+  assert.equal(room(d).splitSince, null);
+  d.now = new Date(d.now.getTime() + 1);
+  const out = d.tick();
   assert.equal(room(d).splitSince, d.now.getTime());
-  assert.ok(audits(d, "link.split").length === 1);
-  d.now = new Date(d.now.getTime() + 4_000);
+  assert.equal(audits(d, "link.split")[0]!.details.reason, "link unacknowledged");
+  assert.equal(out.filter((s) => s.getChildText("body") === "anyone?").length, 0, "not delivered twice");
+  // Probed every 5 s at first, then less often.
+  d.now = new Date(d.now.getTime() + 5_000);
+  assert.equal(d.tick().filter((s) => s.getChild("link", DMUC)?.attrs.probe === "true").length, 1);
+  d.now = new Date(d.now.getTime() + 5_000);
   assert.equal(d.tick().length, 0);
-  d.now = new Date(d.now.getTime() + 1_000);
-  assert.equal(d.tick()[0]!.getChild("ping", "urn:xmpp:ping") !== undefined, true);
-  // The pong does not end the split: only the netjoin does.
-  d.send(`<iq type='result' id='x' from='${ROOM}' to='${REPLICA}'/>`);
-  assert.notEqual(room(d).splitSince, null);
-
-  // Traffic from the room in time answers the ping.
-  const alive = linked();
-  alive.now = new Date(alive.now.getTime() + 60_000);
-  const [p] = alive.tick();
-  alive.now = new Date(alive.now.getTime() + 10_000);
-  alive.send(`<iq type='result' id='${p!.attrs.id}' from='${ROOM}' to='${REPLICA}'/>`);
-  alive.now = new Date(alive.now.getTime() + 25_000);
-  alive.tick();
-  assert.equal(room(alive).splitSince, null);
+  d.now = new Date(d.now.getTime() + 5_000);
+  assert.equal(d.tick().filter((s) => s.getChild("link", DMUC)?.attrs.probe === "true").length, 1);
 });
 
 test("netsplit: local groupchat is delivered locally from room/nick with an origin-id and no stanza-id, and queued", () => {
@@ -179,7 +179,7 @@ test("netsplit: presence changes and departures of local users are broadcast loc
   assert.deepEqual(away.map((s) => s.attrs.to).sort(), [MSA, RUBENRO]);
   assertMatches(to(away, MSA)[0]!, parseXml(`<presence from='${ROOM}/BigCheese'><show>away</show><x xmlns='${MUC_USER}'><item role='participant'/></x></presence>`));
   assert.deepEqual(to(away, RUBENRO)[0]!.getChild("x", MUC_USER)!.getChildren("status").map((s) => s.attrs.code), ["110"]);
-  assert.equal(relays(away).length, 0);
+  assert.equal(submissions(away).length, 0);
 
   const gone = d.send(`<presence from='${MSA}' to='${ROOM}/Efchen' type='unavailable'><status>bye</status></presence>`);
   assert.deepEqual(gone.filter((s) => s.name === "presence").map((s) => s.attrs.to).sort(), [MSA, RUBENRO]);
@@ -205,7 +205,7 @@ test("netsplit: entering during the split is refused with wait/service-unavailab
   const out = d.send(`<presence from='argl@oulubox.test/laptop' to='${ROOM}/Argl'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
   assert.equal(out.length, 1);
   assertMatches(out[0]!, parseXml(`<presence type='error' from='${ROOM}/Argl' to='argl@oulubox.test/laptop'><error type='wait'><service-unavailable xmlns='${STANZAS}'/><text xmlns='${STANZAS}'>netsplit</text></error></presence>`));
-  assert.equal(relays(out).length, 0);
+  assert.equal(submissions(out).length, 0);
   assert.ok(!room(d).roster.has("Argl"));
 });
 
@@ -223,7 +223,8 @@ test("netsplit: with splitchat='false' local chat is refused to the sender", () 
 test("netsplit: a live broadcast arriving while split is processed, and the room stays split until the netjoin", () => {
   const d = split();
   const out = d.send(`<message type='groupchat' from='${ROOM}/Wumpus' to='${REPLICA}'><body>back?</body><stanza-id xmlns='${SID}' by='${ROOM}' id='live1'/></message>`);
-  assert.equal(out.length, 2);
+  assert.deepEqual(out.map((s) => s.attrs.to).sort(), [MSA, RUBENRO, ROOM].sort());
+  assert.ok(to(out, ROOM)[0]!.getChild("resync", DMUC), "the room is there again: the replica asks for the netjoin");
   assert.equal(stores(d, "history.append").length, 1);
   assert.notEqual(room(d).splitSince, null);
 });
@@ -277,9 +278,9 @@ test("netjoin: roster diff, missed messages once with their delay and stored, su
   assert.equal(stores(d, "history.append").length, 0);
   assert.equal(to(again, ROOM)[0]!.getChild("netjoin", DMUC)!.getChildren("message").length, 0);
 
-  // Relaying resumes.
-  const [relay] = d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c2'><body>ok</body></message>`);
-  assert.ok(relay!.getChild("relay", DMUC));
+  // Submitting resumes.
+  const [submitted] = d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c2'><body>ok</body></message>`);
+  assert.ok(submitted!.getChild("submit", DMUC));
 });
 
 test("netjoin: the primary's broadcast of a message sent back is stored but not delivered again (echo), once", () => {
@@ -309,10 +310,10 @@ test("netjoin: local presences changed during the split are kept and relayed; ni
   assert.deepEqual(got.map((p) => p.attrs.from), [`${ROOM}/Wumpus`, `${ROOM}/Phaedrus`]);
   const answer = to(out, ROOM)[0]!.getChild("netjoin", DMUC)!;
   assert.deepEqual(answer.getChildren("occupant").map((o) => o.attrs.jid), [RUBENRO]);
-  // After the answer, rubenro's away presence reaches the primary as if sent now.
-  const [relay] = relays(out);
-  assertMatches(relay!, parseXml(`<iq type='set' to='${LOCAL}'><relay xmlns='${DMUC}'><presence from='${RUBENRO}' to='${ROOM}/BigCheese'><show>away</show></presence></relay></iq>`));
-  assert.ok(out.indexOf(relay!) > out.indexOf(to(out, ROOM)[0]!));
+  // After the answer, rubenro's away presence reaches the primary as if sent now (submitted on the link).
+  const [submitted] = submissions(out);
+  assertMatches(submitted!, parseXml(`<message from='${REPLICA}' to='${ROOM}'><submit xmlns='${DMUC}'><presence from='${RUBENRO}' to='${ROOM}/BigCheese'><show>away</show></presence></submit></message>`));
+  assert.ok(out.indexOf(submitted!) > out.indexOf(to(out, ROOM)[0]!));
   assert.equal(room(d).roster.get("BigCheese")!.getChildText("show"), "away");
   assert.ok(!room(d).roster.has("Efchen"));
   // The primary's unavailable for Efchen (after our answer) tells rubenro nothing new.
@@ -501,7 +502,7 @@ test("netsplit entry (splitEntry): a local user enters provisionally: roster (re
   assert.ok(!healed.some((s) => s.attrs.from === `${ROOM}/Argl` && s.attrs.type === "unavailable"));
   const answer = parseNetjoinAnswer(to(healed, ROOM)[0]!.getChild("netjoin", DMUC))!;
   assert.deepEqual(answer.occupants, [{ jid: RUBENRO, nick: "BigCheese" }, { jid: MSA, nick: "Efchen" }, { jid: ARGL, nick: "Argl" }]);
-  assert.equal(relays(healed).length, 0);
+  assert.equal(submissions(healed).length, 0);
   assert.ok(room(d).roster.has("Argl"));
   assert.equal(room(d).splitEntered, undefined);
   // The primary does not admit it: its LEAVE is delivered as usual.

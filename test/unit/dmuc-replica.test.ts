@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Element } from "@xmpp/xml";
+import { MAX_ROOMS_PER_DOMAIN } from "../../src/core/dmuc/replica-replicate.js";
 import { RoomDriver, to } from "../helpers/room-driver.js";
 import { assertMatches, parseXml } from "../helpers/xml.js";
 
@@ -26,9 +27,17 @@ const forbidden = (id: string, toJid: string) =>
 const items = (presence: Element) => presence.getChild("x", MUC_USER)!.getChildren("item");
 const codes = (presence: Element) => presence.getChild("x", MUC_USER)!.getChildren("status").map((s) => s.attrs.code);
 
-function replicate(d: RoomDriver, from = ROOM, domain = LOCAL): Element[] {
-  return d.send(`<iq type='set' id='r1' from='${from}' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='${domain}' keepalive='5' history='500'/></iq>`);
+/** The primary's <replicate/>; the server module's check that a local user is in the room is answered `present`. */
+function replicate(d: RoomDriver, from = ROOM, domain = LOCAL, present = "true"): Element[] {
+  const out = d.send(`<iq type='set' id='r1' from='${from}' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='${domain}' keepalive='5' history='500'/></iq>`);
+  const check = to(out, LOCAL).find((s) => s.getChild("directed", DMUC));
+  if (!check) return out;
+  assert.equal(check.getChild("directed", DMUC)!.attrs.jid, undefined, "asks about any session of the server");
+  assert.equal(check.getChild("directed", DMUC)!.attrs.room, bareOf(from));
+  return d.send(`<iq type='result' id='${check.attrs.id}' from='${LOCAL}' to='${REPLICA}'><directed xmlns='${DMUC}' present='${present}'/></iq>`);
 }
+
+const bareOf = (jid: string) => jid.split("/")[0]!;
 
 /** The protocol's <state/> example: Wumpus (moderator, real JID shown), one history message, the subject. */
 function sendState(d: RoomDriver, from = ROOM): Element[] {
@@ -95,6 +104,29 @@ test("replicate: a domain not ours is forbidden, logged and audited", () => {
   assert.equal(d.state.dmuc.replicated.size, 0);
   assert.equal(refusals(d).length, 1);
   assert.ok(d.effects.some((e) => e.kind === "log" && e.event === "dmuc.refused"));
+});
+
+test("replicate: only for a room one of our users has entered, as the server module says; bounded per remote domain", () => {
+  const d = replica();
+  const [refused] = replicate(d, ROOM, LOCAL, "false");
+  assertMatches(refused!, forbidden("r1", ROOM));
+  assert.equal(d.state.dmuc.replicated.size, 0);
+  // A module that does not know the question (no mod_dmuc_replica): refused unless primaries are trusted.
+  const [query] = to(d.send(`<iq type='set' id='r2' from='${ROOM}' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='${LOCAL}' keepalive='60' history='5'/></iq>`), LOCAL);
+  const [noModule] = d.send(`<iq type='error' id='${query!.attrs.id}' from='${LOCAL}' to='${REPLICA}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`);
+  assertMatches(noModule!, forbidden("r2", ROOM));
+  // No answer at all: refused after a while.
+  d.send(`<iq type='set' id='r3' from='${ROOM}' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='${LOCAL}' keepalive='60' history='5'/></iq>`);
+  d.now = new Date(d.now.getTime() + 3_000);
+  assertMatches(to(d.tick(), ROOM)[0]!, forbidden("r3", ROOM));
+  assert.equal(d.state.dmuc.replicated.size, 0);
+  // One remote domain may not fill the replica with rooms.
+  for (let i = 0; i < MAX_ROOMS_PER_DOMAIN; i++) replicate(d, `room${i}@channel.mallory.test`);
+  assert.equal(d.state.dmuc.replicated.size, MAX_ROOMS_PER_DOMAIN);
+  const [bounded] = d.send(`<iq type='set' id='r4' from='one-more@channel.mallory.test' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='${LOCAL}' keepalive='60' history='5'/></iq>`);
+  assertMatches(bounded!, parseXml(`<iq type='error' id='r4'><error type='wait'><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`));
+  const [other] = replicate(d, ROOM);
+  assert.equal(other!.attrs.type, "result", "other domains are not held back");
 });
 
 test("disco#info of the service advertises the replica identity and the dmuc feature", () => {
@@ -330,20 +362,29 @@ test("leave: the embedded presence goes to the session, which is dropped; the la
   assert.equal(presenceBroadcast(d, "Phaedrus", "participant").length, 0);
 });
 
-test("a diverted message from a local user is relayed unchanged to the primary through the module", () => {
+test("a diverted stanza from a local user is submitted in the replica's own name, numbered, kept until the primary acknowledges it", () => {
   const d = linked([{ jid: RUBENRO, nick: "BigCheese", role: "participant" }]);
   const out = d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='m1'><body>Phaedrus, we're all having a truly rotten time.</body></message>`);
   assert.equal(out.length, 1);
   assertMatches(
     out[0]!,
-    parseXml(`<iq type='set' from='${REPLICA}' to='${LOCAL}'><relay xmlns='${DMUC}'><message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='m1'><body>Phaedrus, we're all having a truly rotten time.</body></message></relay></iq>`),
+    parseXml(`<message from='${REPLICA}' to='${ROOM}'><submit xmlns='${DMUC}'><message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='m1'><body>Phaedrus, we're all having a truly rotten time.</body></message></submit></message>`),
   );
-  // An IQ to an occupant too.
+  const header = out[0]!.getChild("link", DMUC)!;
+  assert.equal(header.attrs.seq, "1");
+  assert.ok(out[0]!.getChild("submit", DMUC)!.getChild("message")!.getChild("origin-id", "urn:xmpp:sid:0"), "an origin-id, to know it when it comes back");
+  // An IQ to an occupant too, next in the stream.
   const [iq] = d.send(`<iq from='${RUBENRO}' to='${ROOM}/Wumpus' type='get' id='v1'><vCard xmlns='vcard-temp'/></iq>`);
-  assert.equal(iq!.getChild("relay", DMUC)!.getChild("iq")!.attrs.to, `${ROOM}/Wumpus`);
-  // The module's error for a relay is only logged.
-  const answer = d.send(`<iq type='error' id='${iq!.attrs.id}' from='${LOCAL}' to='${REPLICA}'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`);
-  assert.equal(answer.length, 0);
+  assert.equal(iq!.getChild("link", DMUC)!.attrs.seq, "2");
+  assert.equal(iq!.getChild("submit", DMUC)!.getChild("iq")!.attrs.to, `${ROOM}/Wumpus`);
+  assert.equal(d.state.dmuc.replicated.get(ROOM)!.link.end.channel.outbox.unacked.length, 2);
+  d.send(`<message from='${ROOM}' to='${REPLICA}'><link xmlns='${DMUC}' ack='2' acked='${header.attrs.stream}'/></message>`);
+  assert.equal(d.state.dmuc.replicated.get(ROOM)!.link.end.channel.outbox.unacked.length, 0);
+  // Rooms we do not replicate: relayed through the module in the user's name.
+  const [relay] = d.send(`<message from='${RUBENRO}' to='other@channel.avalon.test' type='groupchat' id='m3'><body>x</body></message>`);
+  assertMatches(relay!, parseXml(`<iq type='set' from='${REPLICA}' to='${LOCAL}'><relay xmlns='${DMUC}'><message from='${RUBENRO}' to='other@channel.avalon.test' type='groupchat' id='m3'/></relay></iq>`));
+  const answer = d.send(`<iq type='error' id='${relay!.attrs.id}' from='${LOCAL}' to='${REPLICA}'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`);
+  assert.equal(answer.length, 0, "the module's error for a relay is only logged");
   assert.ok(d.effects.some((e) => e.kind === "log" && e.event === "dmuc.relay_failed"));
 });
 
@@ -355,18 +396,28 @@ test("a diverted stanza with a forged from (another domain) is refused, not rela
   assert.equal(refusals(d).length, 1);
 });
 
-test("keepalive: pings from the primary are answered; after keepalive seconds of silence the replica pings", () => {
+test("keepalive: pings from the primary are answered; after keepalive seconds of silence the replica probes; unanswered, the link splits", () => {
   const d = linked();
   const [pong] = d.send(`<iq type='get' id='p1' from='${ROOM}' to='${REPLICA}'><ping xmlns='urn:xmpp:ping'/></iq>`);
   assertMatches(pong!, parseXml(`<iq type='result' id='p1' from='${REPLICA}' to='${ROOM}'/>`));
   d.now = new Date(d.now.getTime() + 5_000);
   assert.equal(d.tick().length, 0);
-  d.now = new Date(d.now.getTime() + 10_000);
-  const [ping] = d.tick();
-  assertMatches(ping!, parseXml(`<iq type='get' from='${REPLICA}' to='${ROOM}'><ping xmlns='urn:xmpp:ping'/></iq>`));
+  d.now = new Date(d.now.getTime() + 5_000);
+  const [probe] = d.tick();
+  assertMatches(probe!, parseXml(`<message from='${REPLICA}' to='${ROOM}'><link xmlns='${DMUC}' probe='true'/></message>`));
+  d.now = new Date(d.now.getTime() + 4_000);
   assert.equal(d.tick().length, 0);
-  d.send(`<iq type='result' id='${ping!.attrs.id}' from='${ROOM}' to='${REPLICA}'/>`);
-  assert.equal(d.state.dmuc.replicated.get(ROOM)!.lastHeard, d.now.getTime());
+  d.now = new Date(d.now.getTime() + 1_000);
+  d.tick();
+  assert.ok(d.effects.some((e) => e.kind === "log" && e.event === "dmuc.link_split"), "no answer within 5 s: split");
+  const other = linked();
+  other.now = new Date(other.now.getTime() + 10_000);
+  other.tick();
+  other.send(`<message from='${ROOM}' to='${REPLICA}'><link xmlns='${DMUC}'/></message>`);
+  assert.equal(other.state.dmuc.replicated.get(ROOM)!.lastHeard, other.now.getTime());
+  other.now = new Date(other.now.getTime() + 5_000);
+  other.tick();
+  assert.equal(other.state.dmuc.replicated.get(ROOM)!.splitSince, null, "answered: no split");
 });
 
 test("without DMUC_LOCAL_DOMAIN the replica role is off", () => {

@@ -35,3 +35,20 @@ test("stanzas embedded in dmuc elements come out in no namespace, their extensio
   assert.equal(answer!.messages[0]!.getChildText("body"), "x");
   assert.equal(unwrapStanza(parseXml(`<message xmlns='jabber:client'/>`)).attrs.xmlns, "jabber:client", "a stanza's own namespace is kept");
 });
+
+test("the link header and the submission round-trip; malformed headers are refused", async () => {
+  const { buildLinkHeader, parseLinkHeader, buildSubmit, parseSubmit } = await import("../../src/core/dmuc/wire.js");
+  const carried = (h: string) => parseXml(`<message>${h}</message>`);
+  const header = { stream: "s-1", seq: 4, ack: 0, acked: "p_2", probe: false };
+  assert.deepEqual(parseLinkHeader(carried(buildLinkHeader(header).toString())), header);
+  assert.deepEqual(parseLinkHeader(carried(`<link xmlns='${DMUC}' probe='true'/>`)), { probe: true });
+  for (const bad of [`seq='0' stream='s'`, `seq='1'`, `seq='x' stream='s'`, `ack='1'`, `acked='s'`, `stream='a b' seq='1'`, `ack='-1' acked='s'`]) {
+    assert.equal(parseLinkHeader(carried(`<link xmlns='${DMUC}' ${bad}/>`)), null, bad);
+  }
+  const submitted = parseSubmit(parseXml(`<message>${buildSubmit({ stanza: parseXml(`<message from='u@o.test/r' to='r@m.test' type='groupchat'><body>x</body></message>`), at: new Date(5) }).toString()}</message>`));
+  assert.equal(submitted!.stanza.attrs.xmlns, undefined, "the user's stanza comes out as a stanza");
+  assert.equal(submitted!.stanza.getChildText("body"), "x");
+  assert.equal(submitted!.at.getTime(), 5);
+  assert.equal(parseSubmit(parseXml(`<message><submit xmlns='${DMUC}' stamp='never'><message/></submit></message>`)), null);
+  assert.equal(parseSubmit(parseXml(`<message><submit xmlns='${DMUC}' stamp='1970-01-01T00:00:00Z'><message/><message/></submit></message>`)), null);
+});

@@ -10,6 +10,7 @@ import { NS } from "../../xmpp/stanza.js";
 import { buildBroadcastDelay, buildEnter, buildLeave } from "./wire.js";
 import type { DmucState, ReplicaLink } from "./state.js";
 import { withLink, withPending } from "./dmuc-state.js";
+import { sendOnLink } from "./primary-link-send.js";
 
 export function domainOf(jid: string): string {
   const at = jid.indexOf("@");
@@ -55,7 +56,9 @@ export function planDelivery(event: RoomHandled): void {
   const { request, roomJid, before, after } = event;
   const links = request.state.dmuc.links.get(roomJid);
   if (!links || links.size === 0) return;
+  // The room's time (a message taken late keeps its own); the link's clock is the time it is handled.
   const now = request.context.now;
+  const clock = (request.context.handledAt ?? now).getTime();
   let dmuc: DmucState = request.state.dmuc;
 
   const inBefore = before?.sessionNicks ?? new Map<string, string>();
@@ -100,7 +103,10 @@ export function planDelivery(event: RoomHandled): void {
     copied.set(fanout, done);
     if (done.has(link.replicaJid)) return;
     done.add(link.replicaJid);
-    out.push(send(replicaCopy(fanout.forReplica(replicaSeesJids(room, served(link))), link.replicaJid, roomJid, now)));
+    const copy = replicaCopy(fanout.forReplica(replicaSeesJids(room, served(link))), link.replicaJid, roomJid, now);
+    const sent = sendOnLink(dmuc, roomJid, link.replicaJid, copy, clock);
+    dmuc = sent.dmuc;
+    for (const stanza of sent.out) out.push(send(stanza));
     sentTo.add(link.replicaJid);
   };
 
@@ -131,10 +137,11 @@ export function planDelivery(event: RoomHandled): void {
     if (presence) delete presence.attrs.to;
     leaves.push(send(xml("iq", { type: "set", id, from: roomJid, to: link.replicaJid }, buildLeave({ jid: session, presence }))));
     for (const other of replies) if (other !== own) leaves.push(send(other));
-    dmuc = withPending(dmuc, id, { kind: "link-iq", roomJid, replicaJid: link.replicaJid, session, fallback: own ? [own] : [], sent: now.getTime() });
-    const members = new Set(link.members);
+    dmuc = withPending(dmuc, id, { kind: "link-iq", roomJid, replicaJid: link.replicaJid, session, fallback: own ? [own] : [], sent: clock });
+    const current = dmuc.links.get(roomJid)?.get(link.replicaJid) ?? link;
+    const members = new Set(current.members);
     members.delete(session);
-    dmuc = withLink(dmuc, roomJid, { ...link, members, lastSent: now.getTime() });
+    dmuc = withLink(dmuc, roomJid, { ...current, members, lastSent: clock });
     sentTo.delete(link.replicaJid);
   }
 
@@ -148,14 +155,14 @@ export function planDelivery(event: RoomHandled): void {
     const id = request.context.newId();
     const enter = buildEnter({ jid: session, nick, silent: false, history: join, codes: self ? statusCodes(self) : [] });
     out.push(send(xml("iq", { type: "set", id, from: roomJid, to: link.replicaJid }, enter)));
-    dmuc = withPending(dmuc, id, { kind: "link-iq", roomJid, replicaJid: link.replicaJid, session, fallback: replies, sent: now.getTime() });
+    dmuc = withPending(dmuc, id, { kind: "link-iq", roomJid, replicaJid: link.replicaJid, session, fallback: replies, sent: clock });
     const current = dmuc.links.get(roomJid)?.get(link.replicaJid) ?? link;
-    dmuc = withLink(dmuc, roomJid, { ...current, members: new Set(current.members).add(session), lastSent: now.getTime() });
+    dmuc = withLink(dmuc, roomJid, { ...current, members: new Set(current.members).add(session), lastSent: clock });
   }
 
   for (const replicaJid of sentTo) {
     const link = dmuc.links.get(roomJid)?.get(replicaJid);
-    if (link) dmuc = withLink(dmuc, roomJid, { ...link, lastSent: now.getTime() });
+    if (link) dmuc = withLink(dmuc, roomJid, { ...link, lastSent: clock });
   }
   request.effects.splice(0, request.effects.length, ...leaves, ...out);
   request.state = { ...request.state, dmuc };

@@ -14,9 +14,12 @@ import type { DmucState, PendingQuery, ReplicaLink } from "./state.js";
 import { withDomain, withLink, withoutLink, withoutPending, withPending } from "./dmuc-state.js";
 import { domainOf, replicaSeesJids } from "./primary-delivery.js";
 import { domainPingAnswered, errorCondition, markSplit, netjoinAnswered, startNetjoin, UNREACHABLE } from "./primary-netsplit.js";
+import { newStream } from "./link/stream.js";
 
 export interface PrimaryOptions {
   keepaliveSeconds: number;
+  /** Unacknowledged link traffic, or a link IQ unanswered, this long splits the link (DMUC_LINK_TIMEOUT, ms). */
+  linkTimeoutMs: number;
   /** How often a split replica is pinged to see it come back (DMUC_SPLIT_PING). */
   splitPingSeconds: number;
   /** Whether occupants behind a split link are shown away to the others meanwhile (DMUC_SPLIT_AWAY). */
@@ -24,11 +27,11 @@ export interface PrimaryOptions {
   historyLimit: number;
   /** How long a discovery answer holds (ms). */
   domainTtlMs: number;
-  /** How long we wait for an answer to our IQs (ms). */
+  /** How long discovery and the replicate request may take (ms): the first s2s contact with a domain. */
   queryTimeoutMs: number;
 }
 
-export const DEFAULT_PRIMARY_OPTIONS: PrimaryOptions = { keepaliveSeconds: 60, splitPingSeconds: 5, markAway: true, historyLimit: 50, domainTtlMs: 10 * 60_000, queryTimeoutMs: 30_000 };
+export const DEFAULT_PRIMARY_OPTIONS: PrimaryOptions = { keepaliveSeconds: 30, linkTimeoutMs: 5_000, splitPingSeconds: 5, markAway: true, historyLimit: 50, domainTtlMs: 10 * 60_000, queryTimeoutMs: 30_000 };
 
 const STATE_CHUNK = 100;
 
@@ -87,6 +90,7 @@ function createLink(io: LinkIo, roomJid: string, domain: string, replicaJid: str
     members: new Set(),
     lastHeard: now,
     lastSent: now,
+    stream: newStream(io.context.newId(), now),
   };
   update(io, withLink(io.state.dmuc, roomJid, link));
   const replicate = buildReplicate({ domain, keepaliveSeconds: options.keepaliveSeconds, historyLimit: options.historyLimit });
@@ -262,16 +266,23 @@ export function primaryAnswer(io: LinkIo, api: PluginApi, id: string, q: Pending
   }
 }
 
-/** Keepalive pings to idle replicas, faster ones to split replicas; answers that never came count as errors. */
+const DISCOVERY: ReadonlySet<PendingQuery["kind"]> = new Set(["disco-items", "disco-info", "replicate"]);
+
+/**
+ * Answers that never came count as errors: discovery and the replicate request within the query
+ * timeout (the first s2s contact with a domain may take a while), everything on a link within the link
+ * timeout. Split replicas are pinged to see them come back (keepalives of live links are the stream's
+ * probes: primary-link-traffic.ts).
+ */
 export function primaryTick(io: LinkIo, api: PluginApi, options: PrimaryOptions): void {
   const now = io.context.now.getTime();
   for (const [id, q] of io.state.dmuc.pending) {
-    if (now - q.sent >= options.queryTimeoutMs) primaryAnswer(io, api, id, q, null, options);
+    const timeout = DISCOVERY.has(q.kind) ? options.queryTimeoutMs : options.linkTimeoutMs;
+    if (now - q.sent >= timeout) primaryAnswer(io, api, id, q, null, options);
   }
   for (const [roomJid, links] of io.state.dmuc.links) {
     for (const link of links.values()) {
-      const interval = link.state === "split" ? options.splitPingSeconds : link.state === "active" ? link.keepaliveSeconds : Infinity;
-      if (now - link.lastSent < interval * 1000) continue;
+      if (link.state !== "split" || now - link.lastSent < options.splitPingSeconds * 1000) continue;
       query(io, link.replicaJid, roomJid, "get", xml("ping", { xmlns: NS.PING }), (sent) => ({ kind: "link-iq", roomJid, replicaJid: link.replicaJid, sent }));
       update(io, withLink(io.state.dmuc, roomJid, { ...link, lastSent: now }));
     }

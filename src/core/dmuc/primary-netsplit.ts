@@ -15,6 +15,10 @@ import { withLink, withoutLink, withPending } from "./dmuc-state.js";
 import { domainOf, replicaSeesJids } from "./primary-delivery.js";
 import { replicaConfig, rosterForReplica, type LinkIo } from "./primary-links.js";
 import { replayEntry } from "../room/history.js";
+import { DEFAULT_LINK_TIMERS } from "./link/channel.js";
+import { oldestInFlight } from "./link/sequence.js";
+import { splitRebased } from "./link/stream.js";
+import { sendOnLink } from "./primary-link-send.js";
 
 /** Error conditions that say the other side cannot be reached, rather than that it refused. */
 export const UNREACHABLE = new Set(["remote-server-not-found", "remote-server-timeout", "service-unavailable", "recipient-unavailable"]);
@@ -60,7 +64,9 @@ export function announceBehindSplit(io: LinkIo, roomJid: string, link: ReplicaLi
     for (const other of others) {
       const copy = cloneElement(variants.forViewer(replicaSeesJids(room, other) ? "moderator" : "participant"));
       copy.attrs.to = other.replicaJid;
-      io.effects.push(send(copy));
+      const sent = sendOnLink(io.state.dmuc, roomJid, other.replicaJid, copy, io.context.now.getTime());
+      io.state = { ...io.state, dmuc: sent.dmuc };
+      for (const stanza of sent.out) io.effects.push(send(stanza));
     }
   }
 }
@@ -72,11 +78,14 @@ export function markSplit(io: LinkIo, roomJid: string, link: ReplicaLink, reason
     return;
   }
   const now = io.context.now.getTime();
-  // What we sent since we last heard from the replica may be lost (the bounce that told us is one of
-  // them): the split counts from then, and netjoin resends it; the replica keeps what it has by stanza-id.
-  const since = Math.min(now, link.lastHeard);
+  // What the replica has not acknowledged may be lost (the bounce that told us is one of them), and so
+  // may what we sent since we last heard from it: the split counts from the older of the two, and the
+  // netjoin resends it from the history; the replica keeps what it has by stanza-id. The link's stream
+  // starts again (numbered from 1) with the netjoin.
+  const since = Math.min(now, link.lastHeard, oldestInFlight(link.stream.end.channel.outbox) ?? now);
   const lost = new Set<string>(bouncedId ? [bouncedId] : []);
-  setLink(io, roomJid, { ...link, state: "split", splitSince: since, splitNoticed: now, lost, splitMode: "held", lastSent: now });
+  const stream = splitRebased(link.stream, io.context.newId(), now, DEFAULT_LINK_TIMERS);
+  setLink(io, roomJid, { ...link, state: "split", splitSince: since, splitNoticed: now, lost, splitMode: "held", lastSent: now, stream });
   const id = iq(io, link.domain, io.settings.domain, "get", xml("ping", { xmlns: NS.PING }));
   io.state = { ...io.state, dmuc: withPending(io.state.dmuc, id, { kind: "domain-ping", roomJid, replicaJid: link.replicaJid, domain: link.domain, sent: now }) };
   if (markAway) announceBehindSplit(io, roomJid, link, true);
@@ -152,7 +161,7 @@ export function netjoinAnswered(io: LinkIo, api: PluginApi, roomJid: string, rep
     const at = Number.isNaN(stamp.getTime()) ? io.context.now : new Date(Math.min(io.context.now.getTime(), Math.max(since, stamp.getTime())));
     const stanza = cloneElement(message);
     stanza.attrs = { ...stanza.attrs, to: roomJid };
-    const outcome = api.inject(io.state, stanza, { now: at, newId: io.context.newId, catchUp: true });
+    const outcome = api.inject(io.state, stanza, { now: at, newId: io.context.newId, catchUp: true, handledAt: io.context.now });
     io.state = outcome.state;
     io.effects.push(...outcome.effects);
     taken++;

@@ -16,7 +16,7 @@ import type { HistoryEntry } from "../room/types.js";
 import type { ReplicatedRoom, SplitMessage } from "./state.js";
 import { buildNetjoinAnswer, buildRelay, parseNetjoin } from "./wire.js";
 import { appendHistory, cleaned, dropLocal, historyEntry, onPresenceBroadcast, presenceForSelf, takeEcho } from "./replica-fanout.js";
-import { getRoom, moduleIq, putRoom, refuse, saveReplica, setPending, touch, type ReplicaOptions, type Work } from "./replica-util.js";
+import { getRoom, moduleIq, putRoom, refuse, saveReplica, touch, type ReplicaOptions, type Work } from "./replica-util.js";
 import { keepEntered, restoreAway, showAway, splitEnter, splitError, splitKick } from "./replica-split-extras.js";
 
 /** Error conditions of a bounce that mean the room's server cannot be reached. */
@@ -46,23 +46,18 @@ export const isSplit = (room: ReplicatedRoom): boolean => room.splitSince !== nu
 export function markSplit(work: Work, room: ReplicatedRoom, reason: string, condition: string | null = null, away = true): void {
   if (isSplit(room)) return;
   const now = work.context.now.getTime();
-  const split: ReplicatedRoom = { ...room, splitSince: now, pingSent: null, splitAway: new Set(), splitKicks: [], splitEntered: new Set() };
+  const split: ReplicatedRoom = { ...room, splitSince: now, splitAway: new Set(), splitKicks: [], splitEntered: new Set() };
   putRoom(work, away ? showAway(work, split) : split);
   work.effects.push(logEffect("warn", "dmuc.link_split", { room: room.roomJid, reason, condition }));
   work.effects.push(audit({ kind: "link.split", roomJid: room.roomJid, actorJid: room.primaryJid, details: { reason, condition } }));
 }
 
-/** Relays a local user's stanza to the primary through the server module; relays to a replicated room are tracked. */
-export function relayToPrimary(work: Work, stanza: Element, roomJid: string): void {
-  const id = work.context.newId();
-  if (getRoom(work, roomJid)) setPending(work, id, { kind: "relay", roomJid, sent: work.context.now.getTime() });
-  work.effects.push(send(moduleIq(work, "set", buildRelay(stanza), id)));
-}
-
-/** A ping from our domain to the room; its answer (any traffic from the room) is enough. */
-export function pingRoom(work: Work, room: ReplicatedRoom): void {
-  work.effects.push(send(xml("iq", { type: "get", id: work.context.newId(), from: work.settings.domain, to: room.primaryJid }, xml("ping", { xmlns: NS.PING }))));
-  touch(work, room.roomJid, { sent: true });
+/**
+ * Relays a local user's stanza to a room we do not replicate through the server module, which sends it
+ * on over s2s in the user's name (rooms we replicate get submissions instead: replica-link.ts).
+ */
+export function relayToPrimary(work: Work, stanza: Element): void {
+  work.effects.push(send(moduleIq(work, "set", buildRelay(stanza))));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -178,6 +173,19 @@ function roleOfNick(room: ReplicatedRoom, nick: string): string {
   return room.roster.get(nick)?.getChild("x", NS.MUC_USER)?.getChild("item")?.attrs.role ?? "none";
 }
 
+/**
+ * The local copy of a local user's groupchat message, as the room would send it, without a stanza-id
+ * (the primary assigns those when it takes the message).
+ */
+export function localGroupchat(room: ReplicatedRoom, stanza: Element, nick: string): Element {
+  return xml(
+    "message",
+    { type: "groupchat", from: `${room.roomJid}/${nick}`, id: stanza.attrs.id, "xml:lang": stanza.attrs["xml:lang"] },
+    ...payload(stanza, room.roomJid),
+    occupantIdOf(room.roster.get(nick)),
+  );
+}
+
 function splitGroupchat(work: Work, room: ReplicatedRoom, stanza: Element, session: string, nick: string | undefined): void {
   if (nick === undefined) return splitError(work, room, stanza, NOT_IN_ROOM, "groupchat from a non-occupant during a netsplit");
   if (!room.splitChat) return splitError(work, room, stanza, UNAVAILABLE, "the room does not allow chat during a netsplit");
@@ -190,13 +198,7 @@ function splitGroupchat(work: Work, room: ReplicatedRoom, stanza: Element, sessi
     originId = work.context.newId();
     body.push(xml("origin-id", { xmlns: NS.STANZA_ID, id: originId }));
   }
-  // The local copy: as the room would send it, without a stanza-id (the primary assigns those at netjoin).
-  const local = xml(
-    "message",
-    { type: "groupchat", from: `${room.roomJid}/${nick}`, id: stanza.attrs.id, "xml:lang": stanza.attrs["xml:lang"] },
-    ...body.map(cloneElement),
-    occupantIdOf(room.roster.get(nick)),
-  );
+  const local = localGroupchat(room, xml("message", { id: stanza.attrs.id, "xml:lang": stanza.attrs["xml:lang"] }, ...body), nick);
   for (const [other] of room.local) work.effects.push(send(withTo(local, other)));
   let next = room;
   if (stanza.getChild("body")) {
@@ -253,13 +255,14 @@ function sameSubject(a: ReplicatedRoom["subject"], b: ReplicatedRoom["subject"])
 /**
  * <netjoin/> from the registered primary: its roster replaces ours (local sessions see the difference),
  * the messages we lack are stored and delivered with their delay, settings and subject applied; the
- * answer carries our sessions and the messages our users sent during the split.
+ * answer carries our sessions and the messages our users sent during the split. Returns the presences
+ * local users changed during the split, for the caller to submit to the primary as if sent now.
  */
-export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element: Element): void {
+export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element: Element): Element[] {
   const netjoin = parseNetjoin(element);
   if (!netjoin) {
     refuse(work, iq, "malformed netjoin", { roomJid: room.roomJid, spec: { type: "modify", condition: "bad-request" } });
-    return;
+    return [];
   }
   const roomJid = room.roomJid;
   const wasSplit = isSplit(room);
@@ -358,7 +361,6 @@ export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element
   current = {
     ...current,
     splitSince: null,
-    pingSent: null,
     splitQueue: [],
     splitPresences: new Map(),
     splitGone: new Set(),
@@ -370,10 +372,10 @@ export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element
   putRoom(work, current);
   work.effects.push(send(iqResult(iq, buildNetjoinAnswer({ occupants, messages: sentBack, kicks }))));
   touch(work, roomJid, { sent: true });
-  // The presences local users changed during the split reach the primary as if sent now.
-  for (const [, presence] of relays) relayToPrimary(work, cloneElement(presence), roomJid);
 
   const counts = { received: fresh.length, delivered: deliver.length, sent: sentBack.length, occupants: occupants.length, rosterChanges, ...(kicks.length > 0 && { kicks: kicks.length }), ...(restored > 0 && { restored }) };
   work.effects.push(logEffect("info", "dmuc.link_healed", { room: roomJid, wasSplit, catchUp, since: netjoin.since.toISOString(), splitSince: room.splitSince, ...counts }));
   work.effects.push(audit({ kind: "link.healed", roomJid, actorJid: room.primaryJid, details: { wasSplit, ...counts } }));
+  // The presences local users changed during the split reach the primary as if sent now.
+  return relays.map(([, presence]) => cloneElement(presence));
 }

@@ -7,24 +7,22 @@ import { errorReply, mayAnswerWithError, type StanzaErrorSpec } from "../../xmpp
 import type { Jid } from "../../xmpp/jid.js";
 import type { PendingQuery, ReplicatedRoom } from "./state.js";
 import { buildDivert } from "./wire.js";
+import { DEFAULT_LINK_TIMERS, type LinkTimers } from "./link/channel.js";
 
 /** The shortest keepalive a replica accepts (seconds). */
 export const MIN_KEEPALIVE_SECONDS = 10;
 /** How long the server module has to answer a <directed/> query before the ENTER is refused (ms). */
-export const DIRECTED_TIMEOUT_MS = 10_000;
+// Well within the primary's link timeout (5 s by default), which the ENTER's answer must beat.
+export const DIRECTED_TIMEOUT_MS = 3_000;
 /** How long a <divert/>/<undivert/> answer is waited for, only to log a failure (ms). */
 export const MODULE_IQ_TIMEOUT_MS = 60_000;
-/** A keepalive ping to the room unanswered this long marks the link split (ms). */
-export const SPLIT_TIMEOUT_MS = 30_000;
-/** How often a split room is pinged to see it come back (ms). */
-export const SPLIT_PING_MS = 5_000;
 
 export interface ReplicaOptions {
   /** The most history messages the replica keeps per room and sends on entering. */
   maxHistoryMessages: number;
-  /** A ping to the room unanswered this long splits the link (ms); SPLIT_TIMEOUT_MS by default. */
+  /** A submission unacknowledged (or a probe unanswered) this long splits the link (ms); 5 s by default. */
   linkTimeoutMs?: number;
-  /** How often a split room is pinged (ms); SPLIT_PING_MS by default. */
+  /** How often a split room is first probed (ms; then less often); 5 s by default. */
   splitPingMs?: number;
   /**
    * Where the users' server has no mod_dmuc_replica (ejabberd...), accept the ENTER of the primary we
@@ -42,6 +40,16 @@ export interface ReplicaOptions {
    * entering is refused with wait/service-unavailable "netsplit" (default false).
    */
   splitEntry?: boolean;
+}
+
+/** The link timers of a room: its negotiated keepalive, the operator's timeout and probe interval. */
+export function linkTimers(room: ReplicatedRoom, options: ReplicaOptions): LinkTimers {
+  return {
+    ...DEFAULT_LINK_TIMERS,
+    keepaliveMs: room.keepaliveSeconds * 1000,
+    splitAfterMs: options.linkTimeoutMs ?? DEFAULT_LINK_TIMERS.splitAfterMs,
+    probeMs: options.splitPingMs ?? DEFAULT_LINK_TIMERS.probeMs,
+  };
 }
 
 /** What every replica handler works on: a stanza's request or a timer tick. */
@@ -74,7 +82,7 @@ export function setPending(work: Work, id: string, query: PendingQuery | null): 
   work.state = { ...work.state, dmuc: { ...work.state.dmuc, pending } };
 }
 
-/** Marks traffic on a room's link: `heard` from the primary (which answers any ping waiting), `sent` to it. */
+/** Marks traffic on a room's link: `heard` from the primary, `sent` to it. */
 export function touch(work: Work, roomJid: string, what: { heard?: boolean; sent?: boolean }): void {
   const room = getRoom(work, roomJid);
   if (!room) return;
@@ -83,7 +91,6 @@ export function touch(work: Work, roomJid: string, what: { heard?: boolean; sent
     ...room,
     lastHeard: what.heard ? now : room.lastHeard,
     lastSent: what.sent ? now : room.lastSent,
-    pingSent: what.heard ? null : room.pingSent,
   });
 }
 

@@ -5,16 +5,18 @@
 // link is split it serves those users itself until the primary's netjoin (replica-split.ts).
 import xml, { type Element } from "@xmpp/xml";
 import { cloneElement } from "../../xmpp/element.js";
-import { audit, logEffect, send } from "../effects.js";
+import { logEffect, send } from "../effects.js";
 import type { DiscoInfo, ServiceRequest, ServiceSettings } from "../service.js";
 import { iqPayload, iqResult, NS } from "../../xmpp/stanza.js";
 import { bareString, type Jid } from "../../xmpp/jid.js";
 import type { ReplicatedRoom } from "./state.js";
-import { buildReplicate, buildResync, DMUC, REPLICA_IDENTITY, parseDirectedAnswer, parseReplicate, parseState } from "./wire.js";
-import { appendHistory, historyEntry, cleaned, ignoreFromRoom, onMessageBroadcast, onPresenceBroadcast } from "./replica-fanout.js";
+import { buildResync, DMUC, REPLICA_IDENTITY, parseDirectedAnswer, parseState } from "./wire.js";
+import { appendHistory, historyEntry, cleaned } from "./replica-fanout.js";
 import { expireDirected, finishEnter, onEnter, onLeave } from "./replica-enter.js";
-import { DIRECTED_TIMEOUT_MS, sendDivert, getRoom, isLocalUser, MIN_KEEPALIVE_SECONDS, MODULE_IQ_TIMEOUT_MS, putRoom, refuse, saveReplica, setPending, SPLIT_PING_MS, SPLIT_TIMEOUT_MS, touch, type ReplicaOptions, type Work } from "./replica-util.js";
-import { errorCondition, isSplit, markSplit, onNetjoin, onSplitDiverted, pingRoom, relayToPrimary, SPLIT_CONDITIONS } from "./replica-split.js";
+import { DIRECTED_TIMEOUT_MS, sendDivert, getRoom, isLocalUser, linkTimers, MODULE_IQ_TIMEOUT_MS, putRoom, refuse, saveReplica, setPending, touch, type ReplicaOptions, type Work } from "./replica-util.js";
+import { errorCondition, isSplit, onNetjoin, onSplitDiverted, relayToPrimary, SPLIT_CONDITIONS } from "./replica-split.js";
+import { fromRoom, heardFromRoom, roomBounced, submit, tickLink } from "./replica-link.js";
+import { expireReplicateChecks, finishReplicate, onReplicate } from "./replica-replicate.js";
 
 /** The "service/route" handler: true when the stanza was the replica's. */
 export function routeReplica(request: ServiceRequest, to: Jid, options: ReplicaOptions): true | undefined {
@@ -31,17 +33,19 @@ export function routeReplica(request: ServiceRequest, to: Jid, options: ReplicaO
   }
   touch(request, room.roomJid, { heard: true });
   const current = getRoom(request, room.roomJid)!;
-  if (stanza.attrs.type === "error") {
-    // A bounce from the room's JID: the room's server cannot be reached (XEP-0282 §Netsplit).
-    markSplit(request, current, `${stanza.name} bounced`, errorCondition(stanza), options.splitAway !== false);
-  } else if (stanza.name === "presence" && from.resource !== null) {
-    onPresenceBroadcast(request, current, stanza, from.resource);
-  } else if (stanza.name === "message" && stanza.attrs.type === "groupchat") {
-    onMessageBroadcast(request, current, stanza);
-  } else {
-    ignoreFromRoom(request, current, stanza);
-  }
+  if (stanza.attrs.type === "error") onRoomError(request, current.roomJid, stanza, options);
+  else fromRoom(request, current, stanza, options);
   return true;
+}
+
+/**
+ * An error from the room's JID: a bounce saying its server cannot be reached splits the link at once
+ * (XEP-0282 §Netsplit); any other error (the room refused something) is only logged.
+ */
+function onRoomError(work: Work & { stanza: Element }, roomJid: string, stanza: Element, options: ReplicaOptions): void {
+  const condition = errorCondition(stanza);
+  work.effects.push(logEffect("info", "dmuc.room_error", { room: roomJid, name: stanza.name, condition }));
+  if (condition && SPLIT_CONDITIONS.has(condition)) roomBounced(work, roomJid, options, condition);
 }
 
 function onIq(request: ServiceRequest, options: ReplicaOptions): true | undefined {
@@ -53,10 +57,11 @@ function onIq(request: ServiceRequest, options: ReplicaOptions): true | undefine
   if (payload?.is("ping", NS.PING) && room) {
     touch(request, room.roomJid, { heard: true, sent: true });
     request.effects.push(send(iqResult(stanza)));
+    heardFromRoom(request, room.roomJid, options);
     return true;
   }
   if (!payload || payload.attrs.xmlns !== DMUC) return undefined;
-  if (type === "set" && payload.name === "replicate") return onReplicate(request, payload, options);
+  if (type === "set" && payload.name === "replicate") return onReplicate(request, payload);
   if (!room && type === "set" && payload.name === "netjoin" && from.local !== null && from.resource === null) {
     // A room we do not have (lost, e.g. restarted without it): the primary links again from the start.
     return refuse(request, stanza, "netjoin for a room we do not replicate", { roomJid: bareString(from), spec: { type: "cancel", condition: "item-not-found" } });
@@ -68,8 +73,15 @@ function onIq(request: ServiceRequest, options: ReplicaOptions): true | undefine
   if (type === "set" && payload.name === "state") onState(request, current, payload);
   else if (type === "set" && payload.name === "enter") onEnter(request, current, stanza, payload);
   else if (type === "set" && payload.name === "leave") onLeave(request, current, stanza, payload);
-  else if (type === "set" && payload.name === "netjoin") onNetjoin(request, current, stanza, payload);
-  else return refuse(request, stanza, "unknown dmuc request", { roomJid: room.roomJid, spec: { type: "cancel", condition: "feature-not-implemented" } });
+  else if (type === "set" && payload.name === "netjoin") {
+    const presences = onNetjoin(request, current, stanza, payload);
+    heardFromRoom(request, room.roomJid, options);
+    for (const presence of presences) {
+      const after = getRoom(request, room.roomJid);
+      if (after) submit(request, after, presence, options);
+    }
+  } else return refuse(request, stanza, "unknown dmuc request", { roomJid: room.roomJid, spec: { type: "cancel", condition: "feature-not-implemented" } });
+  heardFromRoom(request, room.roomJid, options);
   if (request.effects.some((e) => e.kind === "send" && e.stanza.attrs.to === room.primaryJid)) touch(request, room.roomJid, { sent: true });
   return true;
 }
@@ -88,30 +100,25 @@ function onAnswer(request: ServiceRequest, options: ReplicaOptions): true | unde
     finishEnter(request, id, query, noModule ? "no-module" : failed ? null : parseDirectedAnswer(stanza.getChild("directed", DMUC)), options);
     return true;
   }
+  if (query?.kind === "replicate-check" && fromModule) {
+    const noModule = failed && (condition === "service-unavailable" || condition === "feature-not-implemented");
+    finishReplicate(request, id, query, noModule ? "no-module" : failed ? null : parseDirectedAnswer(stanza.getChild("directed", DMUC)), options);
+    return true;
+  }
   if (query?.kind === "replica-iq" && fromModule) {
     setPending(request, id, null);
     if (failed) request.effects.push(logEffect("warn", "dmuc.module_error", { room: query.roomJid, condition }));
-    return true;
-  }
-  if (query?.kind === "relay" && fromModule) {
-    setPending(request, id, null);
-    if (!failed) return true;
-    const room = getRoom(request, query.roomJid);
-    // The module could not send the user's stanza on to the room's server: the link is split.
-    if (room && condition && SPLIT_CONDITIONS.has(condition)) markSplit(request, room, "relay bounced", condition, options.splitAway !== false);
-    else request.effects.push(logEffect("warn", "dmuc.relay_failed", { id, room: query.roomJid, condition }));
     return true;
   }
   if (query) return undefined; // another role's query
   const room = from.local !== null ? getRoom(request, bareString(from)) : undefined;
   if (room && (from.resource === null || failed)) {
     touch(request, room.roomJid, { heard: true });
-    // Our pings are the only IQs we send the room: an error saying its server is unreachable is a split.
-    if (failed && condition && SPLIT_CONDITIONS.has(condition)) markSplit(request, getRoom(request, room.roomJid)!, "ping bounced", condition, options.splitAway !== false);
+    // Our resync requests are the only IQs we send the room: an error saying its server is unreachable
+    // is a split; an answer is the room being there.
+    if (failed && condition && SPLIT_CONDITIONS.has(condition)) roomBounced(request, room.roomJid, options, condition);
     else if (failed) request.effects.push(logEffect("warn", "dmuc.link_error", { room: room.roomJid, condition }));
-    // The room answers again while we are split: ask it for netjoin (it may not know of the split,
-    // e.g. after its own restart).
-    else if (isSplit(room)) request.effects.push(send(xml("iq", { type: "set", id: request.context.newId(), from: settings.domain, to: room.primaryJid }, buildResync())));
+    else heardFromRoom(request, room.roomJid, options);
     return true;
   }
   if (fromModule) {
@@ -120,50 +127,6 @@ function onAnswer(request: ServiceRequest, options: ReplicaOptions): true | unde
     return true;
   }
   return undefined;
-}
-
-/** <replicate/>: a room of another domain asks us to serve our users; we accept only our own domain. */
-function onReplicate(request: ServiceRequest, payload: Element, options: ReplicaOptions): true {
-  const { stanza, from, settings, context } = request;
-  const replicate = parseReplicate(payload);
-  const roomJid = from.local !== null ? bareString(from) : null;
-  if (!replicate) return refuse(request, stanza, "malformed replicate", { roomJid, spec: { type: "modify", condition: "bad-request" } });
-  if (replicate.domain !== settings.localDomain) return refuse(request, stanza, "replicate for a domain not ours", { roomJid });
-  if (!roomJid || from.resource !== null || from.domain === settings.domain || from.domain === settings.localDomain) {
-    return refuse(request, stanza, "replicate from something that is not a remote room", { roomJid });
-  }
-  const keepaliveSeconds = Math.max(MIN_KEEPALIVE_SECONDS, replicate.keepaliveSeconds);
-  const historyLimit = Math.min(options.maxHistoryMessages, replicate.historyLimit);
-  const now = context.now.getTime();
-  // A new link replaces the old copy entirely: the primary re-sends the state and re-ENTERs the users.
-  const room: ReplicatedRoom = {
-    roomJid,
-    primaryJid: roomJid,
-    keepaliveSeconds,
-    historyLimit,
-    whois: "moderators",
-    presenceBroadcast: ["moderator", "participant", "visitor"],
-    roster: new Map(),
-    local: new Map(),
-    history: [],
-    subject: null,
-    lastHeard: now,
-    lastSent: now,
-    splitChat: true,
-    splitSince: null,
-    pingSent: null,
-    splitQueue: [],
-    splitPresences: new Map(),
-    splitGone: new Set(),
-    echoes: new Set(),
-  };
-  const replaced = request.state.dmuc.replicated.has(roomJid);
-  putRoom(request, room);
-  saveReplica(request, room);
-  request.effects.push(send(iqResult(stanza, buildReplicate({ domain: replicate.domain, keepaliveSeconds, historyLimit }))));
-  request.effects.push(logEffect("info", "dmuc.replica_linked", { room: roomJid, keepaliveSeconds, historyLimit, replaced }));
-  request.effects.push(audit({ kind: "dmuc.replica_linked", roomJid, actorJid: roomJid, details: { domain: replicate.domain, keepaliveSeconds, historyLimit } }));
-  return true;
 }
 
 /** <state/>: settings, roster presences, history and subject from the primary, merged into our copy. */
@@ -217,22 +180,28 @@ function onDiverted(request: ServiceRequest, to: Jid, options: ReplicaOptions): 
     onSplitDiverted(request, room, stanza, to, options);
     return true;
   }
-  // Rooms we do not (or no longer) replicate are relayed too: a late diverted stanza still arrives,
-  // and the module only sends on stanzas of its own users with a live session.
-  relayToPrimary(request, cloneElement(stanza), roomJid);
+  if (room) {
+    // Submitted in our own name: a bounce or a missing acknowledgement comes back to us, not to the user.
+    submit(request, room, stanza, options);
+    return true;
+  }
+  // Rooms we do not (or no longer) replicate are relayed through the module in the user's name: a late
+  // diverted stanza still arrives, and the module only sends on stanzas of its own users with a live session.
+  relayToPrimary(request, cloneElement(stanza));
   request.effects.push(logEffect("debug", "dmuc.relayed", { room: roomJid, name: stanza.name, replicated }));
   return true;
 }
 
-/** The "service/tick" handler: ENTERs the module never answered, stale module IQs, keepalive and split pings. */
+/** The "service/tick" handler: ENTERs the module never answered, stale module IQs, the links' timers. */
 export function tickReplica(work: Work, options: ReplicaOptions): void {
   if (!work.settings.localDomain) return;
   const now = work.context.now.getTime();
   expireDirected(work, options, DIRECTED_TIMEOUT_MS);
+  expireReplicateChecks(work, options);
   for (const [id, query] of work.state.dmuc.pending) {
-    if ((query.kind === "replica-iq" || query.kind === "relay") && now - query.sent >= MODULE_IQ_TIMEOUT_MS) {
+    if (query.kind === "replica-iq" && now - query.sent >= MODULE_IQ_TIMEOUT_MS) {
       setPending(work, id, null);
-      work.effects.push(logEffect(query.kind === "relay" ? "debug" : "warn", "dmuc.module_timeout", { room: query.roomJid, kind: query.kind }));
+      work.effects.push(logEffect("warn", "dmuc.module_timeout", { room: query.roomJid, kind: query.kind }));
     }
   }
   for (const room of work.state.dmuc.replicated.values()) {
@@ -241,20 +210,14 @@ export function tickReplica(work: Work, options: ReplicaOptions): void {
       putRoom(work, { ...room, restored: undefined });
       if (room.local.size > 0) sendDivert(work, room.roomJid, true);
     }
-    if (isSplit(room)) {
-      // Split: the room is pinged every 5 s; its netjoin (not the pong) ends the split.
-      if (now - room.lastSent >= (options.splitPingMs ?? SPLIT_PING_MS)) pingRoom(work, room);
-      continue;
+    // Acknowledgements, resends, keepalive and split probes, detection (replica-link.ts).
+    tickLink(work, room.roomJid, options);
+    const current = getRoom(work, room.roomJid);
+    // The link is up again but the netjoin that ends local service has not come: ask again.
+    if (current && isSplit(current) && current.link.end.kind === "active" && now - current.lastSent >= linkTimers(current, options).probeMs) {
+      work.effects.push(send(xml("iq", { type: "set", id: work.context.newId(), from: work.settings.domain, to: current.primaryJid }, buildResync())));
+      touch(work, current.roomJid, { sent: true });
     }
-    if (room.pingSent !== null && now - room.pingSent >= (options.linkTimeoutMs ?? SPLIT_TIMEOUT_MS)) {
-      markSplit(work, room, "ping unanswered", null, options.splitAway !== false);
-      pingRoom(work, getRoom(work, room.roomJid)!);
-      continue;
-    }
-    if (now - room.lastSent < room.keepaliveSeconds * 1000) continue;
-    pingRoom(work, room);
-    const pinged = getRoom(work, room.roomJid)!;
-    if (pinged.pingSent === null) putRoom(work, { ...pinged, pingSent: now });
   }
 }
 

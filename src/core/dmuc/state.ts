@@ -2,6 +2,7 @@
 // replica for remote rooms its local users are in. Immutable, like the rooms.
 import type { Element } from "@xmpp/xml";
 import type { HistoryEntry, Role } from "../room/types.js";
+import type { LinkStream } from "./link/stream.js";
 
 export type LinkState = "negotiating" | "syncing" | "active" | "split";
 
@@ -25,6 +26,8 @@ export interface ReplicaLink {
   readonly splitNoticed?: number;
   /** Stanza-ids of broadcasts that bounced: sent, but lost. */
   readonly lost?: ReadonlySet<string>;
+  /** The reliable link (link/stream.ts): our broadcasts to the replica, its users' submissions to us. */
+  readonly stream: LinkStream<Element>;
 }
 
 /** What the adapter layer knows of a remote user domain. */
@@ -54,12 +57,15 @@ export interface ReplicatedRoom {
   readonly subject: { readonly text: string; readonly nick: string | null; readonly at: Date } | null;
   readonly lastHeard: number;
   readonly lastSent: number;
+  /** The reliable link to the primary (link/stream.ts): our users' submissions, the room's broadcasts. */
+  readonly link: LinkStream<Submission>;
   /** Whether local users may go on talking among themselves during a netsplit (the room's splitchat). */
   readonly splitChat: boolean;
-  /** Since when the link is split (ms); null while it is up. Only a netjoin ends a split. */
+  /**
+   * Since when the room is served locally (ms): from the link's split until the primary's netjoin; null
+   * otherwise. The link may be up again before the netjoin ends this.
+   */
   readonly splitSince: number | null;
-  /** When the oldest keepalive ping not followed by any traffic from the room was sent (ms). */
-  readonly pingSent: number | null;
   /** Groupchat messages local users sent during the split, in order, for the netjoin answer. */
   readonly splitQueue: readonly SplitMessage[];
   /** Local sessions -> the last presence each sent during the split (relayed to the primary after netjoin). */
@@ -76,6 +82,12 @@ export interface ReplicatedRoom {
   readonly echoes: ReadonlySet<string>;
   /** Restored from the database at start: the server module must be asked to divert again. */
   readonly restored?: boolean;
+}
+
+/** A local user's stanza submitted to the primary on the link (as the user sent it), and when (ms). */
+export interface Submission {
+  readonly stanza: Element;
+  readonly at: number;
 }
 
 /** A message a local user sent to a split room: as sent (from the full JID, with origin-id), and when. */
@@ -115,8 +127,8 @@ export type PendingQuery =
       readonly roster?: ReadonlyMap<string, Element>;
     }
   | { readonly kind: "replica-iq"; readonly roomJid: string; readonly sent: number }
-  /** A <relay/> to the server module of a local user's stanza to a replicated room. */
-  | { readonly kind: "relay"; readonly roomJid: string; readonly sent: number };
+  /** A <replicate/> waiting for the server module to say whether any local user is in the room. */
+  | { readonly kind: "replicate-check"; readonly roomJid: string; readonly request: Element; readonly sent: number };
 
 export interface DmucState {
   /** Primary: room JID -> replica JID -> link. */

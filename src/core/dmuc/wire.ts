@@ -197,13 +197,14 @@ export function parseDivert(el: Element | undefined): { room: string; on: boolea
   return { room: el.attrs.room, on: el.name === "divert" };
 }
 
-export function buildDirectedQuery(jid: string, roomJid: string): Element {
-  return xml("directed", { xmlns: DMUC, jid, room: roomJid });
+/** Has this session (`jid`), or without `jid` any session of the server, available presence in the room? */
+export function buildDirectedQuery(jid: string | null, roomJid: string): Element {
+  return xml("directed", { xmlns: DMUC, jid: jid ?? undefined, room: roomJid });
 }
 
-export function parseDirectedQuery(el: Element | undefined): { jid: string; room: string } | null {
-  if (!el?.is("directed", DMUC) || !isFullJid(el.attrs.jid) || !isBareJid(el.attrs.room)) return null;
-  return { jid: el.attrs.jid, room: el.attrs.room };
+export function parseDirectedQuery(el: Element | undefined): { jid: string | null; room: string } | null {
+  if (!el?.is("directed", DMUC) || (el.attrs.jid !== undefined && !isFullJid(el.attrs.jid)) || !isBareJid(el.attrs.room)) return null;
+  return { jid: el.attrs.jid ?? null, room: el.attrs.room };
 }
 
 export function buildDirectedAnswer(present: boolean): Element {
@@ -282,4 +283,62 @@ export function parseNetjoinAnswer(el: Element | undefined): NetjoinAnswer | nul
 // <resync/>: a split replica that hears from the room again asks for netjoin
 export function buildResync(): Element {
   return xml("resync", { xmlns: DMUC });
+}
+
+// <link stream seq ack acked probe/>: the reliable link's header (docs/PROTOCOL.md "The reliable link")
+export interface LinkHeader {
+  /** The sender's stream (one per link incarnation) and this stanza's number in it; absent on a bare ack. */
+  stream?: string;
+  seq?: number;
+  /** The highest number of the receiver's stream `acked` that the sender has applied, all before it too. */
+  ack?: number;
+  acked?: string;
+  /** The sender asks for an acknowledgement at once (keepalive, or a split link being probed). */
+  probe: boolean;
+}
+
+const STREAM = /^[A-Za-z0-9_-]{1,64}$/;
+
+export function buildLinkHeader(h: LinkHeader): Element {
+  return xml("link", {
+    xmlns: DMUC,
+    stream: h.stream,
+    seq: h.seq === undefined ? undefined : String(h.seq),
+    ack: h.ack === undefined ? undefined : String(h.ack),
+    acked: h.acked,
+    probe: h.probe ? "true" : undefined,
+  });
+}
+
+/** The header of a stanza on a link, or null when it has none or a malformed one. */
+export function parseLinkHeader(stanza: Element): LinkHeader | null {
+  const el = stanza.getChild("link", DMUC);
+  if (!el) return null;
+  const { stream, acked } = el.attrs;
+  const seq = el.attrs.seq === undefined ? undefined : positiveInt(el.attrs.seq);
+  const ack = el.attrs.ack === undefined ? undefined : positiveInt(el.attrs.ack);
+  if (seq === null || ack === null || (seq !== undefined && (seq < 1 || stream === undefined))) return null;
+  if ((ack === undefined) !== (acked === undefined)) return null;
+  if ((stream !== undefined && !STREAM.test(stream)) || (acked !== undefined && !STREAM.test(acked))) return null;
+  return { ...(stream !== undefined && { stream }), ...(seq !== undefined && { seq }), ...(ack !== undefined && { ack, acked }), probe: el.attrs.probe === "true" };
+}
+
+// <submit stamp>STANZA</submit>: a local user's stanza to the room, submitted by the replica in its own name
+export interface Submit {
+  stanza: Element;
+  /** When the user sent it (the replica's time): the room's time of a message held through a split. */
+  at: Date;
+}
+
+export function buildSubmit(s: Submit): Element {
+  return xml("submit", { xmlns: DMUC, stamp: s.at.toISOString() }, s.stanza);
+}
+
+export function parseSubmit(stanza: Element): Submit | null {
+  const el = stanza.getChild("submit", DMUC);
+  if (!el) return null;
+  const at = new Date(el.attrs.stamp ?? "");
+  const [inner, ...rest] = el.getChildElements();
+  if (Number.isNaN(at.getTime()) || !inner || rest.length > 0 || !["message", "presence", "iq"].includes(inner.name)) return null;
+  return { stanza: unwrapStanza(inner), at };
 }

@@ -1,0 +1,82 @@
+// One end of a live DMUC2 link as the gateway keeps it (docs/PROTOCOL.md "The reliable link"): the
+// state machine of channel.ts, the id of our stream (a new one for each incarnation of the link, so
+// that numbers are never compared across a restart or a re-based netjoin), and the id of the other
+// side's stream we apply. Translates the machine's actions into <link/> headers and headers into events.
+import xml, { type Element } from "@xmpp/xml";
+import { buildLinkHeader, type LinkHeader } from "../wire.js";
+import { emptyInbox, emptyOutbox } from "./sequence.js";
+import { newChannel, restoredLink, stepEstablished, type LinkAction, type LinkEvent, type LinkTimers, type ReplicaLinkState } from "./channel.js";
+
+export interface LinkStream<O> {
+  readonly end: ReplicaLinkState<O>;
+  /** Our stream's id. */
+  readonly id: string;
+  /** The other side's stream we apply (null: none seen yet). */
+  readonly peer: string | null;
+  /** The other side's streams we followed before: never taken up again (a late stanza of an old stream). */
+  readonly retired: readonly string[];
+}
+
+/** How many old streams of the other side are remembered. */
+const RETIRED = 8;
+
+export function newStream<O>(id: string, now: number): LinkStream<O> {
+  return { end: { kind: "active", since: now, channel: newChannel<O>(now) }, id, peer: null, retired: [] };
+}
+
+/** The end of a link a restarted process had: split until the other side answers its first probe. */
+export function restoredStream<O>(id: string, now: number): LinkStream<O> {
+  return { end: restoredLink({ outbox: emptyOutbox<O>(), inbox: emptyInbox() }, now), id, peer: null, retired: [] };
+}
+
+/**
+ * A fresh stream in the same state of the link (split or not), with nothing to resend: what was
+ * unacknowledged is sent again another way (the primary's netjoin), and the other side's numbers go on.
+ */
+export function rebased<O>(stream: LinkStream<O>, id: string, now: number): LinkStream<O> {
+  const channel = { ...newChannel<O>(now), inbox: stream.end.channel.inbox, lastHeard: stream.end.channel.lastHeard };
+  return { ...stream, id, end: { ...stream.end, channel } };
+}
+
+/** The link split now (whatever the machine thought), on a fresh stream: see rebased(). */
+export function splitRebased<O>(stream: LinkStream<O>, id: string, now: number, timers: LinkTimers): LinkStream<O> {
+  return rebased(step<O, never>(stream, { type: "bounced" }, now, timers).stream, id, now);
+}
+
+export function step<O, I>(stream: LinkStream<O>, event: LinkEvent<O, I>, now: number, timers: LinkTimers): { stream: LinkStream<O>; actions: readonly LinkAction<O, I>[] } {
+  if (stream.end.kind === "abandoned") return { stream, actions: [] };
+  const result = stepEstablished(stream.end, event, now, timers);
+  return { stream: { ...stream, end: result.link }, actions: result.actions };
+}
+
+/**
+ * What a received header (and the stanza it came on, when it carries a number) means for this end. A
+ * new stream of the other side (it restarted, or re-based its stream at a split) starts at 1 and is
+ * followed from there on; when we follow none (we restarted and lost our place), the first stanza
+ * seen starts it. Stanzas of streams we left, or of an unknown stream in the middle, are not applied:
+ * the sender, unacknowledged, sends them again from its first.
+ */
+export function heard<O, I>(stream: LinkStream<O>, header: LinkHeader | null, item: I | null): { stream: LinkStream<O>; event: LinkEvent<O, I> } {
+  const ack = header?.ack !== undefined && header.acked === stream.id ? header.ack : 0;
+  const probe = header?.probe ?? false;
+  const ignored = { stream, event: { type: "heard", ack, carried: null, probe } } as const;
+  if (header?.seq === undefined || header.stream === undefined || item === null) return ignored;
+  let next = stream;
+  if (stream.peer !== header.stream) {
+    if (stream.retired.includes(header.stream) || (stream.peer !== null && header.seq !== 1)) return ignored;
+    const channel = { ...stream.end.channel, inbox: { applied: header.seq - 1 } };
+    const retired = stream.peer === null ? stream.retired : [...stream.retired, stream.peer].slice(-RETIRED);
+    next = { ...stream, peer: header.stream, retired, end: { ...stream.end, channel } as ReplicaLinkState<O> };
+  }
+  return { stream: next, event: { type: "heard", ack, carried: { seq: header.seq, item }, probe } };
+}
+
+/** The header a transmitted stanza carries. */
+export function transmitHeader<O>(stream: LinkStream<O>, seq: number, ack: number): Element {
+  return buildLinkHeader({ stream: stream.id, seq, ...(stream.peer !== null && { ack, acked: stream.peer }), probe: false });
+}
+
+/** A header alone, on a message of its own: an acknowledgement, or a probe asking for one. */
+export function headerMessage<O>(stream: LinkStream<O>, from: string, to: string, id: string, ack: number, probe: boolean): Element {
+  return xml("message", { from, to, id }, buildLinkHeader({ ...(stream.peer !== null && { ack, acked: stream.peer }), probe }));
+}
