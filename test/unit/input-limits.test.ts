@@ -174,7 +174,11 @@ test("DMUC2 control traffic carries whole histories: a <state/> wider and bigger
   const REPLICA = "dmuc.oulubox.test";
   const DMUC = "urn:xmpp:tmp:dmuc:0";
   const d = new RoomDriver(REPLICA, [], { localDomain: "oulubox.test" }, { maxBodyChars: 100, input: { maxStanzaBytes: 4096, maxChildren: 40 } });
-  d.send(`<iq type='set' id='r1' from='${ROOM2}' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='oulubox.test' keepalive='60' history='50'/></iq>`);
+  const asked = d.send(`<iq type='set' id='r1' from='${ROOM2}' to='${REPLICA}'><replicate xmlns='${DMUC}' domain='oulubox.test' keepalive='60' history='50'/></iq>`);
+  // The replica first asks its server module whether one of its users is in the room.
+  const check = asked.find((s) => s.getChild("directed", DMUC));
+  assert.ok(check, "the replica asks the server module before it replicates");
+  d.send(`<iq type='result' id='${check.attrs.id}' from='oulubox.test' to='${REPLICA}'><directed xmlns='${DMUC}' present='true'/></iq>`);
   const messages = Array.from(
     { length: 60 },
     (_, i) => `<message from='${ROOM2}/Wumpus' type='groupchat'><body>${"w".repeat(90)} ${i}</body><stanza-id xmlns='urn:xmpp:sid:0' by='${ROOM2}' id='s${i}'/></message>`,
