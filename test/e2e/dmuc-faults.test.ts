@@ -216,7 +216,7 @@ describe("DMUC2 loses nothing: XEP-0282's topology through unannounced faults, a
    */
   async function copiesPerBroadcast(label: string): Promise<string[]> {
     await fed.resetS2sCounts();
-    const body = `${label}: one copy per replica server`;
+    const body = `${label}: one copy per replica server (message ${sent.length + 1})`;
     await say("Wumpus", body);
     const late = await until(() => lost(sent.slice(-1)), CONVERGE_MS);
     if (late.length > 0) return [`${label}: not delivered: ${short(late).join("; ")}`];

@@ -499,6 +499,9 @@ export async function startFederation(options: FederationOptions): Promise<Feder
         const sockets = await socketsOf(pid, S2S_PORT);
         // One socket at a time: a filter naming both ends exactly touches no other federation's links.
         for (const filter of sockets) await run("ss", ["-K", ...filter.split(" ")]);
+        // ss -K says nothing when the kernel cannot do it: check that the connections are gone.
+        const left = (await socketsOf(pid, S2S_PORT)).filter((f) => sockets.includes(f));
+        if (left.length > 0) throw new Error(`ss -K did not reset ${left.join("; ")} (it needs root and a kernel with CONFIG_INET_DIAG_DESTROY)`);
         return sockets.length;
       },
       freeze: (name) => prosodyOf(name).freeze(true),
