@@ -40,7 +40,8 @@ export const NS_S2S_COUNTER = "urn:dmuc-gateway:test:s2s-counter";
 export const NS_S2S_NETSPLIT = "urn:dmuc-gateway:test:s2s-netsplit";
 
 const S2S_PORT = 5269;
-const CONNECT_TIMEOUT_MS = 30_000;
+// Generous: a gateway starting beside three others on a loaded machine can take well over 30 s.
+const CONNECT_TIMEOUT_MS = 90_000;
 const AUTHENTICATED = /External component successfully authenticated/;
 /** The user the harness logs in as on each server to talk to the fixture modules. */
 const PROBE_USER = "s2s-probe";
