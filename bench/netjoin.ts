@@ -145,7 +145,9 @@ async function measure(kind: Kind, messages: number, log: (m: string) => void): 
       await talkers[i % talkers.length]!.client!.send(xml("message", { to: room, type: "groupchat", id: `n${i}` }, xml("body", {}, body(i))));
     }
     const all = Array.from({ length: messages }, (_, i) => body(i));
-    const sendTimeout = Math.max(60_000, messages * 20);
+    // The split must last until the talking side has everything: healing earlier would measure the
+    // primary's backlog, not the netjoin. Generous: a loaded 2-core machine did 10,000 in over 200 s.
+    const sendTimeout = Math.max(120_000, messages * 100);
     if (!(await until(() => talkers.every((m) => all.every((b) => m.got.has(b))), sendTimeout))) {
       problems.push(`the talking side did not get its own ${messages} messages within ${sendTimeout / 1000} s`);
     }
