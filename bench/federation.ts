@@ -19,6 +19,7 @@ import xml, { type Element } from "@xmpp/xml";
 import { startFederation, type Federation, type FederationServerOptions, type S2sCount } from "../test/support/federation.js";
 import type { TestClient } from "../test/support/client.js";
 import type { BenchOptions, Cell, Report } from "./lib/report.js";
+import { mucHostsLua } from "./lib/plain-muc.js";
 
 export const name = "federation";
 
@@ -69,28 +70,6 @@ interface Outcome {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/**
- * Lua for every server's config (plain MUC): the harness's hosts file (read by libunbound) names
- * each server's VirtualHost and gateway component only; muc.avalon.test must resolve too. The
- * snippet finds the hosts file in its own config file, writes a copy with muc.avalon.test added on
- * avalon's address next to the config, and points `unbound` at it.
- */
-function mucHostsLua(): string {
-  return `do
-  local config_file = debug.getinfo(1, "S").source:sub(2)
-  local text = io.open(config_file):read("*a")
-  local hosts_file = assert(text:match('hoststxt = "([^"]+)"'), "no hoststxt in the config")
-  local resolv = assert(text:match('resolvconf = "([^"]+)"'), "no resolvconf in the config")
-  local hosts = io.open(hosts_file):read("*a")
-  local address = assert(hosts:match("([%d%.]+) ${ROOM_SERVER}%.test"), "no address for ${ROOM_SERVER}.test")
-  local out = config_file .. ".hosts"
-  local f = io.open(out, "w")
-  f:write(hosts, address, " muc.${ROOM_SERVER}.test\\n")
-  f:close()
-  unbound = { hoststxt = out; resolvconf = resolv }
-end`;
-}
-
 /** Copies every gateway's log into a new temp dir (the federation removes its own at stop). */
 async function keepLogs(fed: Federation): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "bench-federation-logs-"));
@@ -116,8 +95,8 @@ async function measure(kind: Kind, topology: Topology, messages: number, log: (m
     kind === "DMUC2"
       ? [ROOM_SERVER, ...userServers].map((server) => ({ name: server, gateway: true }))
       : [
-          { name: ROOM_SERVER, gateway: false, prosodyConfig: `${mucHostsLua()}\nComponent "muc.${ROOM_SERVER}.test" "muc"` },
-          ...userServers.map((server) => ({ name: server, gateway: false, prosodyConfig: mucHostsLua() })),
+          { name: ROOM_SERVER, gateway: false, prosodyConfig: `${mucHostsLua(ROOM_SERVER)}\nComponent "muc.${ROOM_SERVER}.test" "muc"` },
+          ...userServers.map((server) => ({ name: server, gateway: false, prosodyConfig: mucHostsLua(ROOM_SERVER) })),
         ];
   const roomDomain = kind === "DMUC2" ? `dmuc.${ROOM_SERVER}.test` : `muc.${ROOM_SERVER}.test`;
   const room = `bench@${roomDomain}`;

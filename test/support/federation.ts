@@ -10,13 +10,17 @@
 // this machine: /work/shared/notes/xmpp-servers.md ("Several federated Prosody servers on one machine").
 //
 // Two fixture modules are loaded on every server (test/fixtures/prosody/): mod_s2s_counter counts what
-// each server sends over s2s (s2sCounts()), mod_s2s_netsplit cuts a server off (stopS2s()/startS2s()).
+// each server sends over s2s (s2sCounts()), mod_s2s_netsplit cuts a server off (stopS2s()/startS2s())
+// or partitions it from some peers (partition()/unpartition()). The other faults (TCP resets, frozen,
+// restarted or killed processes) act from outside; test/support/faults.ts names them all.
+import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import xml, { type Element } from "@xmpp/xml";
 import { removeDirSync, track } from "./cleanup.js";
 import { connectClient, type TestClient } from "./client.js";
@@ -36,7 +40,8 @@ export const NS_S2S_COUNTER = "urn:dmuc-gateway:test:s2s-counter";
 export const NS_S2S_NETSPLIT = "urn:dmuc-gateway:test:s2s-netsplit";
 
 const S2S_PORT = 5269;
-const CONNECT_TIMEOUT_MS = 30_000;
+// Generous: a gateway starting beside three others on a loaded machine can take well over 30 s.
+const CONNECT_TIMEOUT_MS = 90_000;
 const AUTHENTICATED = /External component successfully authenticated/;
 /** The user the harness logs in as on each server to talk to the fixture modules. */
 const PROBE_USER = "s2s-probe";
@@ -140,6 +145,34 @@ export interface Federation {
   stopS2s(name: string): Promise<void>;
   /** Ends stopS2s(name): the port is open again, links are set up again by the next stanza. */
   startS2s(name: string): Promise<void>;
+  /**
+   * Partitions `name` from `peers` (server names) while every s2s link stays up: what either side
+   * routes to the other is dropped, and with mode "bounce" answered with remote-server-timeout, with
+   * "drop" answered by nothing at all. Both ends block, so nothing crosses in either direction.
+   */
+  partition(name: string, peers: readonly string[], mode: "bounce" | "drop"): Promise<void>;
+  /** Ends partition(name, peers). */
+  unpartition(name: string, peers: readonly string[]): Promise<void>;
+  /**
+   * Resets every established TCP connection of `name`'s s2s (its Prosody's sockets to or from port
+   * 5269) in the kernel (`ss -K`): both ends see a reset, what was in flight is gone. Returns how
+   * many connections were reset.
+   */
+  resetS2s(name: string): Promise<number>;
+  /** SIGSTOP to `name`'s Prosody: it stops reading and writing, its connections stay open. */
+  freeze(name: string): void;
+  /** SIGCONT: the frozen Prosody goes on. */
+  thaw(name: string): void;
+  /** Stops `name`'s Prosody (SIGTERM; its users and component are disconnected). */
+  stopProsody(name: string): Promise<void>;
+  /** Starts `name`'s Prosody again on the same address and ports (its gateway reconnects by itself). */
+  startProsody(name: string): Promise<void>;
+  /** SIGKILL to `name`'s gateway (a crash: nothing flushed, no goodbye). */
+  killGateway(name: string): Promise<void>;
+  /** Starts `name`'s gateway again on the same database after killGateway(); waits until Prosody accepted it. */
+  startGateway(name: string): Promise<GatewayProcess>;
+  /** Every gateway process `name` has run, oldest first (their logs stay readable after they end). */
+  gatewayRuns(name: string): readonly GatewayProcess[];
   /** Stops the gateway of `name` and starts a new one on the same database; waits until it is connected. */
   restartGateway(name: string): Promise<GatewayProcess>;
   /** Clients, gateways, Prosody servers, databases, the temp dir, in that order. Idempotent. */
@@ -216,7 +249,25 @@ interface ServerState {
   prosody?: ProsodyServer;
   db?: TestDatabase;
   gateway?: GatewayProcess;
+  /** Every gateway process started for this server, the current one last. */
+  runs: GatewayProcess[];
   env?: Env;
+}
+
+const run = promisify(execFile);
+
+/** The established TCP connections of process `pid` with port `port` at either end, as ss filters. */
+async function socketsOf(pid: number, port: number): Promise<string[]> {
+  const { stdout } = await run("ss", ["-tnpH", "state", "established", `( sport = :${port} or dport = :${port} )`]);
+  const filters: string[] = [];
+  for (const line of stdout.split("\n")) {
+    if (!line.includes(`pid=${pid},`)) continue;
+    const ends = line.split(/\s+/).filter((t) => /^\d+\.\d+\.\d+\.\d+:\d+$/.test(t));
+    if (ends.length !== 2) throw new Error(`cannot read the addresses of this ss line: ${line}`);
+    const [local, remote] = ends.map((e) => e.split(":")) as [[string, string], [string, string]];
+    filters.push(`src ${local[0]} sport = :${local[1]} dst ${remote[0]} dport = :${remote[1]}`);
+  }
+  return filters;
 }
 
 function luaString(value: string): string {
@@ -275,6 +326,7 @@ export async function startFederation(options: FederationOptions): Promise<Feder
     const from = s.prosody!.logMark();
     const gw = await startGatewayProcess({ env: s.env!, ...(options.entry ? { entry: options.entry } : {}) });
     s.gateway = gw;
+    s.runs.push(gw);
     await waitForComponent(s, gw, from);
     return gw;
   };
@@ -297,6 +349,7 @@ export async function startFederation(options: FederationOptions): Promise<Feder
         secret: randomSecret(),
         dmucModule: wantsModule && haveReplicaModule,
         options: o,
+        runs: [],
       });
       hostsLines.push(`${addresses[i]} ${domain}${componentDomain ? ` ${componentDomain}` : ""}`);
     }
@@ -387,8 +440,26 @@ export async function startFederation(options: FederationOptions): Promise<Feder
       }
       return p;
     };
-    const ask = async (s: ServerState, type: "get" | "set", child: Element): Promise<Element> =>
-      (await probe(s)).request(xml("iq", { type, to: s.domain }, child));
+    const ask = async (s: ServerState, type: "get" | "set", child: Element): Promise<Element> => {
+      let client = await probe(s);
+      if (!client.online) {
+        // its server was restarted since: log in again
+        probes.delete(s.name);
+        client = await probe(s);
+      }
+      return client.request(xml("iq", { type, to: s.domain }, child));
+    };
+    const domainsOf = (names: readonly string[]): string[] => names.map((n) => byName(n).domain);
+    const block = async (name: string, peers: readonly string[], child: (peer: string) => Element): Promise<void> => {
+      const s = byName(name);
+      if (peers.includes(name)) throw new Error(`${name} cannot be partitioned from itself`);
+      // Both ends, at once: a stanza already on its way is dropped by whichever end sees it.
+      await Promise.all([
+        ...domainsOf(peers).map((peer) => ask(s, "set", child(peer))),
+        ...peers.map((peer) => ask(byName(peer), "set", child(s.domain))),
+      ]);
+    };
+    const prosodyOf = (name: string): ProsodyServer => byName(name).prosody!;
 
     return {
       servers: views,
@@ -421,6 +492,41 @@ export async function startFederation(options: FederationOptions): Promise<Feder
         const failed = s.prosody!.readLog().split("\n").slice(mark).filter((l) => l.includes("Failed to open server port"));
         if (failed.length > 0) throw new Error(`${s.domain} could not reopen its s2s port:\n${failed.join("\n")}`);
       },
+      partition: (name, peers, mode) => block(name, peers, (peer) => xml("block", { xmlns: NS_S2S_NETSPLIT, peer, mode })),
+      unpartition: (name, peers) => block(name, peers, (peer) => xml("unblock", { xmlns: NS_S2S_NETSPLIT, peer })),
+      async resetS2s(name) {
+        const pid = prosodyOf(name).pid;
+        if (pid === undefined) throw new Error(`${name}'s Prosody is not running`);
+        const sockets = await socketsOf(pid, S2S_PORT);
+        // One socket at a time: a filter naming both ends exactly touches no other federation's links.
+        for (const filter of sockets) await run("ss", ["-K", ...filter.split(" ")]);
+        // ss -K says nothing when the kernel cannot do it: check that the connections are gone.
+        const left = (await socketsOf(pid, S2S_PORT)).filter((f) => sockets.includes(f));
+        if (left.length > 0) throw new Error(`ss -K did not reset ${left.join("; ")} (it needs root and a kernel with CONFIG_INET_DIAG_DESTROY)`);
+        return sockets.length;
+      },
+      freeze: (name) => prosodyOf(name).freeze(true),
+      thaw: (name) => prosodyOf(name).freeze(false),
+      async stopProsody(name) {
+        await prosodyOf(name).shutdown();
+        probes.delete(name);
+      },
+      async startProsody(name) {
+        await prosodyOf(name).start();
+      },
+      async killGateway(name) {
+        const s = byName(name);
+        if (!s.gateway) throw new Error(`${s.domain} has no gateway`);
+        await s.gateway.kill();
+      },
+      async startGateway(name) {
+        const s = byName(name);
+        if (!s.componentDomain) throw new Error(`${s.domain} has no gateway`);
+        const status = s.gateway ? await Promise.race([s.gateway.exited, Promise.resolve(undefined)]) : null;
+        if (s.gateway && status === undefined) throw new Error(`${s.domain}'s gateway is still running`);
+        return launchGateway(s);
+      },
+      gatewayRuns: (name) => [...byName(name).runs],
       async restartGateway(name) {
         const s = byName(name);
         if (!s.componentDomain) throw new Error(`${s.domain} has no gateway`);

@@ -65,6 +65,12 @@ export interface ProsodyServer {
   readLog(): string;
   /** Stops and starts Prosody again on the same ports and directory (in-memory state is lost). */
   restart(): Promise<void>;
+  /** The first half of restart(): SIGTERM and wait for the exit, keeping ports and directory for start(). */
+  shutdown(): Promise<void>;
+  /** The second half of restart(): starts Prosody again after shutdown(), waits until its ports are open. */
+  start(): Promise<void>;
+  /** SIGSTOP (true) or SIGCONT (false) to the running process: a server that hangs, then goes on. */
+  freeze(frozen: boolean): void;
   /** SIGTERM, SIGKILL after a grace period, then removes the directory (unless KEEP_TEST_DIRS). Idempotent. */
   stop(): Promise<void>;
 }
@@ -258,6 +264,7 @@ class ProsodyProcess implements ProsodyServer {
     if (!child) return;
     if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGCONT"); // a frozen server would not act on SIGTERM until the grace period ends
       child.kill("SIGTERM");
       // This timer also keeps the event loop alive while we wait for the unref()'d child.
       const timer = setTimeout(() => child.kill("SIGKILL"), STOP_GRACE_MS);
@@ -270,9 +277,25 @@ class ProsodyProcess implements ProsodyServer {
   }
 
   async restart(): Promise<void> {
-    if (this.stopped) throw new Error("restart() after stop()");
+    await this.shutdown();
+    await this.start();
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.stopped) throw new Error("shutdown() after stop()");
     await this.terminate();
+  }
+
+  async start(): Promise<void> {
+    if (this.stopped) throw new Error("start() after stop()");
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) throw new Error("start(): Prosody is running");
     await this.launch();
+  }
+
+  freeze(frozen: boolean): void {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) throw new Error(`freeze(${frozen}): Prosody is not running`);
+    child.kill(frozen ? "SIGSTOP" : "SIGCONT");
   }
 
   async stop(): Promise<void> {

@@ -126,6 +126,11 @@ export function planDelivery(event: RoomHandled): void {
     else if (!(effect.fanout && link)) out.push(effect);
   }
 
+  // Every broadcast reaches every active replica, also one none of whose users it is addressed to
+  // (all of them left, or a presence only moderators see): the replica answers a later ENTER with
+  // its own copy of the roster and history, which must follow the room's.
+  for (const effect of request.effects) if (effect.kind === "send" && effect.fanout) for (const link of active) copyFor(effect.fanout, link);
+
   // LEAVE goes before the broadcast of the departure, so the replica hands the leaving session its
   // own copy (110 and the codes) and no longer counts it among the recipients.
   const leaves: Effect[] = [];
