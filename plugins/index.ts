@@ -8,6 +8,7 @@ import { dmucPrimaryPlugin } from "./dmuc-primary.js";
 import { historyPlugin } from "./history.js";
 import { limitsPlugin, type LimitOptions } from "./limits.js";
 import { lockPlugin } from "./lock.js";
+import { mamPlugin } from "./mam.js";
 import { occupantIqPlugin } from "./occupant-iq.js";
 import { voiceRequestPlugin } from "./voice-request.js";
 import { ownerPlugin } from "./owner.js";
@@ -39,6 +40,7 @@ export function createPlugins(options: PluginOptions): Plugin[] {
     accessPlugin,
     adminPlugin,
     historyPlugin(options),
+    mamPlugin(),
     limitsPlugin(options),
     registerPlugin,
     invitePlugin,

@@ -4,10 +4,15 @@
 import type { Element } from "@xmpp/xml";
 import type { AuditRecord, Effect } from "../core/effects.js";
 import type { StoreWrite } from "../core/store-writes.js";
+import type { ArchiveQuery, ArchiveReadResult } from "../core/archive/query.js";
 import type { Logger } from "../log.js";
 
 export interface WriteSink {
   commit(writes: readonly StoreWrite[], audits: readonly AuditRecord[]): Promise<number>;
+}
+
+export interface ArchiveSource {
+  read(query: ArchiveQuery): Promise<ArchiveReadResult>;
 }
 
 export interface EffectRunnerStats {
@@ -26,11 +31,14 @@ export class EffectRunner {
   private queue: Unit[] = [];
   private flushing: Promise<void> | null = null;
   private readonly stats: EffectRunnerStats = { batches: 0, writes: 0, statements: 0 };
+  /** Archive reads under way (each answers its query when done). */
+  private readonly reads = new Set<Promise<void>>();
 
   constructor(
     private readonly sink: WriteSink,
     private readonly sendStanza: (stanza: Element) => void,
     private readonly log: Logger,
+    private readonly archive: ArchiveSource,
   ) {}
 
   /** Runs one stanza's effects: at once when nothing needs storing and nothing waits before them. */
@@ -47,7 +55,10 @@ export class EffectRunner {
 
   /** Resolves when everything submitted so far is committed and sent. */
   async drain(): Promise<void> {
-    while (this.flushing) await this.flushing;
+    while (this.flushing || this.reads.size > 0) {
+      if (this.flushing) await this.flushing;
+      else await Promise.all(this.reads);
+    }
   }
 
   get counters(): Readonly<EffectRunnerStats> {
@@ -108,7 +119,26 @@ export class EffectRunner {
     for (const effect of effects) {
       if (effect.kind === "send") this.sendStanza(effect.stanza);
       else if (effect.kind === "log") this.log[effect.level](effect.event, effect.fields);
+      else if (effect.kind === "archive-read") this.readArchive(effect);
     }
+  }
+
+  /**
+   * Reads run after every write submitted before them is committed (the unit waited in the queue
+   * behind them), so an archive query sees the messages sent before it.
+   */
+  private readArchive(effect: Extract<Effect, { kind: "archive-read" }>): void {
+    const reading = this.archive
+      .read(effect.query)
+      .catch((err: unknown): ArchiveReadResult => {
+        this.log.error("archive.read_failed", { error: err, room: effect.query.roomJid });
+        return { ok: false, reason: "failed" };
+      })
+      .then((result) => {
+        for (const stanza of effect.reply(result)) this.sendStanza(stanza);
+      })
+      .finally(() => this.reads.delete(reading));
+    this.reads.add(reading);
   }
 }
 

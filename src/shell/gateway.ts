@@ -12,6 +12,7 @@ import { EffectRunner } from "./effect-runner.js";
 import { loadLinks, loadReplicas, loadRooms } from "./room-loader.js";
 import { RoomTable } from "../core/room-table.js";
 import { RoomStore } from "./room-store.js";
+import { ArchiveReader } from "./archive-reader.js";
 
 const TICK_MS = 1000;
 
@@ -29,7 +30,7 @@ export class Gateway {
     private readonly connection: ComponentConnection,
     private state: ServiceState,
   ) {
-    this.runner = new EffectRunner(new RoomStore(database.dataSource), (stanza) => connection.send(stanza), log);
+    this.runner = new EffectRunner(new RoomStore(database.dataSource), (stanza) => connection.send(stanza), log, new ArchiveReader(database.dataSource, log));
   }
 
   /** Opens the database (migrating it), then connects to the XMPP server. */

@@ -8,6 +8,7 @@ import type { Logger } from "../log.js";
 import type { DmucState, ReplicaLink, ReplicatedRoom } from "../core/dmuc/state.js";
 import type { ReplicaRoomConfig } from "../core/store-writes.js";
 import { domainOf } from "../core/dmuc/primary-delivery.js";
+import { orderBy } from "./archive-order.js";
 
 interface RoomRow { id: string; jid: string; config: Partial<RoomConfig>; subject: string | null; subject_nick: string | null; subject_changed_at: Date | null; locked: boolean }
 interface AffiliationRow { room_id: string; jid: string; affiliation: AffiliationEntry["affiliation"]; reason: string | null; nick: string | null }
@@ -34,8 +35,9 @@ export async function loadRooms(dataSource: DataSource, historyLimit: number, lo
   const occupants: OccupantRow[] = await dataSource.query(`SELECT room_id, nick, real_jid, role, occupant_id, presence FROM occupants ORDER BY updated_at, id`);
   const history: HistoryRow[] = await dataSource.query(
     `SELECT room_id, stanza_id, occupant_id, nick, sender_jid, stanza, sent_at FROM (
-       SELECT h.*, row_number() OVER (PARTITION BY room_id ORDER BY sent_at DESC, id DESC) AS n FROM history_messages h
-     ) recent WHERE n <= $1 ORDER BY sent_at, id`,
+       SELECT h.*, row_number() OVER (PARTITION BY room_id ORDER BY ${orderBy("h", "DESC")}) AS n FROM history_messages h
+       WHERE h.body IS NOT NULL -- retracted messages (tombstones) are not replayed
+     ) recent WHERE n <= $1 ORDER BY ${orderBy("recent", "ASC")}`,
     [historyLimit],
   );
 
@@ -84,7 +86,7 @@ export async function loadRooms(dataSource: DataSource, historyLimit: number, lo
     list.push({ stanzaId: row.stanza_id, nick: row.nick, occupantId: row.occupant_id ?? "", senderJid: row.sender_jid ?? "", at: row.sent_at, stanza, chars: row.stanza.length });
     entries.set(row.room_id, list);
   }
-  for (const [id, list] of entries) update(id, (room) => ({ ...room, history: list.slice(-room.config.historyLength) }));
+  for (const [id, list] of entries) update(id, (room) => ({ ...room, history: room.config.historyLength === 0 ? [] : list.slice(-room.config.historyLength) }));
 
   return new Map([...byId.values()].map((room) => [room.jid, room]));
 }
@@ -136,8 +138,8 @@ export async function loadReplicas(dataSource: DataSource, now: number, log: Log
   const occupants: OccupantRow[] = await dataSource.query(`SELECT room_id, nick, real_jid, role, occupant_id, presence FROM occupants WHERE room_id = ANY($1::bigint[]) ORDER BY id`, [ids]);
   const history: HistoryRow[] = await dataSource.query(
     `SELECT room_id, stanza_id, occupant_id, nick, sender_jid, stanza, sent_at FROM (
-       SELECT h.*, row_number() OVER (PARTITION BY room_id ORDER BY sent_at DESC, id DESC) AS n FROM history_messages h WHERE room_id = ANY($1::bigint[])
-     ) recent WHERE n <= 1000 ORDER BY sent_at, id`,
+       SELECT h.*, row_number() OVER (PARTITION BY room_id ORDER BY ${orderBy("h", "DESC")}) AS n FROM history_messages h WHERE room_id = ANY($1::bigint[])
+     ) recent WHERE n <= 1000 ORDER BY ${orderBy("recent", "ASC")}`,
     [ids],
   );
   const replicated = new Map<string, ReplicatedRoom>();

@@ -64,7 +64,8 @@ function broadcastMessage(request: RoomRequest, room: Room, occupant: Occupant, 
     xml("occupant-id", { xmlns: NS.OCCUPANT_ID, id: occupant.occupantId }),
   );
   let next = room;
-  if (message.getChild("body") && room.config.historyLength > 0) {
+  // The row serves both the join history and the archive (XEP-0313); only the history is kept in memory.
+  if (message.getChild("body") && (room.config.historyLength > 0 || room.config.archiving)) {
     const entry: HistoryEntry = {
       stanzaId,
       nick: occupant.nick,
@@ -74,9 +75,11 @@ function broadcastMessage(request: RoomRequest, room: Room, occupant: Occupant, 
       stanza: out,
       chars: out.toString().length,
     };
-    const kept = room.history.length >= room.config.historyLength ? room.history.slice(room.history.length - room.config.historyLength + 1) : room.history;
-    next = { ...room, history: [...kept, entry] };
-    request.effects.push(store({ op: "history.append", roomJid: room.jid, entry }));
+    if (room.config.historyLength > 0) {
+      const kept = room.history.length >= room.config.historyLength ? room.history.slice(room.history.length - room.config.historyLength + 1) : room.history;
+      next = { ...room, history: [...kept, entry] };
+    }
+    request.effects.push(store({ op: "history.append", roomJid: room.jid, entry, archived: room.config.archiving }));
   }
   if (request.context.catchUp) {
     // Taken late (netjoin): the copies say when it was sent; the stored one gets its delay on replay.
