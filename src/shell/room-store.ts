@@ -124,8 +124,11 @@ async function insertHistory(manager: EntityManager, writes: HistoryWrite[]): Pr
     `INSERT INTO history_messages (room_id, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at, archived)
      SELECT r.id, h.stanza_id, h.origin_id, h.occupant_id, h.nick, h.sender_jid, h.body, h.stanza, h.sent_at, h.archived
      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::boolean[])
-       AS h(room_jid, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at, archived)
+       WITH ORDINALITY AS h(room_jid, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at, archived, n)
      JOIN rooms r ON r.jid = h.room_jid
+     -- Row ids are taken in this order: the room's order for messages of the same instant (the join
+     -- alone may reorder them).
+     ORDER BY h.n
      ON CONFLICT (room_id, stanza_id) DO NOTHING`,
     [
       column((w) => w.roomJid),
