@@ -9,6 +9,7 @@ import { historyPlugin } from "./history.js";
 import { limitsPlugin, type LimitOptions } from "./limits.js";
 import { lockPlugin } from "./lock.js";
 import { mamPlugin } from "./mam.js";
+import { retractionPlugin } from "./retraction.js";
 import { occupantIqPlugin } from "./occupant-iq.js";
 import { voiceRequestPlugin } from "./voice-request.js";
 import { ownerPlugin } from "./owner.js";
@@ -41,6 +42,7 @@ export function createPlugins(options: PluginOptions): Plugin[] {
     adminPlugin,
     historyPlugin(options),
     mamPlugin(),
+    retractionPlugin,
     limitsPlugin(options),
     registerPlugin,
     invitePlugin,

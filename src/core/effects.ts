@@ -26,13 +26,13 @@ export type Effect =
   | { kind: "audit"; record: AuditRecord }
   | { kind: "log"; level: "debug" | "info" | "warn"; event: string; fields: Record<string, unknown> }
   /**
-   * Read from the room archive, after every write before it is committed; `reply` (pure) turns what
-   * was read into the stanzas to send, in order.
+   * Read from the room's stored messages, after every write before it is committed; `then` (pure)
+   * turns what was read into the next effects (the stanzas of an answer, a tombstone to store...).
    */
-  | { kind: "archive-read"; query: ArchiveQuery; reply: (result: ArchiveReadResult) => Element[] };
+  | { kind: "archive-read"; query: ArchiveQuery; then: (result: ArchiveReadResult) => Effect[] };
 
 export const send = (stanza: Element, fanout?: FanOut): Effect => (fanout ? { kind: "send", stanza, fanout } : { kind: "send", stanza });
-export const archiveRead = (query: ArchiveQuery, reply: (result: ArchiveReadResult) => Element[]): Effect => ({ kind: "archive-read", query, reply });
+export const archiveRead = (query: ArchiveQuery, then: (result: ArchiveReadResult) => Effect[]): Effect => ({ kind: "archive-read", query, then });
 export const store = (write: StoreWrite): Effect => ({ kind: "store", write });
 export const audit = (record: AuditRecord): Effect => ({ kind: "audit", record });
 export const logEffect = (level: "debug" | "info" | "warn", event: string, fields: Record<string, unknown> = {}): Effect => ({

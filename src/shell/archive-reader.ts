@@ -27,10 +27,15 @@ export class ArchiveReader {
       return `$${params.length}`;
     };
     // Filters that define the result set (and its RSM count)...
-    const where = [`h.room_id = (SELECT id FROM rooms WHERE jid = $1)`, `h.archived`];
+    const where = [`h.room_id = (SELECT id FROM rooms WHERE jid = $1)`];
+    if (!query.includeUnarchived) where.push(`h.archived`);
     if (query.start) where.push(`h.sent_at >= ${param(query.start)}`);
     if (query.end) where.push(`h.sent_at <= ${param(query.end)}`);
     if (query.ids) where.push(`h.stanza_id = ANY(${param(query.ids)}::text[])`);
+    if (query.idOrOriginId !== undefined) {
+      const id = param(query.idOrOriginId);
+      where.push(`(h.stanza_id = ${id} OR h.origin_id = ${id})`);
+    }
     const { sender } = query;
     if (sender.kind === "nick") where.push(`h.nick = ${param(sender.nick)}`);
     if (sender.kind === "real-jid") {

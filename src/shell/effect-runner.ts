@@ -125,7 +125,8 @@ export class EffectRunner {
 
   /**
    * Reads run after every write submitted before them is committed (the unit waited in the queue
-   * behind them), so an archive query sees the messages sent before it.
+   * behind them), so an archive query sees the messages sent before it. What follows from the read
+   * is submitted like any stanza's effects: its writes are committed before its sends.
    */
   private readArchive(effect: Extract<Effect, { kind: "archive-read" }>): void {
     const reading = this.archive
@@ -134,9 +135,7 @@ export class EffectRunner {
         this.log.error("archive.read_failed", { error: err, room: effect.query.roomJid });
         return { ok: false, reason: "failed" };
       })
-      .then((result) => {
-        for (const stanza of effect.reply(result)) this.sendStanza(stanza);
-      })
+      .then((result) => this.submit(effect.then(result)))
       .finally(() => this.reads.delete(reading));
     this.reads.add(reading);
   }

@@ -146,4 +146,84 @@ describe("XEP-0313 room archives (real Prosody, real PostgreSQL, @xmpp/client)",
     await assert.rejects(queryArchive(dave, room, { rsm: { max: 5 } }), (err: unknown) => err instanceof IqError && err.condition === "forbidden");
     for (const client of [alice, dave, erin]) await client.stop();
   });
+
+  it("moderation (XEP-0425), author retraction (XEP-0424) and corrections (XEP-0308) as clients see them, tombstones in the archive", async () => {
+    const room = roomJid("moderate");
+    const alice = await stack.connect("alice", "mod");
+    const bob = await stack.connect("bob", "mod");
+    const carol = await stack.connect("carol", "mod");
+    await createRoom(alice, room, "Alice");
+    await enterRoom(bob, room, "Bob");
+    await enterRoom(carol, room, "Carol");
+
+    const spam = stanzaIdOf(await say(bob, room, "DM me for free magic potions!"), room)!;
+    const typo = await say(bob, room, "helo");
+    const ownMistake = stanzaIdOf(await say(bob, room, "wrong room, sorry"), room)!;
+    for (const client of [alice, carol]) await client.drain(DOMAIN);
+
+    // A participant may not moderate.
+    const moderate = (client: typeof alice, id: string) =>
+      client.request(
+        xml("iq", { type: "set", to: room }, xml("moderate", { xmlns: "urn:xmpp:message-moderate:1", id }, xml("retract", { xmlns: "urn:xmpp:message-retract:1" }), xml("reason", {}, "spam"))),
+        WAIT_MS,
+      );
+    await assert.rejects(moderate(carol, spam), (err: unknown) => err instanceof IqError && err.condition === "forbidden");
+    await assert.rejects(moderate(alice, "no-such-message"), (err: unknown) => err instanceof IqError && err.condition === "item-not-found");
+    await moderate(alice, spam);
+    for (const client of [bob, carol]) {
+      const notice = await client.waitFor((el) => el.name === "message" && el.attrs.from === room && el.getChild("retract", "urn:xmpp:message-retract:1") !== undefined, WAIT_MS, "the moderation notice");
+      const retract = notice.getChild("retract", "urn:xmpp:message-retract:1")!;
+      assert.equal(retract.attrs.id, spam);
+      assert.equal(retract.getChild("moderated", "urn:xmpp:message-moderate:1")!.attrs.by, `${room}/Alice`);
+      assert.equal(retract.getChildText("reason"), "spam");
+      assert.equal(notice.getChild("apply-to", "urn:xmpp:fasten:0")!.attrs.id, spam, "the earlier form too");
+    }
+
+    // XEP-0308: a correction reaches the others as sent.
+    await bob.send(
+      xml("message", { to: room, type: "groupchat", id: newId() }, xml("body", {}, "hello"), xml("replace", { xmlns: "urn:xmpp:message-correct:0", id: typo.attrs.id! })),
+    );
+    const corrected = await carol.waitFor((el) => el.getChild("replace", "urn:xmpp:message-correct:0") !== undefined, WAIT_MS, "the correction");
+    assert.equal(corrected.getChild("replace", "urn:xmpp:message-correct:0")!.attrs.id, typo.attrs.id);
+    assert.equal(corrected.getChildText("body"), "hello");
+
+    // XEP-0424: Bob retracts his own message; everyone is told.
+    await bob.send(
+      xml(
+        "message",
+        { to: room, type: "groupchat", id: newId() },
+        xml("retract", { xmlns: "urn:xmpp:message-retract:1", id: ownMistake }),
+        xml("fallback", { xmlns: "urn:xmpp:fallback:0", for: "urn:xmpp:message-retract:1" }),
+        xml("body", {}, "/me retracted a message"),
+      ),
+    );
+    const relayed = await carol.waitFor((el) => el.getChild("retract", "urn:xmpp:message-retract:1")?.attrs.id === ownMistake, WAIT_MS, "the author's retraction");
+    assert.equal(relayed.attrs.from, `${room}/Bob`);
+
+    // The archive: tombstones where the messages were, the notices and corrections after them.
+    const archive = await readWholeArchive(carol, room, 50);
+    const byId = new Map(archive.results.map((r) => [r.id, r.message]));
+    for (const id of [spam, ownMistake]) {
+      const tombstone = byId.get(id)!;
+      assert.equal(tombstone.getChild("body"), undefined, "the body is gone");
+      assert.ok(tombstone.getChild("retracted", "urn:xmpp:message-retract:1"), tombstone.toString());
+    }
+    assert.equal(byId.get(spam)!.getChild("retracted", "urn:xmpp:message-retract:1")!.getChild("moderated", "urn:xmpp:message-moderate:1")!.attrs.by, `${room}/Alice`);
+    assert.deepEqual(
+      archive.results.map((r) => r.message.getChildText("body") ?? (r.message.getChild("retracted") ? "(tombstone)" : r.message.getChild("retract") ? "(moderation)" : "?")),
+      ["(tombstone)", "helo", "(tombstone)", "(moderation)", "hello", "/me retracted a message"],
+    );
+
+    // Someone entering now gets no retracted message in the join history.
+    const dave = await stack.connect("dave", "mod");
+    await dave.send(xml("presence", { to: `${room}/Dave` }, xml("x", { xmlns: "http://jabber.org/protocol/muc" })));
+    const bodies: string[] = [];
+    for (;;) {
+      const el = await dave.waitFor((s) => (s.attrs.from ?? "").startsWith(room), WAIT_MS);
+      if (el.name === "message" && el.getChild("subject") && !el.getChild("body")) break;
+      if (el.name === "message" && el.getChild("body")) bodies.push(el.getChildText("body")!);
+    }
+    assert.ok(!bodies.includes("DM me for free magic potions!") && !bodies.includes("wrong room, sorry"), bodies.join(" | "));
+    for (const client of [alice, bob, carol, dave]) await client.stop();
+  });
 });

@@ -14,6 +14,10 @@ export interface ArchiveQuery {
   end?: Date;
   /** Only these archive ids (XEP-0313 #extended `ids`). */
   ids?: string[];
+  /** Only the message with this stanza-id or this origin-id (finding the target of a retraction). */
+  idOrOriginId?: string;
+  /** Also messages kept only for the join history (sent while archiving was off). */
+  includeUnarchived?: boolean;
   /** Only messages after / before the message with this archive id (exclusive). */
   afterId?: string;
   beforeId?: string;

@@ -7,6 +7,7 @@ import { errorReply, iqResult, NS } from "../../xmpp/stanza.js";
 import type { ArchivedMessage, ArchiveReadResult } from "./query.js";
 import { affiliationOf } from "../room/privileges.js";
 import type { Room } from "../room/types.js";
+import { send, type Effect } from "../effects.js";
 
 export interface ArchiveAnswer {
   /** The query IQ being answered. */
@@ -43,7 +44,11 @@ export function forwardedMessage(item: ArchivedMessage, room: Room, seesJids: bo
   return message;
 }
 
-export function archiveReplies(answer: ArchiveAnswer, result: ArchiveReadResult): Element[] {
+export function archiveReplies(answer: ArchiveAnswer, result: ArchiveReadResult): Effect[] {
+  return archiveReplyStanzas(answer, result).map((stanza) => send(stanza));
+}
+
+function archiveReplyStanzas(answer: ArchiveAnswer, result: ArchiveReadResult): Element[] {
   const { iq } = answer;
   if (!result.ok) {
     return result.reason === "unknown-id"

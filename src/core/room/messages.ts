@@ -5,6 +5,7 @@ import { send, store } from "../effects.js";
 import type { Hooks } from "../hooks.js";
 import { StanzaError } from "../stanza-error.js";
 import { NS } from "../../xmpp/stanza.js";
+import { parseAuthorRetraction } from "../../xmpp/retraction.js";
 import type { RoomEvents, RoomRequest } from "./api.js";
 import { broadcastStanza, saveRoom } from "./broadcast.js";
 import { occupantOfSession } from "./mutate.js";
@@ -65,7 +66,9 @@ function broadcastMessage(request: RoomRequest, room: Room, occupant: Occupant, 
   );
   let next = room;
   // The row serves both the join history and the archive (XEP-0313); only the history is kept in memory.
-  if (message.getChild("body") && (room.config.historyLength > 0 || room.config.archiving)) {
+  // Retractions are kept too, so that a client catching up from the archive learns of them.
+  const historic = message.getChild("body") !== undefined || parseAuthorRetraction(message) !== null;
+  if (historic && (room.config.historyLength > 0 || room.config.archiving)) {
     const entry: HistoryEntry = {
       stanzaId,
       nick: occupant.nick,
