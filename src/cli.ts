@@ -2,10 +2,22 @@
 import { parseArgs } from "node:util";
 import { SETTINGS } from "./config.js";
 
-export type CommandName = "start" | "migrate" | "links";
+export type CommandName = "start" | "migrate" | "links" | "import";
+
+/** `dmuc-gateway import ROOM_JID --owner JID ...` (docs/OPERATIONS.md, "Moving a room here"). */
+export interface ImportArguments {
+  roomJid: string;
+  owner: string;
+  server?: string;
+  to?: string;
+  tombstone: boolean;
+  dryRun: boolean;
+  insecure: boolean;
+  noArchive: boolean;
+}
 
 export type Invocation =
-  | { kind: "run"; command: CommandName; configFile?: string; json?: boolean }
+  | { kind: "run"; command: CommandName; configFile?: string; json?: boolean; import?: ImportArguments }
   | { kind: "help"; text: string }
   | { kind: "version" }
   | { kind: "usage-error"; message: string };
@@ -42,6 +54,7 @@ Commands:
   start      connect to the XMPP server and serve rooms (runs pending database migrations first)
   migrate    run pending database migrations and exit
   links      list the DMUC2 links (replicas of this gateway's rooms, rooms it replicates) and their state
+  import     move a room from another XMPP service here, with its configuration, lists and archive
 
 Options:
   --config FILE   read settings from a JSON file
@@ -74,6 +87,30 @@ it replicates, its primary. Reads the database of a running gateway (its embedde
 runs one in DMUC_DATA_DIR) without disturbing it. --json prints the rows as JSON.
 
 ${SETTINGS_HELP}`,
+  import: `Usage: dmuc-gateway import ROOM_JID --owner JID [--server xmpp://HOST:PORT] [--to LOCALPART]
+                            [--tombstone] [--dry-run] [--insecure] [--json] [--no-archive] [--config FILE]
+
+Logs in to the room's service as --owner (an owner of ROOM_JID; the password comes from
+DMUC_IMPORT_PASSWORD, or is asked on the terminal) and reads, with standard XEP-0045/0313/0030 requests,
+the room's configuration form, its owner, admin, member and outcast lists, its subject and its whole
+archive; then creates the room here as LOCALPART@DMUC_DOMAIN (--to; default the same local part) with
+the same settings (fields that cannot be mapped are reported), lists, subject and archive. Re-running
+continues an interrupted import without storing anything twice. A running gateway serves the room at
+once. The database is the gateway's (DATABASE_URL, or the embedded one in DMUC_DATA_DIR).
+
+  --owner JID       the owner to log in as (required)
+  --server URL      where to connect (default: found from the owner's domain, as clients do)
+  --to LOCALPART    the room's name here
+  --tombstone       after a complete import, destroy the old room pointing to the new one
+  --dry-run         read and report, write nothing
+  --insecure        allow logging in without TLS to a non-loopback address
+  --json            print the summary as JSON
+  --no-archive      import the rest of a room that has no archive
+
+Exit codes: 0 imported, 1 failed (wrong password, not an owner, no such room, no archive, target
+exists: one message says which), 2 bad command line or configuration.
+
+${SETTINGS_HELP}`,
 };
 
 const COMMANDS = Object.keys(COMMAND_HELP) as CommandName[];
@@ -90,6 +127,13 @@ export function parseCommandLine(argv: string[]): Invocation {
         help: { type: "boolean", short: "h" },
         version: { type: "boolean" },
         json: { type: "boolean" },
+        owner: { type: "string" },
+        server: { type: "string" },
+        to: { type: "string" },
+        tombstone: { type: "boolean" },
+        "dry-run": { type: "boolean" },
+        insecure: { type: "boolean" },
+        "no-archive": { type: "boolean" },
       },
     });
   } catch (err) {
@@ -107,7 +151,27 @@ export function parseCommandLine(argv: string[]): Invocation {
     return { kind: "usage-error", message: `unknown command '${command}' (commands: ${COMMANDS.join(", ")})` };
   }
   if (values.help) return { kind: "help", text: COMMAND_HELP[command as CommandName] };
+  const importOptions = ["owner", "server", "to", "tombstone", "dry-run", "insecure", "no-archive"] as const;
+  if (command === "import") {
+    if (extra.length !== 1) return { kind: "usage-error", message: `'import' takes one room JID\nRun 'dmuc-gateway import --help' for usage.` };
+    if (values.owner === undefined) return { kind: "usage-error", message: `'import' needs --owner JID (an owner of the room)` };
+    if (values.server !== undefined && !/^xmpps?:\/\/[^/\s]+:\d+$/.test(values.server)) return { kind: "usage-error", message: `--server must look like xmpp://HOST:PORT` };
+    const args: ImportArguments = {
+      roomJid: extra[0]!,
+      owner: values.owner,
+      tombstone: values.tombstone === true,
+      dryRun: values["dry-run"] === true,
+      insecure: values.insecure === true,
+      noArchive: values["no-archive"] === true,
+    };
+    if (values.server !== undefined) args.server = values.server;
+    if (values.to !== undefined) args.to = values.to;
+    if (args.tombstone && args.dryRun) return { kind: "usage-error", message: `--tombstone and --dry-run exclude each other` };
+    return { kind: "run", command: "import", configFile: values.config, json: values.json === true, import: args };
+  }
+  const misplaced = importOptions.find((name) => values[name] !== undefined);
+  if (misplaced) return { kind: "usage-error", message: `--${misplaced} goes with 'import' only` };
   if (extra.length > 0) return { kind: "usage-error", message: `unexpected argument '${extra[0]}' after '${command}'` };
-  if (values.json && command !== "links") return { kind: "usage-error", message: `--json goes with 'links' only` };
+  if (values.json && command !== "links") return { kind: "usage-error", message: `--json goes with 'links' and 'import' only` };
   return values.json ? { kind: "run", command: "links", configFile: values.config, json: true } : { kind: "run", command: command as CommandName, configFile: values.config };
 }

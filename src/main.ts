@@ -8,6 +8,11 @@ import { VERSION } from "./version.js";
 import { Gateway } from "./shell/gateway.js";
 import { openDatabaseShared, runMigrationsOnly } from "./db/database.js";
 import { formatLinks, readLinks } from "./commands/links.js";
+import { formatSummary, importRoom } from "./commands/import/run.js";
+import { ImportError } from "./commands/import/source.js";
+import { askPassword, progressBar } from "./commands/import/terminal.js";
+import { parseJid } from "./xmpp/jid.js";
+import type { ImportArguments } from "./cli.js";
 
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -41,6 +46,41 @@ async function serve(config: GatewayConfig, log: Logger): Promise<number> {
   });
 }
 
+/** `dmuc-gateway import`: one summary line (or JSON) on success, one message and exit 1 on failure. */
+async function runImport(args: ImportArguments, json: boolean, config: GatewayConfig, log: Logger): Promise<number> {
+  const owner = parseJid(args.owner);
+  if (!owner || owner.local === null) {
+    process.stderr.write(`dmuc-gateway: --owner must be a user JID (user@domain): ${args.owner}\n`);
+    return EXIT_USAGE;
+  }
+  let password = process.env.DMUC_IMPORT_PASSWORD;
+  try {
+    password ??= await askPassword(`Password for ${owner.local}@${owner.domain}: `);
+  } catch (err) {
+    process.stderr.write(`dmuc-gateway: ${(err as Error).message}\n`);
+    return EXIT_USAGE;
+  }
+  const database = await openDatabaseShared(config, log);
+  const progress = progressBar();
+  try {
+    const summary = await importRoom(
+      { ...args, owner, password, domain: config.domain, maxHistoryMessages: config.maxHistoryMessages, progress },
+      database.dataSource,
+    );
+    progress.finish();
+    process.stdout.write(json ? JSON.stringify(summary, null, 2) + "\n" : formatSummary(summary) + "\n");
+    return 0;
+  } catch (err) {
+    progress.finish();
+    if (!(err instanceof ImportError)) throw err;
+    log.warn("import.failed", { room: args.roomJid, reason: err.message });
+    process.stderr.write(`dmuc-gateway: ${err.message}\n`);
+    return EXIT_FAILED;
+  } finally {
+    await database.close();
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const invocation = parseCommandLine(argv);
   switch (invocation.kind) {
@@ -72,6 +112,7 @@ async function main(argv: string[]): Promise<number> {
       await runMigrationsOnly(config, log);
       return 0;
     }
+    if (invocation.command === "import" && invocation.import) return await runImport(invocation.import, invocation.json === true, config, log);
     if (invocation.command === "links") {
       const database = await openDatabaseShared(config, log);
       try {

@@ -13,6 +13,7 @@ import { loadLinks, loadReplicas, loadRooms } from "./room-loader.js";
 import { RoomTable } from "../core/room-table.js";
 import { RoomStore } from "./room-store.js";
 import { ArchiveReader } from "./archive-reader.js";
+import { listenForImportedRooms } from "./room-notifications.js";
 
 const TICK_MS = 1000;
 
@@ -21,6 +22,8 @@ export class Gateway {
   private readonly runner: EffectRunner;
   /** Drives the service's timers (DMUC2 keepalives, query timeouts). */
   private ticker: NodeJS.Timeout | null = null;
+  /** Stops listening for rooms imported while the gateway runs. */
+  private stopListening: (() => Promise<void>) | null = null;
 
   private constructor(
     private readonly config: GatewayConfig,
@@ -81,6 +84,7 @@ export class Gateway {
       throw err;
     }
     gateway.ticker = setInterval(() => gateway.tick(), TICK_MS);
+    gateway.stopListening = listenForImportedRooms(database.dataSource, log, (roomJid) => void gateway.adoptImportedRoom(roomJid));
     log.info("gateway.started", { domain: config.domain, embeddedDatabase: database.embedded });
     return gateway;
   }
@@ -90,11 +94,32 @@ export class Gateway {
     this.stopped = true;
     this.log.info("gateway.stopping");
     if (this.ticker) clearInterval(this.ticker);
+    await this.stopListening?.();
     // Pending writes are committed (and their stanzas sent) before the connection closes.
     await this.runner.drain();
     await this.connection.stop();
     await this.database.close();
     this.log.info("gateway.stopped");
+  }
+
+  /**
+   * Serves a room the import command has just written. A room already served with people in it is
+   * left as it is (its stored archive is read per query anyway); otherwise it is (re)loaded.
+   */
+  private async adoptImportedRoom(roomJid: string): Promise<void> {
+    try {
+      const loaded = (await loadRooms(this.database.dataSource, this.config.maxHistoryMessages, this.log, roomJid)).get(roomJid);
+      if (!loaded) return;
+      const current = this.state.rooms.get(roomJid);
+      if (current && current.occupants.size > 0) {
+        this.log.warn("import.room_in_use", { room: roomJid });
+        return;
+      }
+      this.state = { ...this.state, rooms: this.state.rooms.with(roomJid, loaded) };
+      this.log.info("import.room_served", { room: roomJid, history: loaded.history.length, affiliations: loaded.affiliations.size });
+    } catch (err) {
+      this.log.error("import.room_load_failed", { room: roomJid, error: err });
+    }
   }
 
   private tick(): void {

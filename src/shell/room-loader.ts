@@ -29,16 +29,21 @@ function parseStanza(text: string, log: Logger, what: string): Element | null {
   }
 }
 
-export async function loadRooms(dataSource: DataSource, historyLimit: number, log: Logger): Promise<Map<string, Room>> {
-  const rooms: RoomRow[] = await dataSource.query(`SELECT id, jid, config, subject, subject_nick, subject_changed_at, locked FROM rooms WHERE role = 'primary'`);
-  const affiliations: AffiliationRow[] = await dataSource.query(`SELECT room_id, jid, affiliation, reason, nick FROM room_affiliations`);
-  const occupants: OccupantRow[] = await dataSource.query(`SELECT room_id, nick, real_jid, role, occupant_id, presence FROM occupants ORDER BY updated_at, id`);
+/** Every hosted room, or only the one named `onlyJid` (a room imported while the gateway runs). */
+export async function loadRooms(dataSource: DataSource, historyLimit: number, log: Logger, onlyJid?: string): Promise<Map<string, Room>> {
+  // $1 is the room to load, or NULL for all of them.
+  const which = `(SELECT id FROM rooms WHERE role = 'primary' AND ($1::text IS NULL OR jid = $1))`;
+  const only = [onlyJid ?? null];
+  const rooms: RoomRow[] = await dataSource.query(`SELECT id, jid, config, subject, subject_nick, subject_changed_at, locked FROM rooms WHERE id IN ${which}`, only);
+  const affiliations: AffiliationRow[] = await dataSource.query(`SELECT room_id, jid, affiliation, reason, nick FROM room_affiliations WHERE room_id IN ${which}`, only);
+  const occupants: OccupantRow[] = await dataSource.query(`SELECT room_id, nick, real_jid, role, occupant_id, presence FROM occupants WHERE room_id IN ${which} ORDER BY updated_at, id`, only);
   const history: HistoryRow[] = await dataSource.query(
     `SELECT room_id, stanza_id, occupant_id, nick, sender_jid, stanza, sent_at FROM (
        SELECT h.*, row_number() OVER (PARTITION BY room_id ORDER BY ${orderBy("h", "DESC")}) AS n FROM history_messages h
        WHERE h.body IS NOT NULL -- retracted messages (tombstones) are not replayed
-     ) recent WHERE n <= $1 ORDER BY ${orderBy("recent", "ASC")}`,
-    [historyLimit],
+         AND h.room_id IN ${which}
+     ) recent WHERE n <= $2 ORDER BY ${orderBy("recent", "ASC")}`,
+    [onlyJid ?? null, historyLimit],
   );
 
   const byId = new Map<string, Room>();

@@ -134,9 +134,10 @@ async function insertHistory(manager: EntityManager, writes: HistoryWrite[]): Pr
       column((w) => w.roomJid),
       column((w) => w.entry.stanzaId),
       column((w) => w.entry.stanza.getChild("origin-id", "urn:xmpp:sid:0")?.attrs.id ?? null),
-      column((w) => w.entry.occupantId),
+      // Unknown (an imported message whose archive did not say): NULL, not an empty string.
+      column((w) => w.entry.occupantId || null),
       column((w) => w.entry.nick),
-      column((w) => w.entry.senderJid),
+      column((w) => w.entry.senderJid || null),
       column((w) => w.entry.stanza.getChildText("body")),
       column((w) => w.entry.stanza.toString()),
       column((w) => w.entry.at.toISOString()),
