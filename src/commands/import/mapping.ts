@@ -59,8 +59,10 @@ export function mapConfiguration(fields: FormField[], roomJid: string, ownerJid:
 
   const mapped: FormField[] = [];
   const unmapped: UnmappedField[] = [];
-  for (const field of fields) {
-    if (field.type === "fixed" || AFFILIATION_FIELDS.has(field.var) || field.var === "") continue;
+  for (const given of fields) {
+    if (given.type === "fixed" || AFFILIATION_FIELDS.has(given.var) || given.var === "") continue;
+    // XEP-0004 §3.3: a boolean field without a value is false (Prosody sends some that way).
+    const field = given.type === "boolean" && given.values.length === 0 ? { ...given, values: ["0"] } : given;
     if (!ours.has(field.var)) {
       unmapped.push({ field: field.var, values: field.values, reason: "this gateway has no such setting" });
       continue;

@@ -41,6 +41,19 @@ function errorCondition(err: unknown): string | undefined {
   return condition ?? name;
 }
 
+/**
+ * Makes the client authenticate with PLAIN when the server offers it (the issue's model: PLAIN over
+ * TLS, or to loopback): the SCRAM-SHA-1 of @xmpp/client 0.13 is refused by Prosody 0.12
+ * (malformed-request), and 0.13 picks SCRAM first with no option to choose. The mechanism list is the
+ * saslmechanisms factory that `sasl.use` returns.
+ */
+export function preferPlain(connection: Client): void {
+  const sasl = (connection as unknown as { sasl: { use(name: string, mech: unknown): { _mechs: { name: string }[] } } }).sasl;
+  const factory = sasl.use("X-UNUSED", function Unused() {});
+  const mechs = factory._mechs.filter((m) => m.name !== "X-UNUSED");
+  factory._mechs = [...mechs.filter((m) => m.name === "PLAIN"), ...mechs.filter((m) => m.name !== "PLAIN")];
+}
+
 export interface SourceOptions {
   owner: Jid;
   password: string;
@@ -81,6 +94,7 @@ export class SourceRoom {
       },
     });
     connection.reconnect.stop();
+    preferPlain(connection);
     const errors: unknown[] = [];
     connection.on("error", (err: unknown) => errors.push(err));
     try {
