@@ -13,7 +13,7 @@ import { loadLinks, loadReplicas, loadRooms } from "./room-loader.js";
 import { RoomTable } from "../core/room-table.js";
 import { RoomStore } from "./room-store.js";
 import { ArchiveReader } from "./archive-reader.js";
-import { listenForImportedRooms } from "./room-notifications.js";
+import { listenForImportedRooms, ROOM_SERVED_CHANNEL } from "./room-notifications.js";
 
 const TICK_MS = 1000;
 
@@ -113,10 +113,11 @@ export class Gateway {
       const current = this.state.rooms.get(roomJid);
       if (current && current.occupants.size > 0) {
         this.log.warn("import.room_in_use", { room: roomJid });
-        return;
+      } else {
+        this.state = { ...this.state, rooms: this.state.rooms.with(roomJid, loaded) };
+        this.log.info("import.room_served", { room: roomJid, history: loaded.history.length, affiliations: loaded.affiliations.size });
       }
-      this.state = { ...this.state, rooms: this.state.rooms.with(roomJid, loaded) };
-      this.log.info("import.room_served", { room: roomJid, history: loaded.history.length, affiliations: loaded.affiliations.size });
+      await this.database.dataSource.query(`SELECT pg_notify($1, $2)`, [ROOM_SERVED_CHANNEL, roomJid]);
     } catch (err) {
       this.log.error("import.room_load_failed", { room: roomJid, error: err });
     }

@@ -3,7 +3,48 @@
 import type { DataSource } from "typeorm";
 import type { PoolClient } from "pg";
 import type { Logger } from "../log.js";
-import { ROOM_IMPORTED_CHANNEL } from "../commands/import/run.js";
+
+/** The channel on which an import tells a running gateway that a room is ready to be served. */
+export const ROOM_IMPORTED_CHANNEL = "dmuc_room_imported";
+/** The channel on which the gateway answers that it serves the room now. */
+export const ROOM_SERVED_CHANNEL = "dmuc_room_served";
+
+type Pool = { connect(): Promise<PoolClient> };
+const poolOf = (dataSource: DataSource): Pool => (dataSource.driver as unknown as { master: Pool }).master;
+
+/**
+ * Tells a running gateway to serve `roomJid` and waits (up to `timeoutMs`) until it says it does, so
+ * that the import command returns only once the room answers. "no-gateway" when no gateway listens.
+ */
+export async function announceImportedRoom(dataSource: DataSource, roomJid: string, timeoutMs: number): Promise<"served" | "no-gateway" | "timeout"> {
+  const connection = await poolOf(dataSource).connect();
+  try {
+    await connection.query(`LISTEN ${ROOM_SERVED_CHANNEL}`);
+    const served = new Promise<"served">((resolve) => {
+      connection.on("notification", (note) => {
+        if (note.channel === ROOM_SERVED_CHANNEL && note.payload === roomJid) resolve("served");
+      });
+    });
+    // A listening gateway's session last ran its LISTEN (it stays idle after it).
+    const listeners: { n: number }[] = await connection.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query = $1`,
+      [`LISTEN ${ROOM_IMPORTED_CHANNEL}`],
+    ).then((r: { rows: { n: number }[] }) => r.rows);
+    await connection.query(`SELECT pg_notify($1, $2)`, [ROOM_IMPORTED_CHANNEL, roomJid]);
+    if ((listeners[0]?.n ?? 0) === 0) return "no-gateway";
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), timeoutMs)));
+    try {
+      return await Promise.race([served, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  } finally {
+    await connection.query(`UNLISTEN ${ROOM_SERVED_CHANNEL}`).catch(() => undefined);
+    connection.removeAllListeners("notification");
+    connection.release();
+  }
+}
 
 const RETRY_MS = 5_000;
 
@@ -16,8 +57,7 @@ export function listenForImportedRooms(dataSource: DataSource, log: Logger, onRo
   const listen = async (): Promise<void> => {
     try {
       // A connection of TypeORM's own pool, kept checked out: LISTEN lasts as long as its session.
-      const pool = (dataSource.driver as unknown as { master: { connect(): Promise<PoolClient> } }).master;
-      const connection = await pool.connect();
+      const connection = await poolOf(dataSource).connect();
       if (stopped) {
         connection.release();
         return;

@@ -165,6 +165,7 @@ describe("dmuc-gateway import from Prosody's MUC with muc_mam", () => {
     assert.equal(summary.messages.imported, sent.length);
     assert.deepEqual(summary.affiliations, { owner: 2, admin: 1, member: 2, outcast: 1 });
     assert.equal(summary.subject, true);
+    assert.equal(summary.served, "served", "the command returns once the running gateway serves the room");
 
     // Through XMPP only: the same archive, in the same order, with the same times and payloads.
     const carol = await stack.connect("carol", "imp1");
@@ -243,6 +244,7 @@ describe("dmuc-gateway import from Prosody's MUC with muc_mam", () => {
     assert.equal(summary.resumed, true);
     assert.ok(summary.messages.resumedAfter, "continued after the last stored message");
     assert.equal(summary.messages.imported, sent.length - partial);
+    assert.equal(summary.served, "served");
     assert.equal(await roomRows(newRoom), sent.length);
     const carol = await stack.connect("carol", "imp2");
     assert.deepEqual(view((await readWholeArchive(carol, newRoom, 50)).results), view((await readWholeArchive(carol, room, 50)).results));

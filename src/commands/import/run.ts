@@ -2,20 +2,23 @@
 // the old room over XMPP (source.ts), maps it (mapping.ts), and writes it with the gateway's own
 // store (RoomStore), page by page, so that an interrupted import resumes where it stopped and never
 // stores a message twice (history rows are unique per room and archive id). A running gateway is
-// told to serve the room through a PostgreSQL notification (ROOM_IMPORTED_CHANNEL).
+// told to serve the room through a PostgreSQL notification (src/shell/room-notifications.ts), and
+// the command returns once it says it does.
 import type { DataSource } from "typeorm";
 import type { AuditRecord } from "../../core/effects.js";
 import type { StoreWrite } from "../../core/store-writes.js";
 import type { Subject } from "../../core/room/types.js";
 import { RoomStore } from "../../shell/room-store.js";
+import { announceImportedRoom } from "../../shell/room-notifications.js";
 import { LIVE_ID_PATTERN } from "../../shell/clock.js";
 import { bareString, parseJid, type Jid } from "../../xmpp/jid.js";
 import { NS_MAM } from "../../xmpp/mam.js";
 import { ImportError, SourceRoom, type SourceAffiliation } from "./source.js";
 import { mapAffiliation, mapArchivedMessage, mapConfiguration, sourceArchiveId, type UnmappedField } from "./mapping.js";
 
-/** The channel on which an import tells a running gateway that a room is ready to be served. */
-export const ROOM_IMPORTED_CHANNEL = "dmuc_room_imported";
+
+/** How long to wait for a running gateway to say it serves the imported room. */
+const SERVED_TIMEOUT_MS = 15_000;
 
 /** Archive page size asked of the old server (servers cap it: Prosody at 50 by default). */
 const PAGE_SIZE = 250;
@@ -48,6 +51,8 @@ export interface ImportSummary {
   messages: { imported: number; skipped: Record<string, number>; resumedAfter: string | null };
   archive: boolean;
   tombstone: boolean;
+  /** Whether a running gateway serves the room now ("no-gateway": it will at its next start). */
+  served: "served" | "no-gateway" | "timeout" | null;
 }
 
 /** The room's newest imported message (by insertion), whose old archive id is where a re-run continues. */
@@ -105,6 +110,7 @@ export async function importRoom(request: ImportRequest, dataSource: DataSource 
       messages: { imported: 0, skipped: {}, resumedAfter: null },
       archive: !request.noArchive,
       tombstone: false,
+      served: null,
     };
     const store = dataSource && !request.dryRun ? new RoomStore(dataSource) : null;
 
@@ -143,7 +149,7 @@ export async function importRoom(request: ImportRequest, dataSource: DataSource 
         details: { source, server: request.server ?? null, config: summary.config, affiliations: summary.affiliations, subject: summary.subject, messages: summary.messages, resumed },
       };
       await store.commit([], [done]);
-      await dataSource.query(`SELECT pg_notify($1, $2)`, [ROOM_IMPORTED_CHANNEL, target]);
+      summary.served = await announceImportedRoom(dataSource, target, SERVED_TIMEOUT_MS);
     }
     if (request.tombstone && !request.dryRun) {
       await room.destroy(target, `This room has moved to ${target}`);
@@ -165,6 +171,7 @@ export function formatSummary(s: ImportSummary): string {
     `affiliations ${s.affiliations.owner} owners, ${s.affiliations.admin} admins, ${s.affiliations.member} members, ${s.affiliations.outcast} outcasts;`,
     `subject ${s.subject ? "yes" : "none"};`,
     s.archive ? `messages ${s.messages.imported}${skipped.length ? `, skipped ${skipped.join(", ")}` : ""}` : "archive not imported (--no-archive)",
+    s.served === "served" ? "; the running gateway serves it" : s.served === "no-gateway" ? "; no gateway running: served at its next start" : s.served === "timeout" ? "; the running gateway has not confirmed it serves the room yet" : "",
     s.tombstone ? "; old room destroyed with a pointer here" : "",
   ].join(" ");
 }
