@@ -15,6 +15,7 @@ import { createDataSource } from "../ormconfig.js";
 import { HistoryMessage } from "../entities/index.js";
 import { EffectRunner } from "../src/shell/effect-runner.js";
 import { RoomStore } from "../src/shell/room-store.js";
+import { ArchiveReader } from "../src/shell/archive-reader.js";
 import { createLogger } from "../src/log.js";
 import { DEFAULT_ROOM_CONFIG, type HistoryEntry } from "../src/core/room/types.js";
 import type { Effect } from "../src/core/effects.js";
@@ -162,7 +163,7 @@ export async function run(options: BenchOptions): Promise<Report> {
               }
             },
           };
-          const runner = new EffectRunner(timed, (stanza) => released.get(stanza.attrs.id as string)?.(), log);
+          const runner = new EffectRunner(timed, (stanza) => released.get(stanza.attrs.id as string)?.(), log, new ArchiveReader(dataSource, log));
           result = await drive(inFlight, () => {
             const { roomJid, entry, stanza } = makeEntry();
             return new Promise<void>((resolve) => {
@@ -170,7 +171,7 @@ export async function run(options: BenchOptions): Promise<Report> {
                 released.delete(entry.stanzaId);
                 resolve();
               });
-              const effects: Effect[] = [{ kind: "store", write: { op: "history.append", roomJid, entry } }, { kind: "send", stanza }];
+              const effects: Effect[] = [{ kind: "store", write: { op: "history.append", roomJid, entry, archived: true } }, { kind: "send", stanza }];
               runner.submit(effects);
             });
           });

@@ -46,6 +46,13 @@ export class HistoryMessage {
   @Column({ name: "stanza", type: "text" })
   stanza!: string;
 
+  /**
+   * Whether the message is in the room's XEP-0313 archive: false when it was sent while the room had
+   * archiving turned off (muc#roomconfig_enablearchiving); such rows only serve the join history.
+   */
+  @Column({ name: "archived", type: "boolean", default: true })
+  archived!: boolean;
+
   /** The room's time of the message. */
   @Column({ name: "sent_at", type: "timestamptz" })
   sentAt!: Date;

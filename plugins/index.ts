@@ -9,6 +9,8 @@ import { historyPlugin } from "./history.js";
 import { DEFAULT_INPUT_LIMITS, inputLimitsPlugin, type InputLimits } from "./input-limits.js";
 import { limitsPlugin, type LimitOptions } from "./limits.js";
 import { lockPlugin } from "./lock.js";
+import { mamPlugin } from "./mam.js";
+import { retractionPlugin } from "./retraction.js";
 import { occupantIqPlugin } from "./occupant-iq.js";
 import { voiceRequestPlugin } from "./voice-request.js";
 import { ownerPlugin } from "./owner.js";
@@ -45,6 +47,8 @@ export function createPlugins(options: PluginOptions): Plugin[] {
     accessPlugin,
     adminPlugin,
     historyPlugin(options),
+    mamPlugin(),
+    retractionPlugin,
     limitsPlugin(options),
     registerPlugin,
     invitePlugin,

@@ -76,6 +76,8 @@ export const ownerPlugin: Plugin = {
         // 172/173: the room became non-anonymous or semi-anonymous (§10.2.1).
         const codes: number[] = [STATUS.CONFIG_CHANGED];
         if (previous.whois !== config.whois) codes.push(config.whois === "anyone" ? STATUS.NOW_NON_ANONYMOUS : STATUS.NOW_SEMI_ANONYMOUS);
+        // 170/171: the room is now logged, or no longer (§10.2.1, as Prosody's muc_mam).
+        if (previous.archiving !== config.archiving) codes.push(config.archiving ? STATUS.LOGGING : STATUS.NOT_LOGGING);
         const notice = xml(
           "message",
           { type: "groupchat", from: target.jid, id: request.context.newId() },

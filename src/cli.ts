@@ -128,10 +128,70 @@ DATABASE_URL, while the gateway runs; needs no PostgreSQL client tools. FILE "-"
 there is none yet), after applying the migrations. Refuses while a gateway serves this database, and
 refuses a database that holds rooms unless --force is given (then its data is replaced).`,
   },
+  {
+    name: "import",
+    command: "import",
+    positionals: ["ROOM_JID"],
+    options: {
+      // Repeatable only because `rooms create` takes several owners under the same name; import takes one.
+      owner: { type: "string", multiple: true, value: "JID", help: "the owner to log in as (required)" },
+      server: { type: "string", value: "URL", help: "where to connect, xmpp://HOST:PORT (default: found from the owner's domain, as clients do)" },
+      to: { type: "string", value: "LOCALPART", help: "the room's name here (default: the same local part)" },
+      tombstone: { type: "boolean", help: "after a complete import, destroy the old room pointing to the new one" },
+      "dry-run": { type: "boolean", help: "read and report, write nothing" },
+      insecure: { type: "boolean", help: "allow logging in without TLS to a non-loopback address" },
+      json: { type: "boolean", help: "print the summary as JSON" },
+      "no-archive": { type: "boolean", help: "import the rest of a room that has no archive" },
+    },
+    summary: "move a room from another XMPP service here, with its configuration, lists and archive",
+    description: `Logs in to the room's service as --owner (an owner of ROOM_JID; the password comes from
+DMUC_IMPORT_PASSWORD, or is asked on the terminal) and reads, with standard XEP-0045/0313/0030 requests,
+the room's configuration form, its owner, admin, member and outcast lists, its subject and its whole
+archive; then creates the room here as LOCALPART@DMUC_DOMAIN (--to; default the same local part) with
+the same settings (fields that cannot be mapped are reported), lists, subject and archive. Re-running
+continues an interrupted import without storing anything twice. A running gateway serves the room at
+once. The database is the gateway's (DATABASE_URL, or the embedded one in DMUC_DATA_DIR).
+Exit codes: 0 imported, 1 failed (wrong password, not an owner, no such room, no archive, target
+exists: one message says which), 2 bad command line or configuration.`,
+  },
 ];
 
+/** `dmuc-gateway import ROOM_JID --owner JID ...` (docs/OPERATIONS.md, "Moving a room here"). */
+export interface ImportArguments {
+  roomJid: string;
+  owner: string;
+  server?: string;
+  to?: string;
+  tombstone: boolean;
+  dryRun: boolean;
+  insecure: boolean;
+  noArchive: boolean;
+}
+
+type OptionValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+/** The import's arguments, or what is wrong with them. */
+function importArguments(args: string[], options: OptionValues): ImportArguments | string {
+  const owners = (options.owner as string[] | undefined) ?? [];
+  if (owners.length !== 1) return owners.length === 0 ? `'import' needs --owner JID (an owner of the room)` : `'import' takes one --owner`;
+  const server = options.server as string | undefined;
+  if (server !== undefined && !/^xmpps?:\/\/[^/\s]+:\d+$/.test(server)) return `--server must look like xmpp://HOST:PORT`;
+  const parsed: ImportArguments = {
+    roomJid: args[0]!,
+    owner: owners[0]!,
+    tombstone: options.tombstone === true,
+    dryRun: options["dry-run"] === true,
+    insecure: options.insecure === true,
+    noArchive: options["no-archive"] === true,
+  };
+  if (server !== undefined) parsed.server = server;
+  if (typeof options.to === "string") parsed.to = options.to;
+  if (parsed.tombstone && parsed.dryRun) return `--tombstone and --dry-run exclude each other`;
+  return parsed;
+}
+
 export type Invocation =
-  | { kind: "run"; command: CommandName; name: string; args: string[]; options: Record<string, string | boolean | (string | boolean)[] | undefined>; configFile?: string }
+  | { kind: "run"; command: CommandName; name: string; args: string[]; options: OptionValues; configFile?: string; import?: ImportArguments }
   | { kind: "help"; text: string }
   | { kind: "version" }
   | { kind: "usage-error"; message: string };
@@ -214,5 +274,11 @@ export function parseCommandLine(argv: string[]): Invocation {
   if (rest.length < spec.positionals.length) return { kind: "usage-error", message: `'${spec.name}' needs ${spec.positionals.slice(rest.length).join(" ")}\nUsage: ${usageLine(spec)}` };
   if (rest.length > spec.positionals.length) return { kind: "usage-error", message: `unexpected argument '${rest[spec.positionals.length]}' after '${spec.name}'\nUsage: ${usageLine(spec)}` };
   const { config, help: _help, version: _version, ...options } = values;
-  return { kind: "run", command: spec.command, name: spec.name, args: rest, options, ...(typeof config === "string" ? { configFile: config } : {}) };
+  const configFile = typeof config === "string" ? { configFile: config } : {};
+  if (spec.command === "import") {
+    const parsed = importArguments(rest, options);
+    if (typeof parsed === "string") return { kind: "usage-error", message: `${parsed}\nUsage: ${usageLine(spec)}` };
+    return { kind: "run", command: spec.command, name: spec.name, args: rest, options, ...configFile, import: parsed };
+  }
+  return { kind: "run", command: spec.command, name: spec.name, args: rest, options, ...configFile };
 }

@@ -11,7 +11,7 @@ import { LOG_LEVELS } from "./log.js";
 import { parseBareJid } from "./xmpp/jid.js";
 
 /** The commands, as far as configuration is concerned: each needs its own required settings. */
-export const COMMANDS = ["start", "migrate", "links", "rooms", "occupants", "backup", "restore"] as const;
+export const COMMANDS = ["start", "migrate", "links", "rooms", "occupants", "backup", "restore", "import"] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 type RawValue = string | number | boolean | string[];
@@ -132,7 +132,7 @@ function setting<T, S extends Spec<T>>(spec: S, parse: (value: RawValue) => T): 
 export const SETTINGS = {
   xmppService: setting({ env: "DMUC_XMPP_SERVICE", doc: "the server's component port, `xmpp://HOST:PORT`", requiredFor: ["start"] }, xmppUrl),
   domain: setting(
-    { env: "DMUC_DOMAIN", doc: "the component's domain, e.g. `conference.example.org`", requiredFor: ["start", "rooms", "occupants"] },
+    { env: "DMUC_DOMAIN", doc: "the component's domain, e.g. `conference.example.org`", requiredFor: ["start", "rooms", "occupants", "import"] },
     domainName("conference.example.org"),
   ),
   secret: setting({ env: "DMUC_SECRET", doc: "the component secret (`component_secret` in Prosody)", requiredFor: ["start"], secret: true }, text),
@@ -224,6 +224,13 @@ export const SETTINGS = {
     if (token.length < 16) throw new Invalid("must be at least 16 characters long");
     return token;
   }),
+  importPassword: setting(
+    { env: "DMUC_IMPORT_PASSWORD", doc: "`import` only: the password of `--owner` on the old room's server", defaultDoc: "asked on the terminal", secret: true },
+    (value) => {
+      if (typeof value !== "string" || value === "") throw new Invalid("must not be empty");
+      return value;
+    },
+  ),
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;

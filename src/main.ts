@@ -6,11 +6,16 @@ import { ConfigError, loadConfig, type GatewayConfig } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
 import { VERSION } from "./version.js";
 import { Gateway, StartAborted } from "./shell/gateway.js";
-import { openExistingDatabase, runMigrationsOnly } from "./db/database.js";
+import { openExistingDatabase, openSharedDatabase, runMigrationsOnly } from "./db/database.js";
 import { formatLinks, readLinks } from "./commands/links.js";
 import { formatAdminResult, runRoomsCommand } from "./commands/rooms.js";
 import { BackupError, backup, restore } from "./commands/backup.js";
 import { AdminError, type AdminCommand } from "../plugins/admin-commands.js";
+import { formatSummary, importRoom } from "./commands/import/run.js";
+import { ImportError } from "./commands/import/source.js";
+import { askPassword, progressBar } from "./commands/import/terminal.js";
+import { parseJid } from "./xmpp/jid.js";
+import type { ImportArguments } from "./cli.js";
 
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -128,6 +133,8 @@ async function runCommand(invocation: RunInvocation, config: GatewayConfig, log:
         return EXIT_FAILED;
       }
     }
+    case "import":
+      return runImport(invocation.import!, invocation.options.json === true, config, log);
     case "rooms":
     case "occupants": {
       try {
@@ -140,6 +147,41 @@ async function runCommand(invocation: RunInvocation, config: GatewayConfig, log:
         return err.kind === "bad-request" ? EXIT_USAGE : EXIT_FAILED;
       }
     }
+  }
+}
+
+/** `dmuc-gateway import`: one summary line (or JSON) on success, one message and exit 1 on failure. */
+async function runImport(args: ImportArguments, json: boolean, config: GatewayConfig, log: Logger): Promise<number> {
+  const owner = parseJid(args.owner);
+  if (!owner || owner.local === null) {
+    process.stderr.write(`dmuc-gateway: --owner must be a user JID (user@domain): ${args.owner}\n`);
+    return EXIT_USAGE;
+  }
+  let password = config.importPassword;
+  try {
+    password ??= await askPassword(`Password for ${owner.local}@${owner.domain}: `);
+  } catch (err) {
+    process.stderr.write(`dmuc-gateway: ${(err as Error).message}\n`);
+    return EXIT_USAGE;
+  }
+  const database = await openSharedDatabase(config, log);
+  const progress = progressBar();
+  try {
+    const summary = await importRoom(
+      { ...args, owner, password, domain: config.domain, maxHistoryMessages: config.maxHistoryMessages, progress },
+      database.dataSource,
+    );
+    progress.finish();
+    process.stdout.write(json ? JSON.stringify(summary, null, 2) + "\n" : formatSummary(summary) + "\n");
+    return 0;
+  } catch (err) {
+    progress.finish();
+    if (!(err instanceof ImportError)) throw err;
+    log.warn("import.failed", { room: args.roomJid, reason: err.message });
+    process.stderr.write(`dmuc-gateway: ${err.message}\n`);
+    return EXIT_FAILED;
+  } finally {
+    await database.close();
   }
 }
 

@@ -2,6 +2,7 @@
 // shell (src/shell/) executes them in order, writes before the sends that depend on them.
 import type { Element } from "@xmpp/xml";
 import type { StoreWrite } from "./store-writes.js";
+import type { ArchiveQuery, ArchiveReadResult } from "./archive/query.js";
 
 export interface AuditRecord {
   kind: string;
@@ -23,9 +24,15 @@ export type Effect =
   | { kind: "send"; stanza: Element; fanout?: FanOut }
   | { kind: "store"; write: StoreWrite }
   | { kind: "audit"; record: AuditRecord }
-  | { kind: "log"; level: "debug" | "info" | "warn"; event: string; fields: Record<string, unknown> };
+  | { kind: "log"; level: "debug" | "info" | "warn"; event: string; fields: Record<string, unknown> }
+  /**
+   * Read from the room's stored messages, after every write before it is committed; `then` (pure)
+   * turns what was read into the next effects (the stanzas of an answer, a tombstone to store...).
+   */
+  | { kind: "archive-read"; query: ArchiveQuery; then: (result: ArchiveReadResult) => Effect[] };
 
 export const send = (stanza: Element, fanout?: FanOut): Effect => (fanout ? { kind: "send", stanza, fanout } : { kind: "send", stanza });
+export const archiveRead = (query: ArchiveQuery, then: (result: ArchiveReadResult) => Effect[]): Effect => ({ kind: "archive-read", query, then });
 export const store = (write: StoreWrite): Effect => ({ kind: "store", write });
 export const audit = (record: AuditRecord): Effect => ({ kind: "audit", record });
 export const logEffect = (level: "debug" | "info" | "warn", event: string, fields: Record<string, unknown> = {}): Effect => ({

@@ -5,7 +5,13 @@ import type { Element } from "@xmpp/xml";
 
 export type IqType = "get" | "set";
 
-export type IqHandler<C> = (context: C, payload: Element) => Element | null;
+/**
+ * Returned by a handler whose answer comes later through an effect (an archive query answered after
+ * the shell has read the rows): the router's caller then sends no result itself.
+ */
+export const REPLY_LATER = Symbol("reply later");
+
+export type IqHandler<C> = (context: C, payload: Element) => Element | null | typeof REPLY_LATER;
 
 export class IqRouter<C> {
   private readonly routes = new Map<string, IqHandler<C>>();

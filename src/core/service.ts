@@ -2,7 +2,7 @@
 // No IO, no clock, no randomness: time and fresh ids come in through EngineContext.
 import xml, { type Element } from "@xmpp/xml";
 import { Hooks } from "./hooks.js";
-import { IqRouter, type IqType } from "./iq-router.js";
+import { IqRouter, REPLY_LATER, type IqType } from "./iq-router.js";
 import { StanzaError } from "./stanza-error.js";
 import { audit, logEffect, send, type Effect } from "./effects.js";
 import { errorReply, iqPayload, iqResult, mayAnswerWithError } from "../xmpp/stanza.js";
@@ -298,7 +298,8 @@ export class MucService {
     if (!payload) throw new StanzaError("modify", "bad-request", "An IQ request carries exactly one payload");
     const handler = router.find(type as IqType, payload);
     if (!handler) throw new StanzaError("cancel", "service-unavailable");
-    request.effects.push(send(iqResult(stanza, handler(request, payload))));
+    const result = handler(request, payload);
+    if (result !== REPLY_LATER) request.effects.push(send(iqResult(stanza, result)));
   }
 
   /** The error answer for a failed stanza; earlier effects are dropped, so a failure changes nothing. */

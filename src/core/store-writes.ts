@@ -11,7 +11,13 @@ export type StoreWrite =
   | { op: "affiliation.set"; roomJid: string; jid: string; entry: AffiliationEntry | null }
   | { op: "occupant.save"; roomJid: string; nick: string; jid: string; role: Role; occupantId: string; presence: Element }
   | { op: "occupant.delete"; roomJid: string; jid: string }
-  | { op: "history.append"; roomJid: string; entry: HistoryEntry }
+  /** A message for the join history and, when `archived`, the room's XEP-0313 archive. */
+  | { op: "history.append"; roomJid: string; entry: HistoryEntry; archived: boolean }
+  /**
+   * Replaces an archived message by its tombstone (XEP-0424/0425): the stored stanza becomes
+   * `tombstone`, the body is forgotten. The row, its archive id and its place in the order stay.
+   */
+  | { op: "history.retract"; roomJid: string; stanzaId: string; tombstone: Element }
   /** A DMUC2 replica's copy of a remote room (rooms row with role 'replica'); its history goes through history.append. */
   | { op: "replica.save"; roomJid: string; primaryJid: string; config: ReplicaRoomConfig; subject: Subject | null }
   /**

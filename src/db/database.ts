@@ -79,16 +79,18 @@ async function migrate(dataSource: DataSource, log: Logger): Promise<string[]> {
  * serve: the gateway's own database, created on first start and migrated.
  * existing: for commands next to a gateway (`links`, `rooms`...): the running gateway's embedded server
  * when there is one for this data directory, never a new empty cluster, and no migration.
+ * shared: for commands that write beside a gateway that may or may not run (`import`): the running
+ * gateway's embedded server when there is one, else the gateway's own database as `serve` opens it.
  */
-type OpenMode = "serve" | "existing";
+type OpenMode = "serve" | "existing" | "shared";
 
 async function open(config: GatewayConfig, log: Logger, mode: OpenMode = "serve"): Promise<{ database: Database; applied: string[] }> {
   let url = config.databaseUrl;
   let stopEmbedded: (() => Promise<void>) | undefined;
-  if (!url && mode === "existing") {
+  if (!url && mode !== "serve") {
     const { hasCluster, runningEmbeddedUrl } = await import("./embedded-postgres.js");
     url = (await runningEmbeddedUrl(config.dataDir)) ?? undefined;
-    if (!url && !(await hasCluster(config.dataDir))) {
+    if (!url && mode === "existing" && !(await hasCluster(config.dataDir))) {
       throw new DatabaseError(
         `no gateway database in ${resolve(config.dataDir)} (DMUC_DATA_DIR holds no PostgreSQL cluster): point DMUC_DATA_DIR at the gateway's data directory, or set DATABASE_URL`,
       );
@@ -163,4 +165,9 @@ export async function runMigrationsOnly(config: GatewayConfig, log: Logger): Pro
  */
 export async function openExistingDatabase(config: GatewayConfig, log: Logger): Promise<Database> {
   return (await open(config, log, "existing")).database;
+}
+
+/** For `import`: the running gateway's database when one runs, else the gateway's own (created and migrated). */
+export async function openSharedDatabase(config: GatewayConfig, log: Logger): Promise<Database> {
+  return (await open(config, log, "shared")).database;
 }

@@ -10,10 +10,15 @@
 import type { Element } from "@xmpp/xml";
 import type { AuditRecord, Effect } from "../core/effects.js";
 import type { StoreWrite } from "../core/store-writes.js";
+import type { ArchiveQuery, ArchiveReadResult } from "../core/archive/query.js";
 import type { Logger } from "../log.js";
 
 export interface WriteSink {
   commit(writes: readonly StoreWrite[], audits: readonly AuditRecord[]): Promise<number>;
+}
+
+export interface ArchiveSource {
+  read(query: ArchiveQuery): Promise<ArchiveReadResult>;
 }
 
 export interface EffectRunnerStats {
@@ -58,11 +63,14 @@ export class EffectRunner {
   private queuedEffects = 0;
   private queuedUnits = 0;
   private degradedSince: Date | null = null;
+  /** Archive reads under way (each answers its query when done). */
+  private readonly reads = new Set<Promise<void>>();
 
   constructor(
     private readonly sink: WriteSink,
     private readonly sendStanza: (stanza: Element) => void,
     private readonly log: Logger,
+    private readonly archive: ArchiveSource,
     readonly queueLimit = Infinity,
     private readonly observer?: EffectObserver,
   ) {}
@@ -96,7 +104,10 @@ export class EffectRunner {
 
   /** Resolves when everything submitted so far is committed and sent. */
   async drain(): Promise<void> {
-    while (this.flushing) await this.flushing;
+    while (this.flushing || this.reads.size > 0) {
+      if (this.flushing) await this.flushing;
+      else await Promise.all(this.reads);
+    }
   }
 
   get counters(): Readonly<EffectRunnerStats> {
@@ -189,8 +200,27 @@ export class EffectRunner {
         this.sendStanza(effect.stanza);
         this.observer?.sentStanza(effect.stanza, effect.fanout !== undefined);
       } else if (effect.kind === "log") this.log[effect.level](effect.event, effect.fields);
+      else if (effect.kind === "archive-read") this.readArchive(effect);
     }
     this.observer?.performed(effects);
+  }
+
+  /**
+   * Reads run after every write submitted before them is committed (the unit waited in the queue
+   * behind them), so an archive query sees the messages sent before it. What follows from the read
+   * is submitted like any stanza's effects: its writes are committed before its sends.
+   */
+  private readArchive(effect: Extract<Effect, { kind: "archive-read" }>): void {
+    const reading = this.archive
+      .read(effect.query)
+      .catch((err: unknown): ArchiveReadResult => {
+        this.log.error("archive.read_failed", { error: err, room: effect.query.roomJid });
+        return { ok: false, reason: "failed" };
+      })
+      // In the room's lane: what follows from the read keeps its order with the room's other stanzas.
+      .then((result) => this.submit(effect.then(result), effect.query.roomJid))
+      .finally(() => this.reads.delete(reading));
+    this.reads.add(reading);
   }
 }
 

@@ -24,6 +24,8 @@ import { send as sendHttp, startHttp, stopHttp, type Handler } from "./http.js";
 import { consoleRoutes } from "./console.js";
 import { VERSION } from "../version.js";
 import type { Server } from "node:http";
+import { ArchiveReader } from "./archive-reader.js";
+import { listenForImportedRooms, ROOM_SERVED_CHANNEL } from "./room-notifications.js";
 
 const TICK_MS = 1000;
 /** Stanzas held for one room while its history is read (a flood beyond it is dropped). */
@@ -97,6 +99,8 @@ export class Gateway {
   private readonly metrics: GatewayMetrics;
   private http: Server | null = null;
   private readonly startedAt = new Date();
+  /** Stops listening for rooms imported while the gateway runs. */
+  private stopListening: (() => Promise<void>) | null = null;
 
   private constructor(
     private readonly config: GatewayConfig,
@@ -108,7 +112,14 @@ export class Gateway {
     private readonly lease: DomainLease,
   ) {
     this.metrics = new GatewayMetrics(() => this.state, () => connection.online);
-    this.runner = new EffectRunner(new RoomStore(database.dataSource), (stanza) => connection.send(stanza), log, config.writeQueueLimit, this.metrics);
+    this.runner = new EffectRunner(
+      new RoomStore(database.dataSource),
+      (stanza) => connection.send(stanza),
+      log,
+      new ArchiveReader(database.dataSource, log),
+      config.writeQueueLimit,
+      this.metrics,
+    );
   }
 
   /**
@@ -162,6 +173,7 @@ export class Gateway {
     }
     ready(gateway);
     gateway.ticker = setInterval(() => gateway.tick(), TICK_MS);
+    gateway.stopListening = listenForImportedRooms(database.dataSource, log, (roomJid) => void gateway.adoptImportedRoom(roomJid));
     log.info("gateway.started", { domain: config.domain, embeddedDatabase: database.embedded });
     return gateway;
   }
@@ -171,6 +183,7 @@ export class Gateway {
     this.stopped = true;
     this.log.info("gateway.stopping");
     if (this.ticker) clearInterval(this.ticker);
+    await this.stopListening?.();
     // Pending writes are committed (and their stanzas sent) before the connection closes.
     await this.runner.drain();
     await this.connection.stop();
@@ -242,6 +255,27 @@ export class Gateway {
       clearTimeout(timer);
     }
     return problems;
+  }
+
+  /**
+   * Serves a room the import command has just written. A room already served with people in it is
+   * left as it is (its stored archive is read per query anyway); otherwise it is (re)loaded.
+   */
+  private async adoptImportedRoom(roomJid: string): Promise<void> {
+    try {
+      const loaded = (await loadRooms(this.database.dataSource, this.config.maxHistoryMessages, this.log, this.config.maxHistoryKb * 1024, roomJid)).get(roomJid);
+      if (!loaded) return;
+      const current = this.state.rooms.get(roomJid);
+      if (current && current.occupants.size > 0) {
+        this.log.warn("import.room_in_use", { room: roomJid });
+      } else {
+        this.state = { ...this.state, rooms: this.state.rooms.with(roomJid, loaded) };
+        this.log.info("import.room_served", { room: roomJid, history: loaded.history.length, affiliations: loaded.affiliations.size });
+      }
+      await this.database.dataSource.query(`SELECT pg_notify($1, $2)`, [ROOM_SERVED_CHANNEL, roomJid]);
+    } catch (err) {
+      this.log.error("import.room_load_failed", { room: roomJid, error: err });
+    }
   }
 
   private tick(): void {

@@ -12,6 +12,7 @@ import type { DmucState, ReplicaLink, ReplicatedRoom } from "../core/dmuc/state.
 import type { ReplicaRoomConfig } from "../core/store-writes.js";
 import { domainOf } from "../core/dmuc/primary-delivery.js";
 import { newStream, restoredStream } from "../core/dmuc/link/stream.js";
+import { orderBy } from "./archive-order.js";
 
 interface RoomRow { id: string; jid: string; config: Partial<RoomConfig>; subject: string | null; subject_nick: string | null; subject_changed_at: Date | null; locked: boolean }
 interface AffiliationRow { room_id: string; jid: string; affiliation: AffiliationEntry["affiliation"]; reason: string | null; nick: string | null }
@@ -32,15 +33,21 @@ function parseStanza(text: string, log: Logger, what: string): Element | null {
   }
 }
 
-export async function loadRooms(dataSource: DataSource, historyLimit: number, log: Logger, maxHistoryChars = Infinity): Promise<Map<string, Room>> {
-  const rooms: RoomRow[] = await dataSource.query(`SELECT id, jid, config, subject, subject_nick, subject_changed_at, locked FROM rooms WHERE role = 'primary'`);
-  const affiliations: AffiliationRow[] = await dataSource.query(`SELECT room_id, jid, affiliation, reason, nick FROM room_affiliations`);
-  const occupants: OccupantRow[] = await dataSource.query(`SELECT room_id, nick, real_jid, role, occupant_id, presence FROM occupants ORDER BY updated_at, id`);
+/** Every hosted room, or only the one named `onlyJid` (a room imported while the gateway runs). */
+export async function loadRooms(dataSource: DataSource, historyLimit: number, log: Logger, maxHistoryChars = Infinity, onlyJid?: string): Promise<Map<string, Room>> {
+  // $1 is the room to load, or NULL for all of them.
+  const which = `(SELECT id FROM rooms WHERE role = 'primary' AND ($1::text IS NULL OR jid = $1))`;
+  const only = [onlyJid ?? null];
+  const rooms: RoomRow[] = await dataSource.query(`SELECT id, jid, config, subject, subject_nick, subject_changed_at, locked FROM rooms WHERE id IN ${which}`, only);
+  const affiliations: AffiliationRow[] = await dataSource.query(`SELECT room_id, jid, affiliation, reason, nick FROM room_affiliations WHERE room_id IN ${which}`, only);
+  const occupants: OccupantRow[] = await dataSource.query(`SELECT room_id, nick, real_jid, role, occupant_id, presence FROM occupants WHERE room_id IN ${which} ORDER BY updated_at, id`, only);
   const history: HistoryRow[] = await dataSource.query(
     `SELECT room_id, stanza_id, occupant_id, nick, sender_jid, stanza, sent_at FROM (
-       SELECT h.*, row_number() OVER (PARTITION BY room_id ORDER BY seq DESC) AS n FROM history_messages h
-     ) recent WHERE n <= $1 ORDER BY seq`,
-    [historyLimit],
+       SELECT h.*, row_number() OVER (PARTITION BY room_id ORDER BY ${orderBy("h", "DESC")}) AS n FROM history_messages h
+       WHERE h.body IS NOT NULL -- retracted messages (tombstones) are not replayed
+         AND h.room_id IN ${which}
+     ) recent WHERE n <= $2 ORDER BY ${orderBy("recent", "ASC")}`,
+    [onlyJid ?? null, historyLimit],
   );
 
   const byId = new Map<string, Room>();
@@ -100,7 +107,7 @@ export async function loadRooms(dataSource: DataSource, historyLimit: number, lo
 export async function loadRoomHistory(dataSource: DataSource, roomJid: string, limit: number, maxHistoryChars: number, log: Logger): Promise<HistoryEntry[]> {
   const rows: HistoryRow[] = await dataSource.query(
     `SELECT h.room_id, h.stanza_id, h.occupant_id, h.nick, h.sender_jid, h.stanza, h.sent_at FROM history_messages h JOIN rooms r ON r.id = h.room_id
-     WHERE r.jid = $1 AND r.role = 'primary' ORDER BY h.seq DESC LIMIT $2`,
+     WHERE r.jid = $1 AND r.role = 'primary' AND h.body IS NOT NULL ORDER BY ${orderBy("h", "DESC")} LIMIT $2`,
     [roomJid, limit],
   );
   const entries: HistoryEntry[] = [];
@@ -160,8 +167,8 @@ export async function loadReplicas(dataSource: DataSource, now: number, log: Log
   const occupants: OccupantRow[] = await dataSource.query(`SELECT room_id, nick, real_jid, role, occupant_id, presence FROM occupants WHERE room_id = ANY($1::bigint[]) ORDER BY id`, [ids]);
   const history: HistoryRow[] = await dataSource.query(
     `SELECT room_id, stanza_id, occupant_id, nick, sender_jid, stanza, sent_at FROM (
-       SELECT h.*, row_number() OVER (PARTITION BY room_id ORDER BY seq DESC) AS n FROM history_messages h WHERE room_id = ANY($1::bigint[])
-     ) recent WHERE n <= 1000 ORDER BY seq`,
+       SELECT h.*, row_number() OVER (PARTITION BY room_id ORDER BY ${orderBy("h", "DESC")}) AS n FROM history_messages h WHERE room_id = ANY($1::bigint[])
+     ) recent WHERE n <= 1000 ORDER BY ${orderBy("recent", "ASC")}`,
     [ids],
   );
   const replicated = new Map<string, ReplicatedRoom>();

@@ -104,6 +104,13 @@ async function apply(manager: EntityManager, write: Exclude<StoreWrite, HistoryW
         [write.roomJid, write.nick, write.jid, write.role, write.occupantId, write.presence.toString()],
       );
       return;
+    case "history.retract":
+      await manager.query(
+        `UPDATE history_messages SET stanza = $3, body = NULL
+         WHERE room_id = ${ROOM_ID} AND stanza_id = $2`,
+        [write.roomJid, write.stanzaId, write.tombstone.toString()],
+      );
+      return;
     case "occupant.delete":
       await manager.query(`DELETE FROM occupants WHERE room_id = ${ROOM_ID} AND real_jid = $2`, [write.roomJid, write.jid]);
       return;
@@ -118,23 +125,27 @@ async function apply(manager: EntityManager, write: Exclude<StoreWrite, HistoryW
 async function insertHistory(manager: EntityManager, writes: HistoryWrite[]): Promise<void> {
   const column = <T>(pick: (w: HistoryWrite) => T) => writes.map(pick);
   await manager.query(
-    `INSERT INTO history_messages (room_id, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at)
-     SELECT r.id, h.stanza_id, h.origin_id, h.occupant_id, h.nick, h.sender_jid, h.body, h.stanza, h.sent_at
-     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
-       WITH ORDINALITY AS h(room_jid, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at, position)
+    `INSERT INTO history_messages (room_id, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at, archived)
+     SELECT r.id, h.stanza_id, h.origin_id, h.occupant_id, h.nick, h.sender_jid, h.body, h.stanza, h.sent_at, h.archived
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::boolean[])
+       WITH ORDINALITY AS h(room_jid, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at, archived, n)
      JOIN rooms r ON r.jid = h.room_jid
-     ORDER BY h.position
+     -- Row ids are taken in this order: the room's order for messages of the same instant (the join
+     -- alone may reorder them).
+     ORDER BY h.n
      ON CONFLICT (room_id, stanza_id) DO NOTHING`,
     [
       column((w) => w.roomJid),
       column((w) => w.entry.stanzaId),
       column((w) => w.entry.stanza.getChild("origin-id", "urn:xmpp:sid:0")?.attrs.id ?? null),
-      column((w) => w.entry.occupantId),
+      // Unknown (an imported message whose archive did not say): NULL, not an empty string.
+      column((w) => w.entry.occupantId || null),
       column((w) => w.entry.nick),
-      column((w) => w.entry.senderJid),
+      column((w) => w.entry.senderJid || null),
       column((w) => w.entry.stanza.getChildText("body")),
       column((w) => w.entry.stanza.toString()),
       column((w) => w.entry.at.toISOString()),
+      column((w) => w.archived),
     ],
   );
 }

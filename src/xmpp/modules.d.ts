@@ -142,7 +142,8 @@ declare module "@xmpp/client" {
   export type IqCalleeHandler = (ctx: { stanza: Element; element: Element; from: JID | null; to: JID | null; id: string }) =>
     Element | boolean | undefined | Promise<Element | boolean | undefined>;
   export function client(options: {
-    service: string;
+    /** xmpp://HOST:PORT or xmpps://; without it the server is found from `domain` (SRV, as clients do). */
+    service?: string;
     domain: string;
     resource?: string;
     username?: string;

@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { client as xmppClient, type Client } from "@xmpp/client";
 import xml, { type Element } from "@xmpp/xml";
+import { preferPlain } from "../../src/commands/import/source.js";
 
 const CONNECT_TIMEOUT_MS = 10_000;
 const NS_PING = "urn:xmpp:ping";
@@ -239,6 +240,8 @@ export async function connectClient(options: ClientOptions): Promise<TestClient>
   });
   // A test client must see a lost connection, not hide it by reconnecting.
   raw.reconnect.stop();
+  // Servers with real accounts offer SCRAM-SHA-1 too, which this library version gets wrong.
+  preferPlain(raw);
   const errors: unknown[] = [];
   raw.on("error", (err: unknown) => errors.push(err)); // an EventEmitter 'error' without listener would crash the run
 

@@ -129,7 +129,7 @@ export function appendHistory(work: Work, room: ReplicatedRoom, entries: History
   const known = new Set(room.history.map((e) => e.stanzaId));
   const fresh = entries.filter((e) => !known.has(e.stanzaId) && known.add(e.stanzaId));
   if (fresh.length === 0) return room;
-  for (const entry of fresh) work.effects.push(store({ op: "history.append", roomJid: room.roomJid, entry }));
+  for (const entry of fresh) work.effects.push(store({ op: "history.append", roomJid: room.roomJid, entry, archived: false }));
   const history = [...room.history, ...fresh];
   return { ...room, history: history.slice(Math.max(0, history.length - room.historyLimit)) };
 }

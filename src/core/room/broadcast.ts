@@ -2,7 +2,7 @@
 import xml, { type Element } from "@xmpp/xml";
 import { NS } from "../../xmpp/stanza.js";
 import { canSeeRealJids } from "./privileges.js";
-import { send, store } from "../effects.js";
+import { send, store, type Effect } from "../effects.js";
 import type { RoomRequest } from "./api.js";
 import { addressed, presenceVariants, type PresenceOptions } from "./presence.js";
 import type { Occupant, Room } from "./types.js";
@@ -43,10 +43,17 @@ export function sendRoster(request: RoomRequest, room: Room, viewer: Occupant, t
 
 /** Sends a prepared stanza (no `to`) to every session in the room. */
 export function broadcastStanza(request: RoomRequest, room: Room, stanza: Element): void {
+  request.effects.push(...broadcastEffects(room, stanza));
+}
+
+/** The sends of a prepared stanza (no `to`) to every session in the room. */
+export function broadcastEffects(room: Room, stanza: Element): Effect[] {
   const fanout = { forReplica: () => stanza };
+  const effects: Effect[] = [];
   for (const occupant of room.occupants.values()) {
-    for (const jid of occupant.sessions.keys()) request.effects.push(send(addressed(stanza, jid), fanout));
+    for (const jid of occupant.sessions.keys()) effects.push(send(addressed(stanza, jid), fanout));
   }
+  return effects;
 }
 
 export function saveOccupant(request: RoomRequest, room: Room, occupant: Occupant): void {

@@ -1,6 +1,6 @@
 // The room engine: routes a stanza addressed to a room (or an occupant) to the flow that handles it.
 import { Hooks } from "../hooks.js";
-import { IqRouter, type IqType } from "../iq-router.js";
+import { IqRouter, REPLY_LATER, type IqType } from "../iq-router.js";
 import { StanzaError } from "../stanza-error.js";
 import { send } from "../effects.js";
 import { iqPayload, iqResult } from "../../xmpp/stanza.js";
@@ -100,7 +100,7 @@ export class RoomEngine {
       occupant: occupantOfSession(room, request.fromFull),
     };
     const result = handler(context, payload);
-    request.effects.unshift(send(iqResult(stanza, result)));
+    if (result !== REPLY_LATER) request.effects.unshift(send(iqResult(stanza, result)));
     return context.room;
   }
 }

@@ -6,6 +6,7 @@ import type { Hooks } from "../hooks.js";
 import { StanzaError } from "../stanza-error.js";
 import { NS } from "../../xmpp/stanza.js";
 import { bareString, parseJid } from "../../xmpp/jid.js";
+import { parseAuthorRetraction } from "../../xmpp/retraction.js";
 import type { RoomEvents, RoomRequest } from "./api.js";
 import { broadcastStanza, saveRoom } from "./broadcast.js";
 import { occupantOfSession } from "./mutate.js";
@@ -79,7 +80,10 @@ function broadcastMessage(request: RoomRequest, room: Room, occupant: Occupant, 
     xml("occupant-id", { xmlns: NS.OCCUPANT_ID, id: occupant.occupantId }),
   );
   let next = room;
-  if (message.getChild("body") && room.config.historyLength > 0) {
+  // The row serves both the join history and the archive (XEP-0313); only the history is kept in memory.
+  // Retractions are kept too, so that a client catching up from the archive learns of them.
+  const historic = message.getChild("body") !== undefined || parseAuthorRetraction(message) !== null;
+  if (historic && (room.config.historyLength > 0 || room.config.archiving)) {
     const entry: HistoryEntry = {
       stanzaId,
       nick: occupant.nick,
@@ -90,7 +94,7 @@ function broadcastMessage(request: RoomRequest, room: Room, occupant: Occupant, 
       chars: out.toString().length,
     };
     next = { ...room, history: trimHistory([...room.history, entry], room.config.historyLength, request.settings.maxHistoryChars ?? Infinity) };
-    request.effects.push(store({ op: "history.append", roomJid: room.jid, entry }));
+    request.effects.push(store({ op: "history.append", roomJid: room.jid, entry, archived: room.config.archiving }));
   }
   if (request.context.catchUp) {
     // Taken late (netjoin): the copies say when it was sent; the stored one gets its delay on replay.

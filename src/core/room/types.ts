@@ -25,6 +25,8 @@ export interface RoomConfig {
   readonly allowPm: AllowPm;
   /** How many messages the room keeps to send as history on entering. */
   readonly historyLength: number;
+  /** Whether messages go into the room's XEP-0313 archive (muc#roomconfig_enablearchiving). */
+  readonly archiving: boolean;
   /** Roles whose presence is broadcast to the room. */
   readonly presenceBroadcast: readonly Role[];
   /** DMUC2: whether a split replica's users may go on talking among themselves (docs/PROTOCOL.md). */
@@ -117,6 +119,7 @@ export const DEFAULT_ROOM_CONFIG: RoomConfig = {
   allowInvites: false,
   allowPm: "anyone",
   historyLength: 20,
+  archiving: true,
   presenceBroadcast: ["moderator", "participant", "visitor"],
   splitChat: true,
 };
