@@ -93,7 +93,10 @@ function broadcastMessage(request: RoomRequest, room: Room, occupant: Occupant, 
       stanza: out,
       chars: out.toString().length,
     };
-    next = { ...room, history: trimHistory([...room.history, entry], room.config.historyLength, request.settings.maxHistoryChars ?? Infinity) };
+    // A room with no join history (length 0) stores the message for its archive only.
+    if (room.config.historyLength > 0) {
+      next = { ...room, history: trimHistory([...room.history, entry], room.config.historyLength, request.settings.maxHistoryChars ?? Infinity) };
+    }
     request.effects.push(store({ op: "history.append", roomJid: room.jid, entry, archived: room.config.archiving }));
   }
   if (request.context.catchUp) {
