@@ -94,7 +94,7 @@ export async function run(options: BenchOptions): Promise<Report> {
     )) as { version: string; fsync: string; sync: string }[];
     const s = settings[0]!;
     const log = createLogger({ level: "error" });
-    const store = new RoomStore(dataSource);
+    const store = new RoomStore(dataSource, "muc.bench.test");
     const roomJids = Array.from({ length: ROOMS }, (_, i) => `bench${i}@muc.bench.test`);
     await store.commit(
       roomJids.map((roomJid): StoreWrite => ({ op: "room.save", roomJid, config: DEFAULT_ROOM_CONFIG, subject: null, locked: false })),

@@ -32,7 +32,12 @@ are the same variable names (the environment wins over the file):
   ${SETTINGS.splitPingSeconds.padEnd(26)}DMUC2: how often a split link is pinged (default 5)
   ${SETTINGS.splitAway.padEnd(26)}DMUC2: show users behind a split link as away meanwhile (default true)
   ${SETTINGS.trustPrimaryEnter.padEnd(26)}DMUC2 replica without mod_dmuc_replica: accept ENTER unverified (default false)
-  ${SETTINGS.splitEntry.padEnd(26)}DMUC2 replica: let local users enter a split room, decided at netjoin (default false)`;
+  ${SETTINGS.splitEntry.padEnd(26)}DMUC2 replica: let local users enter a split room, decided at netjoin (default false)
+  ${SETTINGS.auditTraffic.padEnd(26)}audit entries, exits, nick changes and messages too (default true)
+  ${SETTINGS.retentionDays.padEnd(26)}days history and audit rows are kept, 0 forever (default 0)
+  ${SETTINGS.retentionMinDays.padEnd(26)}shortest retention a room owner may choose, in days (default 1)
+  ${SETTINGS.retentionMaxDays.padEnd(26)}longest retention a room owner may choose, 0 no limit (default 0)
+  ${SETTINGS.pseudonymiseExports.padEnd(26)}'audit' and 'history' show pseudonyms instead of real JIDs (default false)`;
 
 const MAIN_HELP = `dmuc-gateway: XEP-0045 group chat as an XMPP component, with XEP-0282 DMUC2 federation
 

@@ -61,6 +61,11 @@ export const SETTINGS = {
   splitAway: "DMUC_SPLIT_AWAY",
   trustPrimaryEnter: "DMUC_TRUST_PRIMARY_ENTER",
   splitEntry: "DMUC_SPLIT_ENTRY",
+  auditTraffic: "DMUC_AUDIT_TRAFFIC",
+  retentionDays: "DMUC_RETENTION_DAYS",
+  retentionMinDays: "DMUC_RETENTION_MIN_DAYS",
+  retentionMaxDays: "DMUC_RETENTION_MAX_DAYS",
+  pseudonymiseExports: "DMUC_PSEUDONYMISE_EXPORTS",
 } as const satisfies Record<string, string>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -149,6 +154,29 @@ export class GatewayConfig {
   /** DMUC2 replica: let local users enter a split room; the primary decides at netjoin (the XEP's DANGER). */
   @IsBoolean({ message: "must be true or false" })
   splitEntry = false;
+
+  /** Audit entries, exits, nick changes and messages too (the other events are always audited). */
+  @IsBoolean({ message: "must be true or false" })
+  auditTraffic = true;
+
+  /** Days history and audit rows are kept (0: forever), for rooms that chose none and rooms that are gone. */
+  @IsInt({ message: "must be a whole number of days" })
+  @Min(0, { message: "must be at least 0 (0: forever)" })
+  retentionDays = 0;
+
+  /** The shortest retention a room owner may choose. */
+  @IsInt({ message: "must be a whole number of days" })
+  @Min(1, { message: "must be at least 1" })
+  retentionMinDays = 1;
+
+  /** The longest retention a room owner may choose (0: no limit, "forever" allowed). */
+  @IsInt({ message: "must be a whole number of days" })
+  @Min(0, { message: "must be at least 0 (0: no limit)" })
+  retentionMaxDays = 0;
+
+  /** `audit` and `history` exports show pseudonyms instead of users' real JIDs. */
+  @IsBoolean({ message: "must be true or false" })
+  pseudonymiseExports = false;
 }
 
 export class ConfigError extends Error {
@@ -192,6 +220,11 @@ const CONVERT: Partial<Record<SettingName, (value: RawValue) => unknown>> = {
   splitAway: toBoolean,
   trustPrimaryEnter: toBoolean,
   splitEntry: toBoolean,
+  auditTraffic: toBoolean,
+  retentionDays: toNumber,
+  retentionMinDays: toNumber,
+  retentionMaxDays: toNumber,
+  pseudonymiseExports: toBoolean,
 };
 
 function readConfigFile(path: string): { raw: RawSettings; problems: string[] } {
@@ -258,6 +291,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, configFile?: string): Gateway
   const domainIsBad = errors.some((e) => e.property === "domain");
   const reported = errors.filter((e) => !(e.property === "localDomain" && raw.localDomain === undefined && domainIsBad));
   const problems = [...fromFile.problems, ...describe(reported, raw)];
+  if (config.retentionMaxDays > 0 && config.retentionMinDays > config.retentionMaxDays) {
+    problems.push(`${SETTINGS.retentionMinDays} must not exceed ${SETTINGS.retentionMaxDays}`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

@@ -4,7 +4,7 @@ import type { Element } from "@xmpp/xml";
 import { Hooks } from "./hooks.js";
 import { IqRouter, type IqType } from "./iq-router.js";
 import { StanzaError } from "./stanza-error.js";
-import { logEffect, send, type Effect } from "./effects.js";
+import { audit, logEffect, send, type Effect } from "./effects.js";
 import { errorReply, iqPayload, iqResult, mayAnswerWithError } from "../xmpp/stanza.js";
 import { bareString, jidToString, parseJid, type Jid } from "../xmpp/jid.js";
 import type { DiscoIdentity, DiscoItem } from "../xmpp/disco.js";
@@ -33,6 +33,17 @@ export interface ServiceSettings {
   readonly name: string;
   /** The domain whose users this gateway serves as a DMUC2 replica (DMUC_LOCAL_DOMAIN); served directly as primary. */
   readonly localDomain?: string;
+  /** Audit entries, exits, nick changes and messages too (DMUC_AUDIT_TRAFFIC); other events are always audited. */
+  readonly auditTraffic?: boolean;
+  /** How long history and audit rows are kept, and what room owners may choose (DMUC_RETENTION_*). */
+  readonly retention?: RetentionLimits;
+}
+
+/** Days; 0 means forever. A room's own setting must lie within [minDays, maxDays] (maxDays 0: no upper limit). */
+export interface RetentionLimits {
+  readonly defaultDays: number;
+  readonly minDays: number;
+  readonly maxDays: number;
 }
 
 export interface ServiceState {
@@ -213,6 +224,7 @@ export class MucService {
       const spec = known ? err.spec : { type: "cancel" as const, condition: "internal-server-error" as const };
       effects.push(send(errorReply(stanza, spec)));
     }
+    if (known && err.audit) effects.push(audit(err.audit));
     return effects;
   }
 }

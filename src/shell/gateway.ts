@@ -12,14 +12,21 @@ import { EffectRunner } from "./effect-runner.js";
 import { loadLinks, loadReplicas, loadRooms } from "./room-loader.js";
 import { RoomTable } from "../core/room-table.js";
 import { RoomStore } from "./room-store.js";
+import { purgeExpired } from "./retention.js";
 
 const TICK_MS = 1000;
+/** Retention purges run a minute after start, then hourly. */
+const PURGE_FIRST_MS = 60_000;
+const PURGE_EVERY_MS = 3_600_000;
 
 export class Gateway {
   private stopped = false;
   private readonly runner: EffectRunner;
   /** Drives the service's timers (DMUC2 keepalives, query timeouts). */
   private ticker: NodeJS.Timeout | null = null;
+  private purger: NodeJS.Timeout | null = null;
+  private purging: Promise<void> | null = null;
+  private readonly store: RoomStore;
 
   private constructor(
     private readonly config: GatewayConfig,
@@ -29,7 +36,8 @@ export class Gateway {
     private readonly connection: ComponentConnection,
     private state: ServiceState,
   ) {
-    this.runner = new EffectRunner(new RoomStore(database.dataSource), (stanza) => connection.send(stanza), log);
+    this.store = new RoomStore(database.dataSource, config.domain);
+    this.runner = new EffectRunner(this.store, (stanza) => connection.send(stanza), log);
   }
 
   /** Opens the database (migrating it), then connects to the XMPP server. */
@@ -55,7 +63,14 @@ export class Gateway {
       replicated: state.dmuc.replicated.size,
     });
     const service = new MucService(
-      { domain: config.domain, admins: new Set(config.admins), name: "Chatrooms", localDomain: config.localDomain },
+      {
+        domain: config.domain,
+        admins: new Set(config.admins),
+        name: "Chatrooms",
+        localDomain: config.localDomain,
+        auditTraffic: config.auditTraffic,
+        retention: retentionLimits(config),
+      },
       createPlugins({
         maxHistoryMessages: config.maxHistoryMessages,
         maxBodyChars: config.maxBodyChars,
@@ -80,6 +95,10 @@ export class Gateway {
       throw err;
     }
     gateway.ticker = setInterval(() => gateway.tick(), TICK_MS);
+    gateway.purger = setTimeout(function purge() {
+      gateway.purge();
+      gateway.purger = setTimeout(purge, PURGE_EVERY_MS);
+    }, PURGE_FIRST_MS);
     log.info("gateway.started", { domain: config.domain, embeddedDatabase: database.embedded });
     return gateway;
   }
@@ -89,11 +108,24 @@ export class Gateway {
     this.stopped = true;
     this.log.info("gateway.stopping");
     if (this.ticker) clearInterval(this.ticker);
+    if (this.purger) clearTimeout(this.purger);
+    await this.purging;
     // Pending writes are committed (and their stanzas sent) before the connection closes.
     await this.runner.drain();
     await this.connection.stop();
     await this.database.close();
     this.log.info("gateway.stopped");
+  }
+
+  /** Deletes history and audit rows past their retention; each room's purge is audited. */
+  private purge(): void {
+    if (this.purging) return;
+    this.purging = purgeExpired(this.database.dataSource, this.store, retentionLimits(this.config), new Date()).then(
+      (summary) => {
+        if (summary.rooms > 0) this.log.info("retention.purged", { ...summary });
+      },
+      (err: unknown) => this.log.error("retention.purge_failed", { error: err }),
+    ).finally(() => (this.purging = null));
   }
 
   private tick(): void {
@@ -116,4 +148,8 @@ export class Gateway {
   get domain(): string {
     return this.config.domain;
   }
+}
+
+function retentionLimits(config: GatewayConfig) {
+  return { defaultDays: config.retentionDays, minDays: config.retentionMinDays, maxDays: config.retentionMaxDays };
 }

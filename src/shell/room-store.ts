@@ -1,21 +1,39 @@
-// Persists the engine's StoreWrites and audit records onto the entities' tables, and loads every
-// room back at start. Writes of one batch go in one transaction; consecutive history rows go in one
-// multi-row INSERT (notes/postgres-and-speed.md: per-row statements cap a service at ~2k messages/s).
+// Persists the engine's StoreWrites and audit records onto the entities' tables. Writes of one batch
+// go in one transaction; consecutive history rows go in one multi-row INSERT, and the batch's audit
+// records in one more (notes/postgres-and-speed.md: per-row statements cap a service at ~2k messages/s).
 import type { DataSource, EntityManager } from "typeorm";
 import type { AuditRecord } from "../core/effects.js";
 import type { StoreWrite } from "../core/store-writes.js";
+import { AuditChains } from "./audit-chains.js";
 
 type HistoryWrite = Extract<StoreWrite, { op: "history.append" }>;
 
 const ROOM_ID = "(SELECT id FROM rooms WHERE jid = $1)";
 
 export class RoomStore {
-  constructor(private readonly dataSource: DataSource) {}
+  /**
+   * The heads of the rooms' audit chains. `serviceJid` names the chain of events about no room;
+   * `clock` stamps the rows (one time per batch).
+   */
+  readonly chains: AuditChains;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    serviceJid: string,
+    clock: () => Date = () => new Date(),
+  ) {
+    this.chains = new AuditChains(serviceJid, clock);
+  }
 
   /** Applies writes and audit records in order, in one transaction; returns the statement count. */
   async commit(writes: readonly StoreWrite[], audits: readonly AuditRecord[]): Promise<number> {
+    return this.chains.exclusive(() => this.commitNow(writes, audits));
+  }
+
+  private async commitNow(writes: readonly StoreWrite[], audits: readonly AuditRecord[]): Promise<number> {
     let statements = 0;
-    await this.dataSource.transaction(async (manager) => {
+    const appended = this.chains.begin();
+    await this.chains.settle(appended, this.dataSource.transaction(async (manager) => {
       for (let i = 0; i < writes.length; ) {
         const write = writes[i]!;
         if (write.op === "history.append") {
@@ -29,15 +47,8 @@ export class RoomStore {
         }
         statements++;
       }
-      if (audits.length > 0) {
-        await manager.query(
-          `INSERT INTO audit_events (room_jid, actor_jid, kind, details)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])`,
-          [audits.map((a) => a.roomJid), audits.map((a) => a.actorJid), audits.map((a) => a.kind), audits.map((a) => JSON.stringify(a.details))],
-        );
-        statements++;
-      }
-    });
+      if (audits.length > 0) statements += await appended.append(manager, audits);
+    }));
     return statements;
   }
 }
@@ -114,8 +125,8 @@ async function apply(manager: EntityManager, write: Exclude<StoreWrite, HistoryW
 async function insertHistory(manager: EntityManager, writes: HistoryWrite[]): Promise<void> {
   const column = <T>(pick: (w: HistoryWrite) => T) => writes.map(pick);
   await manager.query(
-    `INSERT INTO history_messages (room_id, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at)
-     SELECT r.id, h.stanza_id, h.origin_id, h.occupant_id, h.nick, h.sender_jid, h.body, h.stanza, h.sent_at
+    `INSERT INTO history_messages (room_id, room_jid, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at)
+     SELECT r.id, r.jid, h.stanza_id, h.origin_id, h.occupant_id, h.nick, h.sender_jid, h.body, h.stanza, h.sent_at
      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
        AS h(room_jid, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at)
      JOIN rooms r ON r.jid = h.room_jid

@@ -10,6 +10,7 @@ import { broadcastStanza, saveRoom } from "./broadcast.js";
 import { occupantOfSession } from "./mutate.js";
 import { addressed } from "./presence.js";
 import type { HistoryEntry, Occupant, Room } from "./types.js";
+import { auditMessage, auditSubject } from "./audit-trail.js";
 
 const notInRoom = (room: Room) => new StanzaError("modify", "not-acceptable", "You are not currently connected to this chat", { by: room.jid });
 
@@ -50,6 +51,7 @@ function changeSubject(request: RoomRequest, room: Room, occupant: Occupant, tex
   }
   const next: Room = { ...room, subject: { text, nick: occupant.nick, at: request.context.now } };
   saveRoom(request, next);
+  auditSubject(request, room, occupant, room.subject?.text ?? null, text);
   return broadcastMessage(request, next, occupant, request.stanza);
 }
 
@@ -64,7 +66,9 @@ function broadcastMessage(request: RoomRequest, room: Room, occupant: Occupant, 
     xml("occupant-id", { xmlns: NS.OCCUPANT_ID, id: occupant.occupantId }),
   );
   let next = room;
-  if (message.getChild("body") && room.config.historyLength > 0) {
+  // Every message with a body is stored (the archive auditors read, kept by retention); the room
+  // keeps only its last historyLength in memory to send on entering.
+  if (message.getChild("body")) {
     const entry: HistoryEntry = {
       stanzaId,
       nick: occupant.nick,
@@ -74,9 +78,10 @@ function broadcastMessage(request: RoomRequest, room: Room, occupant: Occupant, 
       stanza: out,
       chars: out.toString().length,
     };
-    const kept = room.history.length >= room.config.historyLength ? room.history.slice(room.history.length - room.config.historyLength + 1) : room.history;
-    next = { ...room, history: [...kept, entry] };
+    const keep = room.config.historyLength;
+    if (keep > 0) next = { ...room, history: [...(room.history.length >= keep ? room.history.slice(room.history.length - keep + 1) : room.history), entry] };
     request.effects.push(store({ op: "history.append", roomJid: room.jid, entry }));
+    auditMessage(request, room, occupant, stanzaId);
   }
   if (request.context.catchUp) {
     // Taken late (netjoin): the copies say when it was sent; the stored one gets its delay on replay.
