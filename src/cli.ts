@@ -1,6 +1,7 @@
 // Command-line parsing and help texts. Kept apart from main.ts so that it can be tested without IO.
 import { parseArgs } from "node:util";
 import { SETTINGS } from "./config.js";
+import { parseAuditCommandLine, type AuditInvocation } from "./commands/audit.js";
 
 export type CommandName = "start" | "migrate" | "links";
 
@@ -8,7 +9,9 @@ export type Invocation =
   | { kind: "run"; command: CommandName; configFile?: string; json?: boolean }
   | { kind: "help"; text: string }
   | { kind: "version" }
-  | { kind: "usage-error"; message: string };
+  | { kind: "usage-error"; message: string }
+  /** A command that parses its own options (src/commands/audit.ts). */
+  | Extract<AuditInvocation, { kind: "command" }>;
 
 const SETTINGS_HELP = `Configuration comes from the environment, or from a JSON file given with --config whose keys
 are the same variable names (the environment wins over the file):
@@ -47,6 +50,8 @@ Commands:
   start      connect to the XMPP server and serve rooms (runs pending database migrations first)
   migrate    run pending database migrations and exit
   links      list the DMUC2 links (replicas of this gateway's rooms, rooms it replicates) and their state
+  audit      query and export the audit trail; 'audit verify' checks its hash chains, 'audit head' prints them
+  history    export a room's stored messages, also after the room is gone
 
 Options:
   --config FILE   read settings from a JSON file
@@ -84,6 +89,8 @@ ${SETTINGS_HELP}`,
 const COMMANDS = Object.keys(COMMAND_HELP) as CommandName[];
 
 export function parseCommandLine(argv: string[]): Invocation {
+  const own = parseAuditCommandLine(argv);
+  if (own) return own;
   let parsed;
   try {
     parsed = parseArgs({

@@ -68,6 +68,7 @@ async function main(argv: string[]): Promise<number> {
   process.on("unhandledRejection", (reason) => log.error("process.unhandled_rejection", { error: reason }));
 
   try {
+    if (invocation.kind === "command") return await invocation.run({ config, log, stdout: process.stdout });
     if (invocation.command === "migrate") {
       await runMigrationsOnly(config, log);
       return 0;

@@ -19,20 +19,22 @@ export class ChainAppend {
 
   constructor(private readonly chains: AuditChains) {}
 
+  /** Reads the heads of chains not seen yet (one query), before anything of theirs is deleted. */
+  async load(manager: EntityManager, chainKeys: readonly string[]): Promise<number> {
+    const unknown = [...new Set(chainKeys)].filter((k) => !this.heads.has(k) && !this.chains.known(k));
+    if (unknown.length === 0) return 0;
+    const found: { room_jid: string; seq: string | null; hash: string | null }[] = await manager.query(
+      `SELECT k.room_jid, h.seq, h.hash FROM unnest($1::text[]) AS k(room_jid)
+       LEFT JOIN LATERAL (SELECT seq, hash FROM audit_events a WHERE a.room_jid = k.room_jid AND a.seq IS NOT NULL ORDER BY a.seq DESC LIMIT 1) h ON true`,
+      [unknown],
+    );
+    for (const row of found) this.heads.set(row.room_jid, row.seq === null ? { seq: 0, hash: GENESIS_HASH } : { seq: Number(row.seq), hash: row.hash ?? GENESIS_HASH });
+    return 1;
+  }
+
   /** Inserts `audits` as the next rows of their rooms' chains; returns the statements used. */
   async append(manager: EntityManager, audits: readonly AuditRecord[]): Promise<number> {
-    let statements = 0;
-    const keys = [...new Set(audits.map((a) => this.chains.keyOf(a)))];
-    const unknown = keys.filter((k) => !this.heads.has(k) && !this.chains.known(k));
-    if (unknown.length > 0) {
-      const found: { room_jid: string; seq: string | null; hash: string | null }[] = await manager.query(
-        `SELECT k.room_jid, h.seq, h.hash FROM unnest($1::text[]) AS k(room_jid)
-         LEFT JOIN LATERAL (SELECT seq, hash FROM audit_events a WHERE a.room_jid = k.room_jid AND a.seq IS NOT NULL ORDER BY a.seq DESC LIMIT 1) h ON true`,
-        [unknown],
-      );
-      for (const row of found) this.heads.set(row.room_jid, row.seq === null ? { seq: 0, hash: GENESIS_HASH } : { seq: Number(row.seq), hash: row.hash ?? GENESIS_HASH });
-      statements++;
-    }
+    const statements = await this.load(manager, audits.map((a) => this.chains.keyOf(a)));
     const at = this.chains.clock();
     const rows: (ChainRow & { hash: string })[] = audits.map((record) => {
       const roomJid = this.chains.keyOf(record);

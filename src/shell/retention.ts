@@ -70,6 +70,7 @@ async function purgeRoom(dataSource: DataSource, store: RoomStore, roomJid: stri
   return store.chains.settle(
     append,
     dataSource.transaction(async (manager) => {
+      await append.load(manager, [roomJid]);
       const [, history] = (await manager.query(`DELETE FROM history_messages WHERE room_jid = $1 AND sent_at < $2`, [roomJid, cutoff])) as [unknown, number];
       // The chain is cut at its first row young enough to keep: what goes is always a prefix.
       const firstKept: { seq: string }[] = await manager.query(
