@@ -3,6 +3,7 @@
 // they are committed.
 import type { DataSource } from "typeorm";
 import type { Writable } from "node:stream";
+import { canonicalJson } from "../core/audit-chain.js";
 import { cursorPages } from "./cursor.js";
 import { rowWriter, type ExportRow, type Format, type Pseudonymiser } from "./export-format.js";
 
@@ -61,7 +62,8 @@ function exported(row: AuditRow, pseudonyms: Pseudonymiser, table: boolean): Exp
     kind: row.kind,
     actor: pseudonyms.jid(row.actor_jid),
     subject: pseudonyms.jid(row.subject_jid),
-    details: table ? JSON.stringify(details) : details,
+    // Keys sorted (as in the hash chain's canonical form), not in jsonb's storage order.
+    details: table ? canonicalJson(details) : details,
     seq: row.seq === null ? null : Number(row.seq),
     hash: row.hash,
   };
