@@ -35,11 +35,6 @@ export function canonicalJson(value: unknown): string {
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
 }
 
-/** The details as stored in jsonb and read back: what went through JSON. */
-export function storedDetails(details: Record<string, unknown>): Record<string, unknown> {
-  return JSON.parse(JSON.stringify(details)) as Record<string, unknown>;
-}
-
 export function canonicalRow(row: ChainRow): string {
   return canonicalJson([CHAIN_VERSION, row.roomJid, String(row.seq), row.at.toISOString(), row.kind, row.actorJid, row.subjectJid, row.details, row.prevHash]);
 }

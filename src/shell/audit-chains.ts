@@ -6,7 +6,7 @@
 // heads: its rooms are read again next time.
 import type { EntityManager } from "typeorm";
 import type { AuditRecord } from "../core/effects.js";
-import { GENESIS_HASH, rowHash, storedDetails, type ChainRow } from "../core/audit-chain.js";
+import { GENESIS_HASH, rowHash, type ChainRow } from "../core/audit-chain.js";
 
 interface Head {
   seq: number;
@@ -35,9 +35,21 @@ export class ChainAppend {
   /** Inserts `audits` as the next rows of their rooms' chains; returns the statements used. */
   async append(manager: EntityManager, audits: readonly AuditRecord[]): Promise<number> {
     const statements = await this.load(manager, audits.map((a) => this.chains.keyOf(a)));
+    const insert = this.insert(audits);
+    await manager.query(insert.sql, insert.params);
+    return statements + 1;
+  }
+
+  /**
+   * The INSERT of `audits` as the next rows of their rooms' chains (heads loaded before), to run
+   * alone or as a data-modifying WITH of another statement of the transaction.
+   */
+  insert(audits: readonly AuditRecord[]): { sql: string; params: unknown[] } {
     const at = this.chains.clock();
-    const rows: (ChainRow & { hash: string })[] = audits.map((record) => {
+    const rows: (ChainRow & { hash: string; json: string })[] = audits.map((record) => {
       const roomJid = this.chains.keyOf(record);
+      // Hashed as stored: what went through JSON (no undefined fields).
+      const json = JSON.stringify(record.details);
       const head = this.heads.get(roomJid) ?? this.chains.head(roomJid)!;
       const row: ChainRow = {
         roomJid,
@@ -46,29 +58,28 @@ export class ChainAppend {
         kind: record.kind,
         actorJid: record.actorJid,
         subjectJid: record.subjectJid ?? null,
-        details: storedDetails(record.details),
+        details: JSON.parse(json) as unknown,
         prevHash: head.hash,
       };
       const hash = rowHash(row);
       this.heads.set(roomJid, { seq: row.seq, hash });
-      return { ...row, hash };
+      return { ...row, hash, json };
     });
-    await manager.query(
-      `INSERT INTO audit_events (room_jid, at, actor_jid, subject_jid, kind, details, seq, prev_hash, hash)
+    return {
+      sql: `INSERT INTO audit_events (room_jid, at, actor_jid, subject_jid, kind, details, seq, prev_hash, hash)
        SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::bigint[], $8::text[], $9::text[])`,
-      [
+      params: [
         rows.map((r) => r.roomJid),
         rows.map((r) => r.at.toISOString()),
         rows.map((r) => r.actorJid),
         rows.map((r) => r.subjectJid),
         rows.map((r) => r.kind),
-        rows.map((r) => JSON.stringify(r.details)),
+        rows.map((r) => r.json),
         rows.map((r) => String(r.seq)),
         rows.map((r) => r.prevHash),
         rows.map((r) => r.hash),
       ],
-    );
-    return statements + 1;
+    };
   }
 }
 
