@@ -163,9 +163,19 @@ export interface ChainHead {
 
 /** The last row of each room's chain: what to copy to an external log (docs/AUDIT.md, Anchoring). */
 export async function chainHeads(dataSource: DataSource, room: string | undefined): Promise<ChainHead[]> {
+  // The rooms by a skip scan of the (room_jid, seq) index, then each one's last row: an index probe
+  // per room, not a pass over the table.
+  const rooms = room
+    ? `SELECT $1::text AS jid`
+    : `WITH RECURSIVE r(jid) AS (
+         (SELECT room_jid FROM audit_events WHERE room_jid IS NOT NULL ORDER BY room_jid LIMIT 1)
+         UNION ALL
+         SELECT (SELECT a.room_jid FROM audit_events a WHERE a.room_jid > r.jid ORDER BY a.room_jid LIMIT 1) FROM r WHERE r.jid IS NOT NULL
+       ) SELECT jid FROM r WHERE jid IS NOT NULL`;
   const rows: { room_jid: string; seq: string; hash: string; at: Date }[] = await dataSource.query(
-    `SELECT DISTINCT ON (room_jid) room_jid, seq, hash, at FROM audit_events
-     WHERE seq IS NOT NULL ${room ? "AND room_jid = $1" : ""} ORDER BY room_jid, seq DESC`,
+    `SELECT k.jid AS room_jid, h.seq, h.hash, h.at FROM (${rooms}) k
+     JOIN LATERAL (SELECT seq, hash, at FROM audit_events a WHERE a.room_jid = k.jid AND a.seq IS NOT NULL ORDER BY a.seq DESC LIMIT 1) h ON true
+     ORDER BY k.jid`,
     room ? [room] : [],
   );
   return rows.map((r) => ({ room: r.room_jid, seq: Number(r.seq), hash: r.hash, at: r.at }));

@@ -126,6 +126,7 @@ export function parseAuditCommandLine(argv: string[], now = new Date()): AuditIn
       },
     });
     const configFile = values.config;
+    if (values.format !== undefined) format(values.format, false);
     if (command === "history") {
       if (values.help) return { kind: "help", text: HISTORY_HELP };
       const [room, extra] = positionals;

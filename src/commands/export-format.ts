@@ -103,7 +103,7 @@ export class Pseudonymiser {
     const bare = slash < 0 ? value : value.slice(0, slash);
     const domain = bare.slice(at + 1);
     const tag = (text: string) => createHmac("sha256", this.key!).update(text).digest("hex").slice(0, 12);
-    return `u-${tag(bare.toLowerCase())}@${domain}${slash < 0 ? "" : `/r-${tag(value)}`}`;
+    return `u-${tag(bare.toLowerCase())}@${domain}${slash < 0 ? "" : `/r-${tag(bare.toLowerCase() + value.slice(slash))}`}`;
   }
 
   /** The JID-valued fields of audit details: jid, to, and anything named ...Jid. */
