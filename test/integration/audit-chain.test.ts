@@ -4,7 +4,7 @@
 //
 //   npx tsc -p . && node --test dist/test/integration/audit-chain.test.js
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -195,6 +195,39 @@ describe("audit hash chains", () => {
     const found = await cli(db.url, "audit", "verify", "--room", B, "--anchor", anchor);
     assert.equal(found.code, 1);
     assert.equal(found.stdout.split("\n")[0], `${B}: rows after seq 8 are missing: the anchored head is seq 9: removed`);
+  });
+
+  it("audit --follow prints what is committed after it started, until interrupted", async () => {
+    const follower = spawn(process.execPath, [GATEWAY_MAIN, "audit", "--room", A, "--kind", "occupant.entered", "--follow"], {
+      env: { ...process.env, DATABASE_URL: db.url, DMUC_XMPP_SERVICE: "xmpp://127.0.0.1:5347", DMUC_DOMAIN: SERVICE, DMUC_SECRET: "s3cret", DMUC_LOG_LEVEL: "error" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    const waiting: (() => void)[] = [];
+    follower.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      for (const wake of waiting.splice(0)) wake();
+    });
+    const lines = async (n: number) => {
+      const limit = Date.now() + 60_000;
+      while (out.split("\n").filter(Boolean).length < n) {
+        assert.ok(Date.now() < limit && follower.exitCode === null, `no ${n} lines: ${out}`);
+        await new Promise<void>((resolve) => {
+          waiting.push(resolve);
+          setTimeout(resolve, 1000).unref();
+        });
+      }
+    };
+    const entered = (n: number) => event(A, "occupant.entered", `user${n}@example.org`, { jid: `user${n}@example.org/r`, nick: `u${n}` });
+    // Committed while the follower starts and after: each printed once, in order.
+    await store.commit([], [entered(1), event(A, "message", "user1@example.org", { stanzaId: "m" })]);
+    await lines(1);
+    await store.commit([], [entered(2), entered(3)]);
+    await lines(3);
+    follower.kill("SIGINT");
+    const code = await new Promise<number | null>((resolve) => follower.once("exit", resolve));
+    assert.equal(code, 0);
+    assert.deepEqual(out.trim().split("\n").map((l) => JSON.parse(l).actor), ["user1@example.org", "user2@example.org", "user3@example.org"]);
   });
 
   it("refuses bad command lines with one message", async () => {
