@@ -25,18 +25,31 @@ export interface ChainRow {
   readonly prevHash: string;
 }
 
-/** A JSON value written with sorted object keys and no whitespace. */
+/**
+ * A JSON value written with sorted object keys and no whitespace. Values that are not JSON become
+ * what JSON.stringify makes of them (undefined fields dropped, dates by toJSON), so that a record
+ * hashes the same before it is stored as after it is read back from jsonb.
+ */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
+  const toJSON = (value as { toJSON?: () => unknown }).toJSON;
+  if (typeof toJSON === "function") return canonicalJson(toJSON.call(value));
   if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? "null" : canonicalJson(v))).join(",")}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  // Array.prototype.sort compares UTF-16 code units.
+  const object = value as Record<string, unknown>;
+  let out = "";
+  for (const key of Object.keys(object).sort()) {
+    const v = object[key];
+    if (v === undefined) continue;
+    out += `${out === "" ? "" : ","}${JSON.stringify(key)}:${canonicalJson(v)}`;
+  }
+  return `{${out}}`;
 }
 
+/** canonicalJson of the row's array, written out directly: it is computed for every audit row. */
 export function canonicalRow(row: ChainRow): string {
-  return canonicalJson([CHAIN_VERSION, row.roomJid, String(row.seq), row.at.toISOString(), row.kind, row.actorJid, row.subjectJid, row.details, row.prevHash]);
+  const s = JSON.stringify;
+  return `["${CHAIN_VERSION}",${s(row.roomJid)},"${row.seq}","${row.at.toISOString()}",${s(row.kind)},${s(row.actorJid)},${s(row.subjectJid)},${canonicalJson(row.details)},${s(row.prevHash)}]`;
 }
 
 export function rowHash(row: ChainRow): string {
