@@ -4,6 +4,7 @@ import { audit, type Effect } from "../src/core/effects.js";
 import type { Plugin, RetentionLimits } from "../src/core/service.js";
 import { StanzaError } from "../src/core/stanza-error.js";
 import { configField } from "../src/core/room/config-fields.js";
+import { retentionCutoff } from "../src/core/room/retention.js";
 
 export const RETENTION_FIELD = "dmuc#roomconfig_retentiondays";
 const FOREVER: RetentionLimits = { defaultDays: 0, minDays: 1, maxDays: 0 };
@@ -41,6 +42,18 @@ export const auditPlugin: Plugin = {
         config.retentionDays = parseRetention(values[0] ?? "", limits);
       },
     });
+
+    // Before the history is replayed (priority 20): messages past the room's retention, purged from
+    // the database by the shell, are no longer replayed from memory either.
+    rooms.hooks.on(
+      "occupant/joined",
+      (event) => {
+        const cutoff = retentionCutoff(limits, event.room.config.retentionDays, event.request.context.now);
+        if (cutoff === null || event.room.history.length === 0 || event.room.history[0]!.at >= cutoff) return;
+        event.room = { ...event.room, history: event.room.history.filter((entry) => entry.at >= cutoff) };
+      },
+      30,
+    );
 
     // After DMUC2 planned delivery (priority 0): an entry served by a replica names it.
     hooks.on(

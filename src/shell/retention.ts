@@ -6,21 +6,12 @@ import type { DataSource } from "typeorm";
 import type { RetentionLimits } from "../core/service.js";
 import type { ChainStart } from "../core/audit-chain.js";
 import type { RoomStore } from "./room-store.js";
-
-const DAY_MS = 86_400_000;
+import { effectiveRetentionDays, retentionCutoff } from "../core/room/retention.js";
 
 export interface PurgeSummary {
   rooms: number;
   history: number;
   audit: number;
-}
-
-/** The retention of a room, in days (0: forever): its own setting when the operator allows it. */
-export function effectiveRetentionDays(limits: RetentionLimits, roomDays: unknown): number {
-  if (typeof roomDays !== "number" || !Number.isInteger(roomDays) || roomDays < 0) return limits.defaultDays;
-  if (roomDays === 0) return limits.maxDays === 0 ? 0 : limits.defaultDays;
-  if (roomDays < limits.minDays || (limits.maxDays > 0 && roomDays > limits.maxDays)) return limits.defaultDays;
-  return roomDays;
 }
 
 /** Every room JID with stored history or audit rows, by a skip scan of each table's room index. */
@@ -55,8 +46,8 @@ export async function purgeExpired(dataSource: DataSource, store: RoomStore, lim
   );
   for (const roomJid of await roomsWithRows(dataSource)) {
     const days = effectiveRetentionDays(limits, configured.get(roomJid));
-    if (days === 0) continue;
-    const cutoff = new Date(now.getTime() - days * DAY_MS);
+    const cutoff = retentionCutoff(limits, configured.get(roomJid), now);
+    if (cutoff === null) continue;
     const purged = await store.chains.exclusive(() => purgeRoom(dataSource, store, roomJid, cutoff, days));
     if (purged.history + purged.audit > 0) summary.rooms++;
     summary.history += purged.history;

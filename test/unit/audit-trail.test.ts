@@ -128,6 +128,19 @@ test("an owner chooses the room's retention within the operator's limits", () =>
   assert.equal(d.room("coven")!.config.retentionDays, null);
 });
 
+test("history past the room's retention is no longer replayed to those entering", () => {
+  const d = new AuditedDriver(DOMAIN, [], { retention: { defaultDays: 30, minDays: 1, maxDays: 0 } });
+  d.join("coven", "crone", OWNER);
+  d.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>old news</body></message>`);
+  d.now = new Date(d.now.getTime() + 20 * 86_400_000);
+  d.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>recent</body></message>`);
+  d.now = new Date(d.now.getTime() + 15 * 86_400_000);
+  const replayed = d.send(`<presence from='${THIRD}' to='${ROOM}/third'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
+  const bodies = replayed.filter((s) => s.attrs.to === THIRD && s.name === "message").map((s) => s.getChildText("body")).filter(Boolean);
+  assert.deepEqual(bodies, ["recent"]);
+  assert.deepEqual(d.room("coven")!.history.map((h) => h.stanza.getChildText("body")), ["recent"]);
+});
+
 test("the canonical form sorts keys, drops undefined and has no whitespace; the hash covers the previous one", () => {
   assert.equal(canonicalJson({ b: 1, a: [true, null, "x\n"], c: undefined, ä: { z: 1, y: 2 } }), `{"a":[true,null,"x\\n"],"b":1,"ä":{"y":2,"z":1}}`);
   // What is hashed before storing equals what is hashed after reading the jsonb back.
