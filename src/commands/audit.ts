@@ -85,6 +85,11 @@ function roomJid(option: string, value: string | undefined): string | undefined 
 }
 
 async function withDatabase<T>(context: CommandContext, work: (db: Awaited<ReturnType<typeof openDatabaseShared>>) => Promise<T>): Promise<T> {
+  // `dmuc-gateway audit | head`: the reader went away, which ends the export, not in a stack trace.
+  context.stdout.once("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(0);
+    throw err;
+  });
   const database = await openDatabaseShared(context.config, context.log);
   try {
     return await work(database);
