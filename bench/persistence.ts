@@ -95,7 +95,7 @@ export async function run(options: BenchOptions): Promise<Report> {
     )) as { version: string; fsync: string; sync: string }[];
     const s = settings[0]!;
     const log = createLogger({ level: "error" });
-    const store = new RoomStore(dataSource);
+    const store = new RoomStore(dataSource, "muc.bench.test");
     const roomJids = Array.from({ length: ROOMS }, (_, i) => `bench${i}@muc.bench.test`);
     await store.commit(
       roomJids.map((roomJid): StoreWrite => ({ op: "room.save", roomJid, config: DEFAULT_ROOM_CONFIG, subject: null, locked: false })),
@@ -183,8 +183,8 @@ export async function run(options: BenchOptions): Promise<Report> {
           result = await drive(inFlight, async () => {
             const { roomJid, entry } = makeEntry();
             await dataSource.query(
-              `INSERT INTO history_messages (room_id, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at)
-               VALUES ((SELECT id FROM rooms WHERE jid = $1), $2, $3, $4, $5, $6, $7, $8, $9)`,
+              `INSERT INTO history_messages (room_id, room_jid, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at)
+               VALUES ((SELECT id FROM rooms WHERE jid = $1), $1, $2, $3, $4, $5, $6, $7, $8, $9)`,
               [roomJid, entry.stanzaId, null, entry.occupantId, entry.nick, entry.senderJid, BODY, entry.stanza.toString(), entry.at.toISOString()],
             );
           });
@@ -193,6 +193,7 @@ export async function run(options: BenchOptions): Promise<Report> {
             const { roomJid, entry } = makeEntry();
             const row = repository.create({
               roomId: roomIds.get(roomJid)!,
+              roomJid,
               stanzaId: entry.stanzaId,
               originId: null,
               occupantId: entry.occupantId,

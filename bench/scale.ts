@@ -152,7 +152,7 @@ async function child(rooms: number, perRoom: number, databaseUrl: string, databa
     await dataSource.initialize();
     await dataSource.runMigrations({ transaction: "each" });
     const settings = ((await dataSource.query(`SELECT current_setting('server_version') AS v, current_setting('fsync') AS f`)) as { v: string; f: string }[])[0]!;
-    const store = new RoomStore(dataSource);
+    const store = new RoomStore(dataSource, "muc.bench.test");
     let batch: StoreWrite[] = [];
     let writes = 0;
     let statements = 0;

@@ -4,21 +4,30 @@ import { Room } from "./Room.js";
 
 const C = CONSTRAINTS.historyMessages;
 
-/** A groupchat message as broadcast by the room, for history on join and for DMUC2 replays. */
+/**
+ * A groupchat message as broadcast by the room, for history on join, DMUC2 replays and auditors. It
+ * outlives its room (retention, not deletion): room_id is cleared when the room row goes, room_jid stays.
+ */
 @Entity({ name: "history_messages" })
 @Unique(C.roomStanzaIdKey, ["roomId", "stanzaId"])
 @Index(C.roomSentAtIdx, ["roomId", "sentAt", "id"])
 @Index(C.roomSeqIdx, ["roomId", "seq"])
+@Index(C.roomJidSentAtIdx, ["roomJid", "sentAt", "id"])
 export class HistoryMessage {
   @PrimaryGeneratedColumn("identity", { name: "id", type: "bigint", generatedIdentity: "BY DEFAULT", primaryKeyConstraintName: C.pkey })
   id!: string;
 
-  @Column({ name: "room_id", type: "bigint" })
-  roomId!: string;
+  /** The living room row; null once the room is destroyed. */
+  @Column({ name: "room_id", type: "bigint", nullable: true })
+  roomId!: string | null;
 
-  @ManyToOne(() => Room, { nullable: false, onDelete: "CASCADE" })
+  @ManyToOne(() => Room, { nullable: true, onDelete: "SET NULL" })
   @JoinColumn({ name: "room_id", foreignKeyConstraintName: C.roomFkey })
   room?: Room;
+
+  /** The room's bare JID: its identity for auditors after the room is gone. */
+  @Column({ name: "room_jid", type: "text" })
+  roomJid!: string;
 
   /** XEP-0359 stanza id assigned by the room; unique per room so that replays are idempotent. */
   @Column({ name: "stanza_id", type: "text" })

@@ -40,11 +40,15 @@ export const CONSTRAINTS = {
     roomStanzaIdKey: "history_messages_room_id_stanza_id_key",
     roomSentAtIdx: "history_messages_room_id_sent_at_id_idx",
     roomSeqIdx: "history_messages_room_id_seq_idx",
+    roomJidSentAtIdx: "history_messages_room_jid_sent_at_id_idx",
   },
   auditEvents: {
     pkey: "audit_events_pkey",
-    roomJidAtIdx: "audit_events_room_jid_at_idx",
+    roomJidSeqKey: "audit_events_room_jid_seq_key",
     kindAtIdx: "audit_events_kind_at_idx",
+    actorJidAtIdx: "audit_events_actor_jid_at_idx",
+    subjectJidAtIdx: "audit_events_subject_jid_at_idx",
+    atIdx: "audit_events_at_idx",
   },
 } as const;
 

@@ -1,6 +1,7 @@
 // The plugins a gateway runs, in registration order (hook priorities decide the order of checks).
 import type { Plugin } from "../src/core/service.js";
 import { accessPlugin } from "./access.js";
+import { auditPlugin } from "./audit.js";
 import { adminPlugin } from "./admin.js";
 import { discoPlugin } from "./disco.js";
 import { dmucReplicaPlugin } from "./dmuc-replica.js";
@@ -56,6 +57,7 @@ export function createPlugins(options: PluginOptions): Plugin[] {
     occupantIqPlugin,
     voiceRequestPlugin,
     serviceAdminPlugin,
+    auditPlugin,
     dmucPrimaryPlugin({
       historyLimit: options.maxHistoryMessages,
       ...(options.links && {

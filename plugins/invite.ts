@@ -4,7 +4,7 @@
 // and owners may invite unless allowinvites is on (then members too), and an unaffiliated invitee
 // becomes a member so the invitation can be used. The invitation carries the room password.
 import xml, { type Element } from "@xmpp/xml";
-import { send } from "../src/core/effects.js";
+import { audit, send } from "../src/core/effects.js";
 import type { Plugin } from "../src/core/service.js";
 import { StanzaError } from "../src/core/stanza-error.js";
 import type { RoomRequest } from "../src/core/room/api.js";
@@ -67,6 +67,9 @@ function invite(request: RoomRequest, room: Room, payload: Element, rooms: Param
       setAffiliation(rooms.hooks, request, room, { jid: inviteeBare, entry: { affiliation: "member", reason: `Invited by ${from}` }, actorJid: request.fromBare }) ?? room;
   }
   request.effects.push(send(message));
+  request.effects.push(
+    audit({ kind: "invitation.sent", roomJid: room.jid, actorJid: request.fromBare, subjectJid: inviteeBare, details: { jid: request.fromFull, nick: inviter.nick, to: jidToString(invitee), reason } }),
+  );
   return next;
 }
 
@@ -81,6 +84,9 @@ function decline(request: RoomRequest, room: Room, payload: Element): Room {
   const occupant = bareString(declinee) === room.jid && declinee.resource !== null ? room.occupants.get(declinee.resource) : undefined;
   if (occupant) for (const jid of occupant.sessions.keys()) request.effects.push(send(addressed(message, jid)));
   else request.effects.push(send(message));
+  request.effects.push(
+    audit({ kind: "invitation.declined", roomJid: room.jid, actorJid: request.fromBare, subjectJid: occupant?.bareJid ?? bareString(declinee), details: { jid: request.fromFull, to: jidToString(declinee), reason } }),
+  );
   return room;
 }
 

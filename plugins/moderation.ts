@@ -9,6 +9,7 @@ import type { RoomEvents, RoomRequest } from "../src/core/room/api.js";
 import { broadcastPresence, saveOccupant, sendRoster } from "../src/core/room/broadcast.js";
 import { occupantOfSession, withOccupant, withoutOccupant } from "../src/core/room/mutate.js";
 import { STATUS } from "../src/core/room/occupancy.js";
+import { auditRemoved, type ExitCause } from "../src/core/room/audit-trail.js";
 import type { ItemExtras } from "../src/core/room/presence.js";
 import { AFFILIATION_RANK, affiliationOf, defaultRole } from "../src/core/room/privileges.js";
 import type { Affiliation, Occupant, Role, Room } from "../src/core/room/types.js";
@@ -69,9 +70,17 @@ export function removeOccupant(hooks: Hooks<RoomEvents>, request: RoomRequest, r
   const source = xml("presence", { type: "unavailable" });
   broadcastPresence(request, room, occupant, { type: "unavailable", role: "none", source, codes, item });
   for (const jid of occupant.sessions.keys()) request.effects.push(store({ op: "occupant.delete", roomJid: room.jid, jid }));
+  auditRemoved(request, room, occupant, exitCause(codes), request.fromBare, item.reason);
   const event = { request, room: withoutOccupant(room, occupant), occupant };
   hooks.fire("occupant/left", event);
   return event.room;
+}
+
+function exitCause(codes: number[]): ExitCause {
+  if (codes.includes(STATUS.BANNED)) return "banned";
+  if (codes.includes(STATUS.MEMBERS_ONLY)) return "members-only";
+  if (codes.includes(STATUS.AFFILIATION_CHANGED)) return "affiliation";
+  return "kicked";
 }
 
 /**
@@ -99,7 +108,13 @@ export function setRole(hooks: Hooks<RoomEvents>, request: RoomRequest, room: Ro
   const actor = actorOf(request, room);
   checkRoleChange(actor, { role: occupant.role, affiliation: affiliationOf(room, occupant.bareJid, request.settings.admins) }, role);
   request.effects.push(
-    audit({ kind: role === "none" ? "occupant.kicked" : "role.changed", roomJid: room.jid, actorJid: actor.bareJid, details: { nick, jid: occupant.bareJid, previous: occupant.role, role, reason } }),
+    audit({
+      kind: role === "none" ? "occupant.kicked" : "role.changed",
+      roomJid: room.jid,
+      actorJid: actor.bareJid,
+      subjectJid: occupant.bareJid,
+      details: { nick, jid: occupant.bareJid, previous: occupant.role, role, reason },
+    }),
   );
   if (occupant.role === role) {
     // Nothing changes, but the occupant's presence is published again as a confirmation (Prosody).

@@ -7,6 +7,7 @@ import { broadcastStanza, saveRoom } from "../src/core/room/broadcast.js";
 import { addressed, presenceVariants } from "../src/core/room/presence.js";
 import { STATUS } from "../src/core/room/occupancy.js";
 import type { Room } from "../src/core/room/types.js";
+import { auditDestroyed, auditRemoved, configChanges } from "../src/core/room/audit-trail.js";
 import type { RoomRequest } from "../src/core/room/api.js";
 import type { MutableConfig } from "../src/core/room/config-fields.js";
 import { buildForm, formValues, parseForm, type FormField } from "../src/xmpp/forms.js";
@@ -14,14 +15,15 @@ import { NS } from "../src/xmpp/stanza.js";
 import { parseJid } from "../src/xmpp/jid.js";
 
 /** Removes every occupant with a <destroy/> notice and deletes the room (§10.9). */
-export function destroyRoom(request: RoomRequest, room: Room, reason?: string, alternate?: string, password?: string): undefined {
+export function destroyRoom(request: RoomRequest, room: Room, reason?: string, alternate?: string, password?: string, cause: "destroyed" | "creation-cancelled" = "destroyed"): undefined {
   const destroy = xml("destroy", { jid: alternate }, reason ? xml("reason", {}, reason) : null, password ? xml("password", {}, password) : null);
   for (const occupant of room.occupants.values()) {
     const variants = presenceVariants(room, occupant, { type: "unavailable", role: "none", userChildren: [destroy] });
     for (const jid of occupant.sessions.keys()) request.effects.push(send(addressed(variants.forSelf(), jid)));
+    auditRemoved(request, room, occupant, "destroyed", request.fromBare, reason);
   }
   request.effects.push(store({ op: "room.delete", roomJid: room.jid }));
-  request.effects.push(audit({ kind: "room.destroyed", roomJid: room.jid, actorJid: request.fromBare, details: { reason, alternate } }));
+  auditDestroyed(request, room, request.fromBare, { reason, alternate, cause });
   return undefined;
 }
 
@@ -56,7 +58,7 @@ export const ownerPlugin: Plugin = {
       if (!form) throw badRequest("Expected a data form or <destroy/>");
       if (form.type === "cancel") {
         // Cancelling the initial configuration of a new room destroys it (§10.1.3).
-        if (target.locked) iq.room = destroyRoom(request, target);
+        if (target.locked) iq.room = destroyRoom(request, target, undefined, undefined, undefined, "creation-cancelled");
         return null;
       }
       if (form.type !== "submit") throw badRequest("Expected a submitted form");
@@ -69,9 +71,9 @@ export const ownerPlugin: Plugin = {
       const event = { request, room: { ...target, config } as Room, previous };
       rooms.hooks.fire("room/config-changed", event);
       saveRoom(request, event.room);
-      const changed = Object.keys(config).filter((k) => JSON.stringify(config[k as keyof MutableConfig]) !== JSON.stringify(previous[k as keyof MutableConfig]));
-      if (changed.length > 0) {
-        request.effects.push(audit({ kind: "config.changed", roomJid: target.jid, actorJid: request.fromBare, details: { changed } }));
+      const changes = configChanges(previous, config);
+      if (Object.keys(changes).length > 0) {
+        request.effects.push(audit({ kind: "config.changed", roomJid: target.jid, actorJid: request.fromBare, subjectJid: null, details: { changes } }));
         // §10.2.1: occupants learn that a setting changed (104) when it is not about privacy alone.
         // 172/173: the room became non-anonymous or semi-anonymous (§10.2.1).
         const codes: number[] = [STATUS.CONFIG_CHANGED];

@@ -2,9 +2,9 @@
 // enforcement on entering. A registration is a member affiliation (or the user's higher one) that
 // carries the reserved nick. As in Prosody, only affiliated users may register: unaffiliated users
 // get registration-required, outcasts forbidden.
-import xml from "@xmpp/xml";
+import xml, { type Element } from "@xmpp/xml";
 import type { Plugin } from "../src/core/service.js";
-import { StanzaError, badRequest } from "../src/core/stanza-error.js";
+import { StanzaError, badRequest, withAudit } from "../src/core/stanza-error.js";
 import { reservedNickOwner, setAffiliation } from "../src/core/room/affiliations.js";
 import type { RoomIq } from "../src/core/room/engine.js";
 import { prepareNick } from "../src/core/room/nick.js";
@@ -65,6 +65,23 @@ export const registerPlugin: Plugin = {
     });
 
     rooms.iq.set(NS.REGISTER, "query", (iq, query) => {
+      try {
+        return registration(iq, query);
+      } catch (err) {
+        if (!(err instanceof StanzaError)) throw err;
+        // A refused registration is audited: who tried, and why it was refused.
+        const { request, target } = iq;
+        throw withAudit(err, {
+          kind: "registration.refused",
+          roomJid: target.jid,
+          actorJid: request.fromBare,
+          subjectJid: request.fromBare,
+          details: { jid: request.fromFull, condition: err.spec.condition, text: err.spec.text },
+        });
+      }
+    });
+
+    function registration(iq: RoomIq, query: Element): Element | null {
       checkMayRegister(iq);
       const { request, target, affiliation } = iq;
       const jid = request.fromBare;
@@ -96,6 +113,6 @@ export const registerPlugin: Plugin = {
       const entry = { ...(current ?? { affiliation: "member" as const }), nick };
       iq.room = setAffiliation(rooms.hooks, request, target, { jid, entry, actorJid: jid });
       return null;
-    });
+    }
   },
 };

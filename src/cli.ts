@@ -6,6 +6,8 @@
 // from it and from the settings table (src/config.ts).
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { settingsHelp, type CommandName } from "./config.js";
+import { parseAuditCommandLine } from "./commands/audit.js";
+import type { CommandContext } from "./commands/audit.js";
 
 type OptionSpec = NonNullable<ParseArgsConfig["options"]>[string] & { help: string; value?: string };
 
@@ -192,6 +194,7 @@ function importArguments(args: string[], options: OptionValues): ImportArguments
 
 export type Invocation =
   | { kind: "run"; command: CommandName; name: string; args: string[]; options: OptionValues; configFile?: string; import?: ImportArguments }
+  | { kind: "audit"; command: "audit" | "history"; configFile?: string; run: (context: CommandContext) => Promise<number> }
   | { kind: "help"; text: string }
   | { kind: "version" }
   | { kind: "usage-error"; message: string };
@@ -215,6 +218,8 @@ Usage: dmuc-gateway <command> [options] [--config FILE]
 
 Commands:
 ${SPECS.map((s) => `  ${s.name.padEnd(15)}${s.summary}`).join("\n")}
+  ${"audit".padEnd(15)}query and export the audit trail; 'audit verify' checks its hash chains, 'audit head' prints them
+  ${"history".padEnd(15)}export a room's stored messages, also after the room is gone
 
 Options:
   --config FILE   read settings from a JSON file
@@ -244,6 +249,12 @@ function findSpec(positionals: string[]): { spec: CommandSpec; rest: string[] } 
 }
 
 export function parseCommandLine(argv: string[]): Invocation {
+  // `audit` and `history` parse their own options (src/commands/audit.ts): repeatable filters and formats.
+  const audit = parseAuditCommandLine(argv);
+  if (audit) {
+    if (audit.kind !== "command") return audit;
+    return { kind: "audit", command: argv[0] as "audit" | "history", run: audit.run, ...(audit.configFile !== undefined ? { configFile: audit.configFile } : {}) };
+  }
   // First pass: every option of every command, to find the command; the second checks its own.
   const allOptions: ParseArgsConfig["options"] = { config: { type: "string" }, help: { type: "boolean", short: "h" }, version: { type: "boolean" } };
   for (const spec of SPECS) for (const [name, o] of Object.entries(spec.options)) allOptions[name] = { type: o.type, ...(o.multiple ? { multiple: true } : {}) };

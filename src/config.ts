@@ -11,7 +11,7 @@ import { LOG_LEVELS } from "./log.js";
 import { parseBareJid } from "./xmpp/jid.js";
 
 /** The commands, as far as configuration is concerned: each needs its own required settings. */
-export const COMMANDS = ["start", "migrate", "links", "rooms", "occupants", "backup", "restore", "import"] as const;
+export const COMMANDS = ["start", "migrate", "links", "rooms", "occupants", "backup", "restore", "import", "audit", "history"] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 type RawValue = string | number | boolean | string[];
@@ -224,6 +224,17 @@ export const SETTINGS = {
     if (token.length < 16) throw new Invalid("must be at least 16 characters long");
     return token;
   }),
+  auditTraffic: setting({ env: "DMUC_AUDIT_TRAFFIC", doc: "audit entries, exits, nick changes and messages too (other events are always audited)", default: true }, flag),
+  retentionDays: setting(
+    { env: "DMUC_RETENTION_DAYS", doc: "days messages and audit rows are kept, for rooms without their own setting and rooms that are gone; `0` forever", default: 0 },
+    integer(0),
+  ),
+  retentionMinDays: setting({ env: "DMUC_RETENTION_MIN_DAYS", doc: "the shortest retention a room owner may choose, in days", default: 1 }, integer(0)),
+  retentionMaxDays: setting(
+    { env: "DMUC_RETENTION_MAX_DAYS", doc: "the longest retention a room owner may choose, in days (`0`: no limit, forever allowed)", default: 0 },
+    integer(0),
+  ),
+  pseudonymiseExports: setting({ env: "DMUC_PSEUDONYMISE_EXPORTS", doc: "`audit` and `history` print pseudonyms instead of real JIDs", default: false }, flag),
   importPassword: setting(
     { env: "DMUC_IMPORT_PASSWORD", doc: "`import` only: the password of `--owner` on the old room's server", defaultDoc: "asked on the terminal", secret: true },
     (value) => {
@@ -318,6 +329,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, configFile?: string, command:
     if (config.localDomain === undefined && domainGiven && command === "start") {
       problems.push(`${SETTINGS.localDomain.env} is required when ${SETTINGS.domain.env} has no parent domain`);
     }
+  }
+  const { retentionMinDays, retentionMaxDays } = config as { retentionMinDays: number; retentionMaxDays: number };
+  if (retentionMaxDays > 0 && retentionMinDays > retentionMaxDays) {
+    problems.push(`${SETTINGS.retentionMinDays.env} must not exceed ${SETTINGS.retentionMaxDays.env}`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return config as GatewayConfig;

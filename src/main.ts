@@ -147,6 +147,10 @@ async function runCommand(invocation: RunInvocation, config: GatewayConfig, log:
         return err.kind === "bad-request" ? EXIT_USAGE : EXIT_FAILED;
       }
     }
+    case "audit":
+    case "history":
+      // Parsed as their own invocation kind (src/commands/audit.ts) and run before this switch.
+      throw new Error(`'${invocation.command}' is not run through the command table`);
   }
 }
 
@@ -213,6 +217,7 @@ async function main(argv: string[]): Promise<number> {
   process.on("unhandledRejection", (reason) => log.error("process.unhandled_rejection", { error: reason }));
 
   try {
+    if (invocation.kind === "audit") return await invocation.run({ config, log, stdout: process.stdout });
     return await runCommand(invocation, config, log);
   } catch (err) {
     log.error("gateway.failed", { error: err });

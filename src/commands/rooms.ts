@@ -44,7 +44,7 @@ export async function runRoomsCommand(config: GatewayConfig, log: Logger, comman
         else if (effect.kind === "audit") audits.push(effect.record);
       }
       // Stanzas are dropped: nobody is connected while no gateway runs.
-      if (writes.length > 0 || audits.length > 0) await new RoomStore(database.dataSource).commit(writes, audits);
+      if (writes.length > 0 || audits.length > 0) await new RoomStore(database.dataSource, config.domain).commit(writes, audits);
       return outcome.result;
     } finally {
       await lease.release();

@@ -4,10 +4,18 @@ import type { Element } from "@xmpp/xml";
 import type { StoreWrite } from "./store-writes.js";
 import type { ArchiveQuery, ArchiveReadResult } from "./archive/query.js";
 
+/**
+ * One row of the audit trail (docs/AUDIT.md). The shell stamps its time and its place in the room's
+ * hash chain when it commits it, in the same transaction as the state change it describes.
+ */
 export interface AuditRecord {
   kind: string;
+  /** The room; null for events about no room (stored under the service's domain). */
   roomJid: string | null;
+  /** The bare JID of who acted; null when the room or the gateway itself acted. */
   actorJid: string | null;
+  /** The bare JID the event is about: the occupant who entered or left, the user kicked, banned, invited. */
+  subjectJid?: string | null;
   details: Record<string, unknown>;
 }
 

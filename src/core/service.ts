@@ -43,6 +43,17 @@ export interface ServiceSettings {
   readonly roomQuota?: RoomQuota;
   /** Flood limits on entries, exits, nick changes and presence updates; DEFAULT_FLOOD_LIMITS when absent. */
   readonly flood?: FloodLimits;
+  /** Audit entries, exits, nick changes and messages too (DMUC_AUDIT_TRAFFIC); other events are always audited. */
+  readonly auditTraffic?: boolean;
+  /** How long history and audit rows are kept, and what room owners may choose (DMUC_RETENTION_*). */
+  readonly retention?: RetentionLimits;
+}
+
+/** Days; 0 means forever. A room's own setting must lie within [minDays, maxDays] (maxDays 0: no upper limit). */
+export interface RetentionLimits {
+  readonly defaultDays: number;
+  readonly minDays: number;
+  readonly maxDays: number;
 }
 
 export interface ServiceState {
@@ -313,6 +324,7 @@ export class MucService {
       const spec = known ? err.spec : { type: "cancel" as const, condition: "internal-server-error" as const };
       effects.push(send(errorReply(stanza, spec)));
     }
+    if (known && err.audit) effects.push(audit(err.audit));
     return effects;
   }
 }

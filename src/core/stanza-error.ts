@@ -1,4 +1,5 @@
 import type { ErrorCondition, ErrorType, StanzaErrorSpec } from "../xmpp/stanza.js";
+import type { AuditRecord } from "./effects.js";
 
 /**
  * Thrown by handlers to answer with an XMPP error; the engine turns it into the error reply. Any other
@@ -6,6 +7,8 @@ import type { ErrorCondition, ErrorType, StanzaErrorSpec } from "../xmpp/stanza.
  */
 export class StanzaError extends Error {
   declare readonly spec: StanzaErrorSpec;
+  /** A refusal auditors must see (a wrong password, a banned user): recorded although the stanza changes nothing. */
+  audit?: AuditRecord;
 
   constructor(type: ErrorType, condition: ErrorCondition, text?: string, extra: Partial<StanzaErrorSpec> = {}) {
     // An answer, not a bug: no stack trace. Capturing one was a third of the cost of refusing a
@@ -17,6 +20,13 @@ export class StanzaError extends Error {
     this.name = "StanzaError";
     this.spec = { type, condition, text, ...extra };
   }
+}
+
+/** The same error, recording `record` in the audit trail when it is answered. */
+export function withAudit(error: StanzaError, record: AuditRecord): StanzaError {
+  const copy = new StanzaError(error.spec.type, error.spec.condition, error.spec.text, error.spec);
+  copy.audit = record;
+  return copy;
 }
 
 export const badRequest = (text?: string) => new StanzaError("modify", "bad-request", text);

@@ -26,8 +26,12 @@ import { VERSION } from "../version.js";
 import type { Server } from "node:http";
 import { ArchiveReader } from "./archive-reader.js";
 import { listenForImportedRooms, ROOM_SERVED_CHANNEL } from "./room-notifications.js";
+import { purgeExpired } from "./retention.js";
 
 const TICK_MS = 1000;
+/** Retention purges run a minute after start, then hourly. */
+const PURGE_FIRST_MS = 60_000;
+const PURGE_EVERY_MS = 3_600_000;
 /** Stanzas held for one room while its history is read (a flood beyond it is dropped). */
 const HELD_LIMIT = 1000;
 const HISTORY_READ_TIMEOUT_MS = 2000;
@@ -46,6 +50,8 @@ export function createService(config: GatewayConfig): MucService {
       admins: new Set(config.admins),
       name: "Chatrooms",
       localDomain: config.localDomain,
+      auditTraffic: config.auditTraffic,
+      retention: retentionLimits(config),
       maxHistoryChars: config.maxHistoryKb * 1024,
       roomQuota: { maxRooms: config.maxRooms, maxRoomsPerUser: config.maxRoomsPerUser },
       flood: { joinRate: config.joinRate, joinBurst: config.joinBurst, presenceRate: config.presenceRate, presenceBurst: config.presenceBurst, roomPresenceRate: config.roomPresenceRate },
@@ -101,6 +107,9 @@ export class Gateway {
   private readonly startedAt = new Date();
   /** Stops listening for rooms imported while the gateway runs. */
   private stopListening: (() => Promise<void>) | null = null;
+  private purger: NodeJS.Timeout | null = null;
+  private purging: Promise<void> | null = null;
+  private readonly store: RoomStore;
 
   private constructor(
     private readonly config: GatewayConfig,
@@ -112,14 +121,8 @@ export class Gateway {
     private readonly lease: DomainLease,
   ) {
     this.metrics = new GatewayMetrics(() => this.state, () => connection.online);
-    this.runner = new EffectRunner(
-      new RoomStore(database.dataSource),
-      (stanza) => connection.send(stanza),
-      log,
-      new ArchiveReader(database.dataSource, log),
-      config.writeQueueLimit,
-      this.metrics,
-    );
+    this.store = new RoomStore(database.dataSource, config.domain);
+    this.runner = new EffectRunner(this.store, (stanza) => connection.send(stanza), log, new ArchiveReader(database.dataSource, log), config.writeQueueLimit, this.metrics);
   }
 
   /**
@@ -174,6 +177,10 @@ export class Gateway {
     ready(gateway);
     gateway.ticker = setInterval(() => gateway.tick(), TICK_MS);
     gateway.stopListening = listenForImportedRooms(database.dataSource, log, (roomJid) => void gateway.adoptImportedRoom(roomJid));
+    gateway.purger = setTimeout(function purge() {
+      gateway.purge();
+      gateway.purger = setTimeout(purge, PURGE_EVERY_MS);
+    }, PURGE_FIRST_MS);
     log.info("gateway.started", { domain: config.domain, embeddedDatabase: database.embedded });
     return gateway;
   }
@@ -184,6 +191,8 @@ export class Gateway {
     this.log.info("gateway.stopping");
     if (this.ticker) clearInterval(this.ticker);
     await this.stopListening?.();
+    if (this.purger) clearTimeout(this.purger);
+    await this.purging;
     // Pending writes are committed (and their stanzas sent) before the connection closes.
     await this.runner.drain();
     await this.connection.stop();
@@ -278,6 +287,17 @@ export class Gateway {
     }
   }
 
+  /** Deletes history and audit rows past their retention; each room's purge is audited. */
+  private purge(): void {
+    if (this.purging) return;
+    this.purging = purgeExpired(this.database.dataSource, this.store, retentionLimits(this.config), new Date()).then(
+      (summary) => {
+        if (summary.rooms > 0) this.log.info("retention.purged", { ...summary });
+      },
+      (err: unknown) => this.log.error("retention.purge_failed", { error: err }),
+    ).finally(() => (this.purging = null));
+  }
+
   private tick(): void {
     const before = this.state;
     const outcome = this.service.tick(this.state, liveContext());
@@ -370,4 +390,8 @@ function laneOf(stanza: Element): string {
   const to = String(stanza.attrs.to ?? "");
   const slash = to.indexOf("/");
   return (slash === -1 ? to : to.slice(0, slash)).toLowerCase();
+}
+
+function retentionLimits(config: GatewayConfig) {
+  return { defaultDays: config.retentionDays, minDays: config.retentionMinDays, maxDays: config.retentionMaxDays };
 }

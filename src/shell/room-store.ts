@@ -1,51 +1,74 @@
-// Persists the engine's StoreWrites and audit records onto the entities' tables, and loads every
-// room back at start. Writes of one batch go in one transaction; consecutive history rows go in one
-// multi-row INSERT (notes/postgres-and-speed.md: per-row statements cap a service at ~2k messages/s).
-import type { DataSource, EntityManager } from "typeorm";
+// Persists the engine's StoreWrites and audit records onto the entities' tables. Writes of one batch
+// go in one transaction; consecutive history rows go in one multi-row INSERT (notes/postgres-and-speed.md:
+// per-row statements cap a service at ~2k messages/s), and the batch's audit records ride along with
+// the batch's last statement as a data-modifying WITH: auditing adds no round trip to a batch.
+import type { DataSource } from "typeorm";
 import type { AuditRecord } from "../core/effects.js";
 import type { StoreWrite } from "../core/store-writes.js";
+import { AuditChains } from "./audit-chains.js";
 
 type HistoryWrite = Extract<StoreWrite, { op: "history.append" }>;
+/** Runs one statement of the batch. */
+type Run = (sql: string, params: unknown[]) => Promise<unknown>;
 
 const ROOM_ID = "(SELECT id FROM rooms WHERE jid = $1)";
 
 export class RoomStore {
-  constructor(private readonly dataSource: DataSource) {}
+  /**
+   * The heads of the rooms' audit chains. `serviceJid` names the chain of events about no room;
+   * `clock` stamps the rows (one time per batch).
+   */
+  readonly chains: AuditChains;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    serviceJid: string,
+    clock: () => Date = () => new Date(),
+  ) {
+    this.chains = new AuditChains(serviceJid, clock);
+  }
 
   /** Applies writes and audit records in order, in one transaction; returns the statement count. */
   async commit(writes: readonly StoreWrite[], audits: readonly AuditRecord[]): Promise<number> {
+    return this.chains.exclusive(() => this.commitNow(writes, audits));
+  }
+
+  private async commitNow(writes: readonly StoreWrite[], audits: readonly AuditRecord[]): Promise<number> {
     let statements = 0;
-    await this.dataSource.transaction(async (manager) => {
+    const appended = this.chains.begin();
+    await this.chains.settle(appended, this.dataSource.transaction(async (manager) => {
+      const run: Run = (sql, params) => manager.query(sql, params);
+      if (audits.length > 0) statements += await appended.load(manager, audits.map((a) => this.chains.keyOf(a)));
+      // The last statement carries the audit rows; without writes they go alone.
+      const last: Run = audits.length === 0 ? run : (sql, params) => {
+        const insert = appended.insert(audits);
+        return manager.query(`WITH audit_rows AS (${insert.sql}) ${shiftPlaceholders(sql, insert.params.length)}`, [...insert.params, ...params]);
+      };
       for (let i = 0; i < writes.length; ) {
         const write = writes[i]!;
-        if (write.op === "history.append") {
-          let end = i;
-          while (end < writes.length && writes[end]!.op === "history.append") end++;
-          await insertHistory(manager, writes.slice(i, end) as HistoryWrite[]);
-          i = end;
-        } else {
-          await apply(manager, write);
-          i++;
-        }
+        let end = i + 1;
+        if (write.op === "history.append") while (end < writes.length && writes[end]!.op === "history.append") end++;
+        const runIt = end === writes.length ? last : run;
+        if (write.op === "history.append") await insertHistory(runIt, writes.slice(i, end) as HistoryWrite[]);
+        else await apply(runIt, write);
+        i = end;
         statements++;
       }
-      if (audits.length > 0) {
-        await manager.query(
-          `INSERT INTO audit_events (room_jid, actor_jid, kind, details)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])`,
-          [audits.map((a) => a.roomJid), audits.map((a) => a.actorJid), audits.map((a) => a.kind), audits.map((a) => JSON.stringify(a.details))],
-        );
-        statements++;
-      }
-    });
+      if (writes.length === 0 && audits.length > 0) statements += await appended.append(manager, audits);
+    }));
     return statements;
   }
 }
 
-async function apply(manager: EntityManager, write: Exclude<StoreWrite, HistoryWrite>): Promise<void> {
+/** $1.. of a statement become $(1+by).., so that it can follow other parameters. */
+function shiftPlaceholders(sql: string, by: number): string {
+  return sql.replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + by}`);
+}
+
+async function apply(run: Run, write: Exclude<StoreWrite, HistoryWrite>): Promise<void> {
   switch (write.op) {
     case "room.save":
-      await manager.query(
+      await run(
         `INSERT INTO rooms (jid, role, config, subject, subject_nick, subject_changed_at, locked)
          VALUES ($1, 'primary', $2, $3, $4, $5, $6)
          ON CONFLICT (jid) DO UPDATE SET config = EXCLUDED.config, subject = EXCLUDED.subject,
@@ -55,11 +78,11 @@ async function apply(manager: EntityManager, write: Exclude<StoreWrite, HistoryW
       );
       return;
     case "room.delete":
-      await manager.query(`DELETE FROM rooms WHERE jid = $1`, [write.roomJid]);
+      await run(`DELETE FROM rooms WHERE jid = $1`, [write.roomJid]);
       return;
     case "replica.save":
       // Never turns a room this gateway hosts into a replica.
-      await manager.query(
+      await run(
         `INSERT INTO rooms (jid, role, primary_jid, config, subject, subject_nick, subject_changed_at)
          VALUES ($1, 'replica', $2, $3, $4, $5, $6)
          ON CONFLICT (jid) DO UPDATE SET primary_jid = EXCLUDED.primary_jid, config = EXCLUDED.config,
@@ -70,7 +93,7 @@ async function apply(manager: EntityManager, write: Exclude<StoreWrite, HistoryW
       );
       return;
     case "link.save":
-      await manager.query(
+      await run(
         `INSERT INTO replicas (room_id, replica_jid, served_domain, state, keepalive_seconds, history_limit, last_seen_at, split_since)
          VALUES (${ROOM_ID}, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (room_id, replica_jid) DO UPDATE SET served_domain = EXCLUDED.served_domain, state = EXCLUDED.state,
@@ -80,14 +103,14 @@ async function apply(manager: EntityManager, write: Exclude<StoreWrite, HistoryW
       );
       return;
     case "link.delete":
-      await manager.query(`DELETE FROM replicas WHERE room_id = ${ROOM_ID} AND replica_jid = $2`, [write.roomJid, write.replicaJid]);
+      await run(`DELETE FROM replicas WHERE room_id = ${ROOM_ID} AND replica_jid = $2`, [write.roomJid, write.replicaJid]);
       return;
     case "affiliation.set":
       if (write.entry === null) {
-        await manager.query(`DELETE FROM room_affiliations WHERE room_id = ${ROOM_ID} AND jid = $2`, [write.roomJid, write.jid]);
+        await run(`DELETE FROM room_affiliations WHERE room_id = ${ROOM_ID} AND jid = $2`, [write.roomJid, write.jid]);
         return;
       }
-      await manager.query(
+      await run(
         `INSERT INTO room_affiliations (room_id, jid, affiliation, reason, nick)
          VALUES (${ROOM_ID}, $2, $3, $4, $5)
          ON CONFLICT (room_id, jid) DO UPDATE SET affiliation = EXCLUDED.affiliation, reason = EXCLUDED.reason,
@@ -96,7 +119,7 @@ async function apply(manager: EntityManager, write: Exclude<StoreWrite, HistoryW
       );
       return;
     case "occupant.save":
-      await manager.query(
+      await run(
         `INSERT INTO occupants (room_id, nick, real_jid, role, occupant_id, presence)
          VALUES (${ROOM_ID}, $2, $3, $4, $5, $6)
          ON CONFLICT (room_id, real_jid) DO UPDATE SET nick = EXCLUDED.nick, role = EXCLUDED.role,
@@ -105,14 +128,14 @@ async function apply(manager: EntityManager, write: Exclude<StoreWrite, HistoryW
       );
       return;
     case "history.retract":
-      await manager.query(
+      await run(
         `UPDATE history_messages SET stanza = $3, body = NULL
          WHERE room_id = ${ROOM_ID} AND stanza_id = $2`,
         [write.roomJid, write.stanzaId, write.tombstone.toString()],
       );
       return;
     case "occupant.delete":
-      await manager.query(`DELETE FROM occupants WHERE room_id = ${ROOM_ID} AND real_jid = $2`, [write.roomJid, write.jid]);
+      await run(`DELETE FROM occupants WHERE room_id = ${ROOM_ID} AND real_jid = $2`, [write.roomJid, write.jid]);
       return;
   }
 }
@@ -122,11 +145,11 @@ async function apply(manager: EntityManager, write: Exclude<StoreWrite, HistoryW
  * The rows are inserted in the order the engine emitted them (WITH ORDINALITY ... ORDER BY), so that
  * `seq` follows the order the room broadcast them: the join with rooms alone may reorder them.
  */
-async function insertHistory(manager: EntityManager, writes: HistoryWrite[]): Promise<void> {
+async function insertHistory(run: Run, writes: HistoryWrite[]): Promise<void> {
   const column = <T>(pick: (w: HistoryWrite) => T) => writes.map(pick);
-  await manager.query(
-    `INSERT INTO history_messages (room_id, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at, archived)
-     SELECT r.id, h.stanza_id, h.origin_id, h.occupant_id, h.nick, h.sender_jid, h.body, h.stanza, h.sent_at, h.archived
+  await run(
+    `INSERT INTO history_messages (room_id, room_jid, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at, archived)
+     SELECT r.id, r.jid, h.stanza_id, h.origin_id, h.occupant_id, h.nick, h.sender_jid, h.body, h.stanza, h.sent_at, h.archived
      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::boolean[])
        WITH ORDINALITY AS h(room_jid, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at, archived, n)
      JOIN rooms r ON r.jid = h.room_jid

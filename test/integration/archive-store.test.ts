@@ -45,7 +45,7 @@ describe("archive rows: RoomStore writes, ArchiveReader reads (real PostgreSQL)"
     await dataSource.initialize();
     await dataSource.runMigrations({ transaction: "each" });
     reader = new ArchiveReader(dataSource, createLogger({ level: "error" }));
-    const store = new RoomStore(dataSource);
+    const store = new RoomStore(dataSource, "conference.example.org");
     await store.commit([{ op: "room.save", roomJid: ROOM, config: DEFAULT_ROOM_CONFIG, subject: null, locked: false }], []);
     // 40 messages in two batches (one multi-row INSERT each); 30 and 31 kept out of the archive.
     for (const batch of [0, 20]) {
@@ -103,7 +103,7 @@ describe("archive rows: RoomStore writes, ArchiveReader reads (real PostgreSQL)"
 
   it("a tombstone replaces the stored message in place: same id and position, no body", async () => {
     const tombstone = xml("message", { type: "groupchat", from: `${ROOM}/alice`, id: "c4" }, xml("retracted", { xmlns: "urn:xmpp:message-retract:1", stamp: "2026-01-02T00:00:00Z" }));
-    await new RoomStore(dataSource).commit([{ op: "history.retract", roomJid: ROOM, stanzaId: "s4", tombstone }], []);
+    await new RoomStore(dataSource, "conference.example.org").commit([{ op: "history.retract", roomJid: ROOM, stanzaId: "s4", tombstone }], []);
     const page = await read({ max: 6 });
     assert.deepEqual(ids(page), ["s0", "s1", "s2", "s3", "s4", "s5"]);
     const stored = page.ok ? page.items[4]!.stanza : undefined;

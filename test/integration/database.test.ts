@@ -117,7 +117,7 @@ describe("database", () => {
     return db.dataSource;
   };
 
-  it("applies the Initial migration on a new database", async () => {
+  it("applies the migrations on a new database", async () => {
     assert.equal(db?.embedded, EXTERNAL_URL === undefined);
     const migrated = recorded.events.filter((e) => e.event === "db.migrated").map((e) => e.migration);
     assert.deepEqual(migrated, source().migrations.map((m) => m.name));
@@ -158,6 +158,7 @@ describe("database", () => {
     const sentAt = new Date("2024-05-01T12:00:00.123Z");
     await ds.getRepository(HistoryMessage).save({
       roomId: room.id,
+      roomJid: room.jid,
       stanzaId: "s-1",
       originId: "o-1",
       occupantId: "occ-alice",
@@ -214,7 +215,7 @@ describe("database", () => {
       { roomId: rooms.first, jid: "carol@example.org", affiliation: "admin" },
     ]);
     await assert.rejects(
-      ds.getRepository(HistoryMessage).insert({ roomId: rooms.first, stanzaId: "s-1", nick: "alice", stanza: "<message/>", sentAt: new Date() }),
+      ds.getRepository(HistoryMessage).insert({ roomId: rooms.first, roomJid: "lounge@conference.example.org", stanzaId: "s-1", nick: "alice", stanza: "<message/>", sentAt: new Date() }),
       isUniqueViolation(CONSTRAINTS.historyMessages.roomStanzaIdKey),
     );
     await assert.rejects(
@@ -236,16 +237,18 @@ describe("database", () => {
     // The same stanza id in another room is fine.
     const other = await ds.getRepository(Room).save({ jid: "other@conference.example.org", role: "replica", primaryJid: "muc.other.example", locked: true });
     rooms.second = other.id;
-    await ds.getRepository(HistoryMessage).insert({ roomId: other.id, stanzaId: "s-1", nick: "bob", stanza: "<message/>", sentAt: new Date() });
+    await ds.getRepository(HistoryMessage).insert({ roomId: other.id, roomJid: other.jid, stanzaId: "s-1", nick: "bob", stanza: "<message/>", sentAt: new Date() });
   });
 
-  it("deletes a room's rows with it, but keeps the audit trail", async () => {
+  it("deletes a room's live rows with it, but keeps its history and audit trail under its JID", async () => {
     const ds = source();
     await ds.getRepository(AuditEvent).insert({ roomJid: "lounge@conference.example.org", kind: "room.destroyed" });
     await ds.getRepository(Room).delete({ id: rooms.first });
     for (const entity of [RoomAffiliation, Occupant, Replica, HistoryMessage]) {
       assert.equal(await ds.getRepository(entity).countBy({ roomId: rooms.first }), 0, `${entity.name} rows left`);
     }
+    const kept = await ds.getRepository(HistoryMessage).findBy({ roomJid: "lounge@conference.example.org" });
+    assert.deepEqual(kept.map((m) => [m.roomId, m.body]), [[null, "hello ✓"]]);
     assert.equal(await ds.getRepository(AuditEvent).countBy({ roomJid: "lounge@conference.example.org" }), 2);
     assert.equal(await ds.getRepository(HistoryMessage).countBy({ roomId: rooms.second }), 1);
   });

@@ -171,7 +171,7 @@ test("§9.1: Admin Bans User (With a Reason): 301 with actor and reason; the ban
   assert.ok(
     result.effects.some((e) => e.kind === "store" && e.write.op === "affiliation.set" && e.write.jid === "earlofcambridge@shakespeare.lit" && e.write.entry?.affiliation === "outcast"),
   );
-  assert.ok(result.effects.some((e) => e.kind === "audit" && e.record.kind === "affiliation.changed"));
+  assert.ok(result.effects.some((e) => e.kind === "audit" && e.record.kind === "occupant.banned" && e.record.subjectJid === "earlofcambridge@shakespeare.lit"));
 
   const list = run(result.state, example("0045", "Admin Requests Ban List"));
   assertMatches(one(list, KING, "iq"), example("0045", "Service Sends Ban List to Admin"));

@@ -119,6 +119,16 @@ test("a second user of the replica's domain enters through the replica: one pres
   assert.equal(sentTo(sent, OWNER).length, 1, "the owner gets Valdis's presence directly");
 });
 
+test("the audit trail names the replica that serves an entry, and direct entries as direct", () => {
+  const { p } = linkedRoom();
+  p.send(`<presence from='${VALDIS}' to='${ROOM}/Valdis'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
+  const viaReplica = p.effects.flatMap((e) => (e.kind === "audit" && e.record.kind === "occupant.entered" ? [e.record.details] : []));
+  assert.deepEqual(viaReplica, [{ jid: VALDIS, nick: "Valdis", role: "participant", affiliation: "none", via: REPLICA }]);
+  p.send(`<presence from='owner@avalon.test/phone' to='${ROOM}/Owner'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
+  const direct = p.effects.flatMap((e) => (e.kind === "audit" && e.record.kind === "occupant.entered" ? [e.record.details.via] : []));
+  assert.deepEqual(direct, ["direct"]);
+});
+
 test("a refused ENTER falls back to direct delivery of what the user would have got", () => {
   const { p } = linkedRoom();
   const sent = p.send(`<presence from='${VALDIS}' to='${ROOM}/Valdis'/>`);

@@ -112,7 +112,7 @@ export async function importRoom(request: ImportRequest, dataSource: DataSource 
       tombstone: false,
       served: null,
     };
-    const store = dataSource && !request.dryRun ? new RoomStore(dataSource) : null;
+    const store = dataSource && !request.dryRun ? new RoomStore(dataSource, request.domain) : null;
 
     // The room, its settings, lists and subject first (idempotent upserts), in one transaction.
     const roomSubject: Subject | null = subject.text === "" && subject.nick === null ? null : { text: subject.text, nick: subject.nick, at: subject.at ?? new Date() };

@@ -12,6 +12,7 @@ import { dropIfAbandoned, STATUS } from "./occupancy.js";
 import { addressed } from "./presence.js";
 import { AFFILIATION_RANK, ROLE_RANK, defaultRole } from "./privileges.js";
 import type { Affiliation, AffiliationEntry, Role, Room } from "./types.js";
+import { auditRemoved } from "./audit-trail.js";
 
 /** The bare JID that reserved `nick` in this room (§7.10), if any. */
 export function reservedNickOwner(room: Room, nick: string): string | undefined {
@@ -53,7 +54,13 @@ export function setAffiliation(hooks: Hooks<RoomEvents>, request: RoomRequest, r
   let next: Room = { ...room, affiliations };
   request.effects.push(store({ op: "affiliation.set", roomJid: room.jid, jid, entry }));
   request.effects.push(
-    audit({ kind: "affiliation.changed", roomJid: room.jid, actorJid: change.actorJid, details: { jid, previous, affiliation, nick: entry?.nick, reason: change.reason } }),
+    audit({
+      kind: affiliation === "outcast" ? "occupant.banned" : "affiliation.changed",
+      roomJid: room.jid,
+      actorJid: change.actorJid,
+      subjectJid: jid,
+      details: { jid, previous, affiliation, nick: entry?.nick, reason: change.reason },
+    }),
   );
 
   const role = roleFor(next, affiliation);
@@ -80,6 +87,8 @@ export function setAffiliation(hooks: Hooks<RoomEvents>, request: RoomRequest, r
     const newRole = occupant.role !== role && (downgrade || ROLE_RANK[occupant.role] < ROLE_RANK[role]) ? role : occupant.role;
     if (newRole === "none") {
       broadcastPresence(request, next, occupant, { type: "unavailable", role: "none", codes, item });
+      const cause = affiliation === "outcast" ? "banned" : next.config.membersOnly ? "members-only" : "affiliation";
+      auditRemoved(request, next, occupant, cause, change.actorJid, change.reason);
       for (const session of occupant.sessions.keys()) request.effects.push(store({ op: "occupant.delete", roomJid: room.jid, jid: session }));
       const event = { request, room: withoutOccupant(next, occupant), occupant };
       hooks.fire("occupant/left", event);

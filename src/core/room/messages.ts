@@ -13,6 +13,7 @@ import { occupantOfSession } from "./mutate.js";
 import { addressed } from "./presence.js";
 import type { HistoryEntry, Occupant, Room } from "./types.js";
 import { trimHistory } from "./history.js";
+import { auditMessage, auditSubject } from "./audit-trail.js";
 
 const notInRoom = (room: Room) => new StanzaError("modify", "not-acceptable", "You are not currently connected to this chat", { by: room.jid });
 
@@ -66,6 +67,7 @@ function changeSubject(request: RoomRequest, room: Room, occupant: Occupant, tex
   }
   const next: Room = { ...room, subject: { text, nick: occupant.nick, at: request.context.now } };
   saveRoom(request, next);
+  auditSubject(request, room, occupant, room.subject?.text ?? null, text);
   return broadcastMessage(request, next, occupant, request.stanza);
 }
 
@@ -80,10 +82,11 @@ function broadcastMessage(request: RoomRequest, room: Room, occupant: Occupant, 
     xml("occupant-id", { xmlns: NS.OCCUPANT_ID, id: occupant.occupantId }),
   );
   let next = room;
-  // The row serves both the join history and the archive (XEP-0313); only the history is kept in memory.
-  // Retractions are kept too, so that a client catching up from the archive learns of them.
+  // Every message with a body, and every retraction, is stored: the archive (XEP-0313) and what
+  // auditors read, kept by retention; `archived` says whether MAM serves it
+  // (muc#roomconfig_enablearchiving). The room keeps only its last historyLength in memory.
   const historic = message.getChild("body") !== undefined || parseAuthorRetraction(message) !== null;
-  if (historic && (room.config.historyLength > 0 || room.config.archiving)) {
+  if (historic) {
     const entry: HistoryEntry = {
       stanzaId,
       nick: occupant.nick,
@@ -98,6 +101,7 @@ function broadcastMessage(request: RoomRequest, room: Room, occupant: Occupant, 
       next = { ...room, history: trimHistory([...room.history, entry], room.config.historyLength, request.settings.maxHistoryChars ?? Infinity) };
     }
     request.effects.push(store({ op: "history.append", roomJid: room.jid, entry, archived: room.config.archiving }));
+    auditMessage(request, room, occupant, stanzaId);
   }
   if (request.context.catchUp) {
     // Taken late (netjoin): the copies say when it was sent; the stored one gets its delay on replay.

@@ -2,7 +2,7 @@
 import xml, { type Element } from "@xmpp/xml";
 import { store } from "../effects.js";
 import type { Hooks } from "../hooks.js";
-import { StanzaError } from "../stanza-error.js";
+import { StanzaError, withAudit } from "../stanza-error.js";
 import { NS } from "../../xmpp/stanza.js";
 import type { RoomEvents, RoomRequest } from "./api.js";
 import { broadcastPresence, saveOccupant, saveRoom, sendRoster } from "./broadcast.js";
@@ -11,6 +11,7 @@ import { prepareNick } from "./nick.js";
 import { respondToProbe } from "./probe.js";
 import { affiliationOf, defaultRole } from "./privileges.js";
 import { newRoom, type Occupant, type Room } from "./types.js";
+import { auditCreated, auditDestroyed, auditEntered, auditLeft, auditNickChange, type ExitCause } from "./audit-trail.js";
 
 export const STATUS = {
   NON_ANONYMOUS: 100,
@@ -42,7 +43,7 @@ export function handlePresence(hooks: Hooks<RoomEvents>, request: RoomRequest, r
     // A bounce from an occupant's client means it is gone (XEP-0045 §7.2.?, status 333 in Prosody).
     if (!room || !current) return room;
     const source = xml("presence", { type: "unavailable" }, xml("status", {}, errorKickMessage(room, stanza)));
-    return leave(hooks, request, room, current, source, current.sessions.size > 1 ? [] : [STATUS.ERROR_KICK]);
+    return leave(hooks, request, room, current, source, current.sessions.size > 1 ? [] : [STATUS.ERROR_KICK], "error");
   }
   if (type === "probe") {
     if (room) respondToProbe(request, room);
@@ -86,7 +87,17 @@ function enter(hooks: Hooks<RoomEvents>, request: RoomRequest, existing: Room | 
 
   if (!holder) {
     const veto = hooks.fire("occupant/pre-join", { request, room, nick, affiliation, role, join });
-    if (veto) throw withBy(veto, room.jid);
+    if (veto) {
+      // Refused entries (wrong password, banned, members-only, full) are audited though nothing changes.
+      const refused = withBy(veto, room.jid);
+      throw withAudit(refused, {
+        kind: "occupant.entry_refused",
+        roomJid: room.jid,
+        actorJid: request.fromBare,
+        subjectJid: request.fromBare,
+        details: { jid: request.fromFull, nick, affiliation, condition: refused.spec.condition, text: refused.spec.text },
+      });
+    }
   }
 
   const session = { jid: request.fromFull, presence: request.stanza };
@@ -100,8 +111,10 @@ function enter(hooks: Hooks<RoomEvents>, request: RoomRequest, existing: Room | 
     // The room row first: affiliation and occupant rows refer to it.
     saveRoom(request, room);
     request.effects.push(store({ op: "affiliation.set", roomJid: room.jid, jid: request.fromBare, entry: { affiliation: "owner" } }));
+    auditCreated(request, room);
   }
   saveOccupant(request, room, occupant);
+  auditEntered(request, room, occupant, request.fromFull);
 
   sendRoster(request, room, occupant, request.fromFull);
   const selfCodes: number[] = [];
@@ -140,6 +153,7 @@ function changeNick(request: RoomRequest, room: Room, occupant: Occupant, nick: 
   const reserved = [...room.affiliations.entries()].find(([jid, entry]) => entry.nick === nick && jid !== occupant.bareJid);
   if (reserved) throw new StanzaError("cancel", "conflict", "That nickname is reserved", { by: room.jid });
 
+  auditNickChange(request, room, occupant, nick);
   // §7.6: unavailable with 303 and the new nick under the old one, then available under the new one.
   broadcastPresence(request, room, occupant, { type: "unavailable", codes: [STATUS.NEW_NICK], item: { nick } });
   request.effects.push(store({ op: "occupant.delete", roomJid: room.jid, jid: request.fromFull }));
@@ -151,8 +165,9 @@ function changeNick(request: RoomRequest, room: Room, occupant: Occupant, nick: 
 }
 
 /** Removes one session; the occupant leaves with its last session. */
-export function leave(hooks: Hooks<RoomEvents>, request: RoomRequest, room: Room, occupant: Occupant, source: Element, codes: number[] = []): Room | undefined {
+export function leave(hooks: Hooks<RoomEvents>, request: RoomRequest, room: Room, occupant: Occupant, source: Element, codes: number[] = [], cause: ExitCause = "left"): Room | undefined {
   request.effects.push(store({ op: "occupant.delete", roomJid: room.jid, jid: request.fromFull }));
+  auditLeft(request, room, occupant, request.fromFull, cause, cause === "left" ? occupant.bareJid : null, source.getChildText("status") ?? undefined);
   if (occupant.sessions.size > 1) {
     const { room: next, occupant: remaining } = withoutSession(room, occupant, request.fromFull);
     broadcastPresence(request, room, occupant, { type: "unavailable", role: "none", source, codes }, [request.fromFull]);
@@ -173,6 +188,7 @@ export function dropIfAbandoned(request: RoomRequest, room: Room): Room | undefi
   if (room.occupants.size > 0) return room;
   if (room.config.persistent) return room.history.length === 0 ? room : { ...room, history: [], historyOnDisk: true };
   request.effects.push(store({ op: "room.delete", roomJid: room.jid }));
+  auditDestroyed(request, room, null, { cause: "abandoned" });
   return undefined;
 }
 

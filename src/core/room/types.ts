@@ -31,6 +31,8 @@ export interface RoomConfig {
   readonly presenceBroadcast: readonly Role[];
   /** DMUC2: whether a split replica's users may go on talking among themselves (docs/PROTOCOL.md). */
   readonly splitChat: boolean;
+  /** Days the room's history and audit rows are kept; null: the service's retention (plugins/audit.ts). */
+  readonly retentionDays: number | null;
 }
 
 export interface AffiliationEntry {
@@ -122,6 +124,7 @@ export const DEFAULT_ROOM_CONFIG: RoomConfig = {
   archiving: true,
   presenceBroadcast: ["moderator", "participant", "visitor"],
   splitChat: true,
+  retentionDays: null,
 };
 
 export function newRoom(jid: string, config: RoomConfig = DEFAULT_ROOM_CONFIG): Room {
