@@ -35,9 +35,9 @@ test("times are ISO 8601 or ages", () => {
 });
 
 test("audit and history command lines are parsed by their own parser and checked", () => {
-  assert.equal(parseCommandLine(["audit"]).kind, "command");
-  assert.equal(parseCommandLine(["audit", "verify", "--room", "r@muc.example.org"]).kind, "command");
-  assert.equal(parseCommandLine(["history", "r@muc.example.org", "--since", "7d", "--format", "csv"]).kind, "command");
+  assert.equal(parseCommandLine(["audit"]).kind, "audit");
+  assert.equal(parseCommandLine(["audit", "verify", "--room", "r@muc.example.org"]).kind, "audit");
+  assert.equal(parseCommandLine(["history", "r@muc.example.org", "--since", "7d", "--format", "csv"]).kind, "audit");
   assert.equal(parseCommandLine(["audit", "--help"]).kind, "help");
   const errors: [string[], RegExp][] = [
     [["audit", "--format", "xml"], /--format must be one of table, json, ndjson, csv/],
