@@ -7,6 +7,7 @@ import { dmucReplicaPlugin } from "./dmuc-replica.js";
 import { dmucPrimaryPlugin } from "./dmuc-primary.js";
 import { historyPlugin } from "./history.js";
 import { limitsPlugin, type LimitOptions } from "./limits.js";
+import { livenessPlugin } from "./liveness.js";
 import { lockPlugin } from "./lock.js";
 import { occupantIqPlugin } from "./occupant-iq.js";
 import { voiceRequestPlugin } from "./voice-request.js";
@@ -24,6 +25,8 @@ export interface PluginOptions extends LimitOptions {
   /** The most history messages a room keeps and sends on entering (DMUC_MAX_HISTORY_MESSAGES). */
   maxHistoryMessages: number;
   /** DMUC2 link timing (DMUC_KEEPALIVE, DMUC_LINK_TIMEOUT, DMUC_SPLIT_PING), in seconds; defaults when absent. */
+  /** Seconds between two verifications of each occupant's session (DMUC_OCCUPANT_PING); 0: only after reconnecting. */
+  occupantPingSeconds?: number;
   links?: { keepaliveSeconds: number; linkTimeoutSeconds: number; splitPingSeconds: number; splitAway: boolean; trustPrimaryEnter: boolean; splitEntry: boolean };
 }
 
@@ -46,6 +49,7 @@ export function createPlugins(options: PluginOptions): Plugin[] {
     occupantIqPlugin,
     voiceRequestPlugin,
     serviceAdminPlugin,
+    livenessPlugin(options.occupantPingSeconds === undefined ? {} : { intervalSeconds: options.occupantPingSeconds }),
     dmucPrimaryPlugin({
       historyLimit: options.maxHistoryMessages,
       ...(options.links && {

@@ -61,6 +61,7 @@ export const SETTINGS = {
   splitAway: "DMUC_SPLIT_AWAY",
   trustPrimaryEnter: "DMUC_TRUST_PRIMARY_ENTER",
   splitEntry: "DMUC_SPLIT_ENTRY",
+  occupantPingSeconds: "DMUC_OCCUPANT_PING",
 } as const satisfies Record<string, string>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -149,6 +150,11 @@ export class GatewayConfig {
   /** DMUC2 replica: let local users enter a split room; the primary decides at netjoin (the XEP's DANGER). */
   @IsBoolean({ message: "must be true or false" })
   splitEntry = false;
+
+  /** Seconds between two pings of each occupant's session to find ghosts; 0: only after (re)connecting. */
+  @IsInt({ message: "must be a whole number of seconds" })
+  @Min(0, { message: "must be at least 0" })
+  occupantPingSeconds = 900;
 }
 
 export class ConfigError extends Error {
@@ -192,6 +198,7 @@ const CONVERT: Partial<Record<SettingName, (value: RawValue) => unknown>> = {
   splitAway: toBoolean,
   trustPrimaryEnter: toBoolean,
   splitEntry: toBoolean,
+  occupantPingSeconds: toNumber,
 };
 
 function readConfigFile(path: string): { raw: RawSettings; problems: string[] } {

@@ -13,6 +13,7 @@ import type { RoomRequest } from "./room/api.js";
 import type { Room } from "./room/types.js";
 import { RoomTable } from "./room-table.js";
 import { emptyDmucState, type DmucState } from "./dmuc/state.js";
+import type { LivenessState } from "./liveness.js";
 
 export interface EngineContext {
   /** The time the shell received the stanza. */
@@ -40,6 +41,8 @@ export interface ServiceState {
   readonly rooms: RoomTable;
   /** DMUC2 links, replicated rooms and outstanding queries (src/core/dmuc/). */
   readonly dmuc: DmucState;
+  /** Pings verifying that occupants' sessions still exist (src/core/liveness.ts); empty when absent. */
+  readonly liveness?: LivenessState;
 }
 
 export const emptyServiceState = (): ServiceState => ({ rooms: RoomTable.empty(), dmuc: emptyDmucState() });
@@ -86,6 +89,8 @@ export type ServiceEvents = {
   "service/route": { event: { request: ServiceRequest; to: Jid }; result: true };
   "service/room-handled": { event: RoomHandled; result: never };
   "service/tick": { event: Tick; result: never };
+  /** The component is connected (again): what was in flight may be lost, occupants may have gone meanwhile. */
+  "service/online": { event: Tick; result: never };
   "service/disco-info": { event: { request: ServiceRequest; info: DiscoInfo }; result: never };
   /** disco#items on the service (node undefined) or one of its nodes: the handler that knows it answers with the items. */
   "service/disco-items": { event: { request: ServiceRequest; node: string | undefined }; result: DiscoItem[] };
@@ -176,6 +181,17 @@ export class MucService {
       return { state: tick.state, effects: tick.effects };
     } catch (err) {
       return { state, effects: [logEffect("warn", "service.tick_failed", { error: String((err as Error)?.stack ?? err) })] };
+    }
+  }
+
+  /** The shell's component connection is up (at start, and after every reconnection). */
+  online(state: ServiceState, context: EngineContext): Outcome {
+    const event: Tick = { state, settings: this.settings, context, effects: [] };
+    try {
+      this.api.hooks.fire("service/online", event);
+      return { state: event.state, effects: event.effects };
+    } catch (err) {
+      return { state, effects: [logEffect("warn", "service.online_failed", { error: String((err as Error)?.stack ?? err) })] };
     }
   }
 

@@ -61,6 +61,7 @@ export class Gateway {
         maxBodyChars: config.maxBodyChars,
         ratePerSecond: config.rateLimitPerSecond,
         burst: config.rateLimitBurst,
+        occupantPingSeconds: config.occupantPingSeconds,
         links: { keepaliveSeconds: config.keepaliveSeconds, linkTimeoutSeconds: config.linkTimeoutSeconds, splitPingSeconds: config.splitPingSeconds, splitAway: config.splitAway, trustPrimaryEnter: config.trustPrimaryEnter, splitEntry: config.splitEntry },
       }),
     );
@@ -73,6 +74,8 @@ export class Gateway {
     });
     const gateway = new Gateway(config, log, database, service, connection, state);
     connection.on("stanza", (stanza) => gateway.receive(stanza));
+    // Also at start: the occupants restored from the database are verified before the room counts on them.
+    connection.on("online", () => gateway.online());
     try {
       await connection.start();
     } catch (err) {
@@ -98,6 +101,12 @@ export class Gateway {
 
   private tick(): void {
     const outcome = this.service.tick(this.state, liveContext());
+    this.state = outcome.state;
+    this.runner.submit(outcome.effects);
+  }
+
+  private online(): void {
+    const outcome = this.service.online(this.state, liveContext());
     this.state = outcome.state;
     this.runner.submit(outcome.effects);
   }

@@ -239,6 +239,9 @@ export async function connectClient(options: ClientOptions): Promise<TestClient>
   });
   // A test client must see a lost connection, not hide it by reconnecting.
   raw.reconnect.stop();
+  // Like every mainstream client (Gajim, Conversations, Dino, Converse.js, poezio, profanity), it
+  // answers XEP-0199 pings: rooms verify their occupants with them.
+  raw.iqCallee.get(NS_PING, "ping", () => true);
   const errors: unknown[] = [];
   raw.on("error", (err: unknown) => errors.push(err)); // an EventEmitter 'error' without listener would crash the run
 

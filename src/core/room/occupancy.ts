@@ -1,6 +1,7 @@
 // Entering, presence updates, nick changes and leaving (XEP-0045 §7.1-§7.3, §7.6, §7.14).
 import xml, { type Element } from "@xmpp/xml";
-import { store } from "../effects.js";
+import { send, store } from "../effects.js";
+import { addressed, presenceVariants } from "./presence.js";
 import type { Hooks } from "../hooks.js";
 import { StanzaError } from "../stanza-error.js";
 import { NS } from "../../xmpp/stanza.js";
@@ -38,10 +39,8 @@ export function handlePresence(hooks: Hooks<RoomEvents>, request: RoomRequest, r
 
   if (type === "unavailable") return room && current ? leave(hooks, request, room, current, stanza) : room;
   if (type === "error") {
-    // A bounce from an occupant's client means it is gone (XEP-0045 §7.2.?, status 333 in Prosody).
-    if (!room || !current) return room;
-    const source = xml("presence", { type: "unavailable" }, xml("status", {}, errorKickMessage(room, stanza)));
-    return leave(hooks, request, room, current, source, current.sessions.size > 1 ? [] : [STATUS.ERROR_KICK]);
+    // A presence bounce from an occupant's session means it is gone (Prosody kicks on any of them).
+    return room && current ? removeForError(hooks, request, room, current, stanza) : room;
   }
   if (type === "probe") {
     if (room) respondToProbe(request, room);
@@ -154,7 +153,9 @@ export function leave(hooks: Hooks<RoomEvents>, request: RoomRequest, room: Room
   request.effects.push(store({ op: "occupant.delete", roomJid: room.jid, jid: request.fromFull }));
   if (occupant.sessions.size > 1) {
     const { room: next, occupant: remaining } = withoutSession(room, occupant, request.fromFull);
-    broadcastPresence(request, room, occupant, { type: "unavailable", role: "none", source, codes }, [request.fromFull]);
+    // Only the leaving session hears that it left; the others see the occupant's remaining presence.
+    const own = presenceVariants(room, occupant, { type: "unavailable", role: "none", source, codes }).forSelf();
+    request.effects.push(send(addressed(own, request.fromFull)));
     broadcastPresence(request, next, remaining, {}, []);
     return next;
   }
@@ -169,6 +170,16 @@ export function dropIfAbandoned(request: RoomRequest, room: Room): Room | undefi
   if (room.occupants.size > 0 || room.config.persistent) return room;
   request.effects.push(store({ op: "room.delete", roomJid: room.jid }));
   return undefined;
+}
+
+/**
+ * Removes the session that sent an error (a bounce) with status 333 (XEP-0045 §15.7, "service removes
+ * user because of error response"), its own sessions getting 110 too, as Prosody's handle_kickable.
+ * No 307: XEP-0045 1.33 advises against it for disconnects.
+ */
+export function removeForError(hooks: Hooks<RoomEvents>, request: RoomRequest, room: Room, occupant: Occupant, error: Element): Room | undefined {
+  const source = xml("presence", { type: "unavailable" }, xml("status", {}, errorKickMessage(room, error)));
+  return leave(hooks, request, room, occupant, source, occupant.sessions.size > 1 ? [] : [STATUS.ERROR_KICK]);
 }
 
 /** The status text of an occupant removed for a bounced presence, as Prosody words it (issue 978). */
