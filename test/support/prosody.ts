@@ -64,7 +64,7 @@ export interface ProsodyServer {
   logMark(): number;
   readLog(): string;
   /** Stops and starts Prosody again on the same ports and directory (in-memory state is lost). */
-  restart(): Promise<void>;
+  restart(options?: { crash?: boolean }): Promise<void>;
   /** SIGTERM, SIGKILL after a grace period, then removes the directory (unless KEEP_TEST_DIRS). Idempotent. */
   stop(): Promise<void>;
 }
@@ -253,12 +253,12 @@ class ProsodyProcess implements ProsodyServer {
   }
 
   /** Stops the process (not the directory). */
-  private async terminate(): Promise<void> {
+  private async terminate(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
     const child = this.child;
     if (!child) return;
     if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.kill("SIGTERM");
+      child.kill(signal);
       // This timer also keeps the event loop alive while we wait for the unref()'d child.
       const timer = setTimeout(() => child.kill("SIGKILL"), STOP_GRACE_MS);
       await exited;
@@ -269,9 +269,10 @@ class ProsodyProcess implements ProsodyServer {
     this.untrack = undefined;
   }
 
-  async restart(): Promise<void> {
+  /** `crash`: SIGKILL, so that the server tells nobody (users' rooms, components) that sessions ended. */
+  async restart(options: { crash?: boolean } = {}): Promise<void> {
     if (this.stopped) throw new Error("restart() after stop()");
-    await this.terminate();
+    await this.terminate(options.crash ? "SIGKILL" : "SIGTERM");
     await this.launch();
   }
 
