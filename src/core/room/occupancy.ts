@@ -55,11 +55,12 @@ export function handlePresence(hooks: Hooks<RoomEvents>, request: RoomRequest, r
   if (room && current) {
     return current.nick === nick ? updatePresence(hooks, request, room, current) : changeNick(request, room, current, nick);
   }
+  if (!stanza.getChild("x", NS.MUC)) return notInRoom(request, room, nick);
   return enter(hooks, request, room, nick);
 }
 
 function enter(hooks: Hooks<RoomEvents>, request: RoomRequest, existing: Room | undefined, nick: string): Room {
-  const join = request.stanza.getChild("x", NS.MUC) ?? emptyJoin();
+  const join = request.stanza.getChild("x", NS.MUC)!;
   let room: Room;
   let created = false;
   if (existing) {
@@ -107,7 +108,7 @@ function enter(hooks: Hooks<RoomEvents>, request: RoomRequest, existing: Room | 
   if (created) selfCodes.push(STATUS.CREATED);
   if (nick !== request.nick) selfCodes.push(STATUS.NICK_MODIFIED);
   // A second session of a present occupant is announced to that session only.
-  broadcastPresence(request, room, occupant, { selfCodes }, holder ? [request.fromFull] : undefined);
+  broadcastPresence(request, room, occupant, { selfCodes, selfId: request.stanza.attrs.id }, holder ? [request.fromFull] : undefined);
 
   const event = { request, room, occupant, join };
   hooks.fire("occupant/joined", event);
@@ -122,7 +123,7 @@ function updatePresence(hooks: Hooks<RoomEvents>, request: RoomRequest, room: Ro
   // of it (a resync): like Prosody, answer as to a join, with the roster, history and subject.
   const join = request.stanza.getChild("x", NS.MUC);
   if (join) sendRoster(request, next, updated, request.fromFull);
-  broadcastPresence(request, next, updated);
+  broadcastPresence(request, next, updated, { selfId: request.stanza.attrs.id });
   if (!join) return next;
   const event = { request, room: next, occupant: updated, join };
   hooks.fire("occupant/joined", event);
@@ -139,12 +140,14 @@ function changeNick(request: RoomRequest, room: Room, occupant: Occupant, nick: 
   if (reserved) throw new StanzaError("cancel", "conflict", "That nickname is reserved", { by: room.jid });
 
   // §7.6: unavailable with 303 and the new nick under the old one, then available under the new one.
-  broadcastPresence(request, room, occupant, { type: "unavailable", codes: [STATUS.NEW_NICK], item: { nick } });
+  // Like Prosody, the unavailable one carries the muc#user <x/> only, not the earlier presence's payload.
+  const bare = xml("presence", { type: "unavailable" });
+  broadcastPresence(request, room, occupant, { type: "unavailable", codes: [STATUS.NEW_NICK], item: { nick }, source: bare });
   request.effects.push(store({ op: "occupant.delete", roomJid: room.jid, jid: request.fromFull }));
   const renamed: Occupant = { ...occupant, nick, sessions: new Map([[request.fromFull, { jid: request.fromFull, presence: request.stanza }]]) };
   const next = withOccupant(withoutOccupant(room, occupant), renamed);
   saveOccupant(request, next, renamed);
-  broadcastPresence(request, next, renamed);
+  broadcastPresence(request, next, renamed, { selfId: request.stanza.attrs.id });
   return next;
 }
 
@@ -192,9 +195,28 @@ function errorKickMessage(room: Room, stanza: Element): string {
   return message;
 }
 
-function emptyJoin(): Element {
-  // Prosody treats a join without <x/> like one with an empty <x/> (no history limits, no password).
-  return xml("x", { xmlns: NS.MUC });
+/**
+ * A presence without <x xmlns='muc'/> from someone who is not in the room comes from a client that lost
+ * track of it (or a groupchat 1.0 join): XEP-0045 §7.2.1 (1.32+) RECOMMENDS an explicit kick with 110,
+ * 307 and 333 rather than a join that would leave the client half in the room.
+ */
+function notInRoom(request: RoomRequest, room: Room | undefined, nick: string): Room | undefined {
+  const affiliation = room ? affiliationOf(room, request.fromBare, request.settings.admins) : "none";
+  request.effects.push(
+    send(
+      xml(
+        "presence",
+        { from: `${request.roomJid}/${nick}`, to: request.fromFull, type: "unavailable" },
+        xml(
+          "x",
+          { xmlns: NS.MUC_USER },
+          xml("item", { affiliation, role: "none" }, xml("reason", {}, "You are not in the room.")),
+          ...[STATUS.SELF, STATUS.KICKED, STATUS.ERROR_KICK].map((code) => xml("status", { code: String(code) })),
+        ),
+      ),
+    ),
+  );
+  return room;
 }
 
 function withBy(error: StanzaError, by: string): StanzaError {
