@@ -40,6 +40,10 @@ export const CONSTRAINTS = {
     roomStanzaIdKey: "history_messages_room_id_stanza_id_key",
     roomSentAtIdx: "history_messages_room_id_sent_at_id_idx",
   },
+  roomTombstones: {
+    pkey: "room_tombstones_pkey",
+    expiresIdx: "room_tombstones_expires_at_idx",
+  },
   auditEvents: {
     pkey: "audit_events_pkey",
     roomJidAtIdx: "audit_events_room_jid_at_idx",

@@ -16,6 +16,7 @@ import { passwordPlugin } from "./password.js";
 import { pingPlugin } from "./ping.js";
 import { roomDiscoPlugin } from "./room-disco.js";
 import { roomSettingsPlugin } from "./room-settings.js";
+import { roomCreationPlugin } from "./room-creation.js";
 import { invitePlugin } from "./invite.js";
 import { registerPlugin } from "./register.js";
 import { selfPingPlugin } from "./self-ping.js";
@@ -37,6 +38,7 @@ export function createPlugins(options: PluginOptions): Plugin[] {
     roomDiscoPlugin,
     ownerPlugin,
     roomSettingsPlugin(options),
+    roomCreationPlugin,
     lockPlugin,
     passwordPlugin,
     accessPlugin,

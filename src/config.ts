@@ -62,6 +62,12 @@ export const SETTINGS = {
   trustPrimaryEnter: "DMUC_TRUST_PRIMARY_ENTER",
   splitEntry: "DMUC_SPLIT_ENTRY",
   occupantPingSeconds: "DMUC_OCCUPANT_PING",
+  roomCreation: "DMUC_ROOM_CREATION",
+  roomDefaultPublic: "DMUC_ROOM_DEFAULT_PUBLIC",
+  roomDefaultPersistent: "DMUC_ROOM_DEFAULT_PERSISTENT",
+  roomDefaultHistory: "DMUC_ROOM_DEFAULT_HISTORY",
+  roomDefaultWhois: "DMUC_ROOM_DEFAULT_WHOIS",
+  tombstoneDays: "DMUC_TOMBSTONE_DAYS",
 } as const satisfies Record<string, string>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -155,6 +161,32 @@ export class GatewayConfig {
   @IsInt({ message: "must be a whole number of seconds" })
   @Min(0, { message: "must be at least 0" })
   occupantPingSeconds = 900;
+
+  /** Who may create rooms: service admins, users of the local domain (and admins), or anyone. */
+  @IsIn(["admin", "local", "everyone"], { message: "must be admin, local or everyone" })
+  roomCreation: "admin" | "local" | "everyone" = "everyone";
+
+  /** New rooms are listed in disco#items (muc#roomconfig_publicroom). */
+  @IsBoolean({ message: "must be true or false" })
+  roomDefaultPublic = false;
+
+  /** New rooms outlive their last occupant (muc#roomconfig_persistentroom). */
+  @IsBoolean({ message: "must be true or false" })
+  roomDefaultPersistent = false;
+
+  /** Messages a new room keeps as history (muc#roomconfig_historylength), at most DMUC_MAX_HISTORY_MESSAGES. */
+  @IsInt({ message: "must be a whole number" })
+  @Min(0, { message: "must be at least 0" })
+  roomDefaultHistory = 20;
+
+  /** Who sees real JIDs in a new room (muc#roomconfig_whois). */
+  @IsIn(["moderators", "anyone"], { message: "must be moderators or anyone" })
+  roomDefaultWhois: "moderators" | "anyone" = "moderators";
+
+  /** Days a destroyed persistent room answers entries with <gone/> and its new venue; 0: no tombstones. */
+  @IsInt({ message: "must be a whole number of days" })
+  @Min(0, { message: "must be at least 0" })
+  tombstoneDays = 31;
 }
 
 export class ConfigError extends Error {
@@ -199,6 +231,10 @@ const CONVERT: Partial<Record<SettingName, (value: RawValue) => unknown>> = {
   trustPrimaryEnter: toBoolean,
   splitEntry: toBoolean,
   occupantPingSeconds: toNumber,
+  roomDefaultPublic: toBoolean,
+  roomDefaultPersistent: toBoolean,
+  roomDefaultHistory: toNumber,
+  tombstoneDays: toNumber,
 };
 
 function readConfigFile(path: string): { raw: RawSettings; problems: string[] } {

@@ -2,5 +2,6 @@
 // TypeORM CLI find the same set. Add each newly generated migration here.
 import type { MigrationInterface } from "typeorm";
 import { Initial1795622120469 } from "./1795622120469-Initial.js";
+import { ClientsOccupantIdsTombstones1796198207035 } from "./1796198207035-ClientsOccupantIdsTombstones.js";
 
-export const MIGRATIONS: (new () => MigrationInterface)[] = [Initial1795622120469];
+export const MIGRATIONS: (new () => MigrationInterface)[] = [Initial1795622120469, ClientsOccupantIdsTombstones1796198207035];

@@ -10,7 +10,7 @@ import { bareString, jidToString, parseJid, type Jid } from "../xmpp/jid.js";
 import type { DiscoIdentity, DiscoItem } from "../xmpp/disco.js";
 import { RoomEngine } from "./room/engine.js";
 import type { RoomRequest } from "./room/api.js";
-import type { Room } from "./room/types.js";
+import type { Room, RoomConfig } from "./room/types.js";
 import { RoomTable } from "./room-table.js";
 import { emptyDmucState, type DmucState } from "./dmuc/state.js";
 import type { LivenessState } from "./liveness.js";
@@ -34,7 +34,13 @@ export interface ServiceSettings {
   readonly name: string;
   /** The domain whose users this gateway serves as a DMUC2 replica (DMUC_LOCAL_DOMAIN); served directly as primary. */
   readonly localDomain?: string;
+  /** The configuration a new room starts with (DMUC_ROOM_DEFAULTS); DEFAULT_ROOM_CONFIG when absent. */
+  readonly roomDefaults?: RoomConfig;
+  /** Who may create rooms (DMUC_ROOM_CREATION): service admins, users of localDomain's parent, or anyone. */
+  readonly roomCreation?: RoomCreation;
 }
+
+export type RoomCreation = "admin" | "local" | "everyone";
 
 export interface ServiceState {
   /** Bare room JID -> room. */

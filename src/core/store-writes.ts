@@ -5,7 +5,7 @@ import type { AffiliationEntry, HistoryEntry, Role, RoomConfig, Subject } from "
 
 export type StoreWrite =
   /** Creates or updates a room's stored settings. */
-  | { op: "room.save"; roomJid: string; config: RoomConfig; subject: Subject | null; locked: boolean }
+  | { op: "room.save"; roomJid: string; config: RoomConfig; subject: Subject | null; locked: boolean; occupantIdSecret?: string }
   | { op: "room.delete"; roomJid: string }
   /** Sets an affiliation; null removes it. */
   | { op: "affiliation.set"; roomJid: string; jid: string; entry: AffiliationEntry | null }

@@ -11,6 +11,7 @@ import { liveContext } from "./clock.js";
 import { EffectRunner } from "./effect-runner.js";
 import { loadLinks, loadReplicas, loadRooms } from "./room-loader.js";
 import { RoomTable } from "../core/room-table.js";
+import { DEFAULT_ROOM_CONFIG } from "../core/room/types.js";
 import { RoomStore } from "./room-store.js";
 
 const TICK_MS = 1000;
@@ -55,7 +56,20 @@ export class Gateway {
       replicated: state.dmuc.replicated.size,
     });
     const service = new MucService(
-      { domain: config.domain, admins: new Set(config.admins), name: "Chatrooms", localDomain: config.localDomain },
+      {
+        domain: config.domain,
+        admins: new Set(config.admins),
+        name: "Chatrooms",
+        localDomain: config.localDomain,
+        roomCreation: config.roomCreation,
+        roomDefaults: {
+          ...DEFAULT_ROOM_CONFIG,
+          public: config.roomDefaultPublic,
+          persistent: config.roomDefaultPersistent,
+          historyLength: Math.min(config.roomDefaultHistory, config.maxHistoryMessages),
+          whois: config.roomDefaultWhois,
+        },
+      },
       createPlugins({
         maxHistoryMessages: config.maxHistoryMessages,
         maxBodyChars: config.maxBodyChars,

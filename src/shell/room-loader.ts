@@ -9,7 +9,7 @@ import type { DmucState, ReplicaLink, ReplicatedRoom } from "../core/dmuc/state.
 import type { ReplicaRoomConfig } from "../core/store-writes.js";
 import { domainOf } from "../core/dmuc/primary-delivery.js";
 
-interface RoomRow { id: string; jid: string; config: Partial<RoomConfig>; subject: string | null; subject_nick: string | null; subject_changed_at: Date | null; locked: boolean }
+interface RoomRow { id: string; jid: string; config: Partial<RoomConfig>; subject: string | null; subject_nick: string | null; subject_changed_at: Date | null; locked: boolean; occupant_id_secret: string }
 interface AffiliationRow { room_id: string; jid: string; affiliation: AffiliationEntry["affiliation"]; reason: string | null; nick: string | null }
 interface OccupantRow { room_id: string; nick: string; real_jid: string; role: Role; occupant_id: string; presence: string }
 interface HistoryRow { room_id: string; stanza_id: string; occupant_id: string | null; nick: string; sender_jid: string | null; stanza: string; sent_at: Date }
@@ -29,7 +29,7 @@ function parseStanza(text: string, log: Logger, what: string): Element | null {
 }
 
 export async function loadRooms(dataSource: DataSource, historyLimit: number, log: Logger): Promise<Map<string, Room>> {
-  const rooms: RoomRow[] = await dataSource.query(`SELECT id, jid, config, subject, subject_nick, subject_changed_at, locked FROM rooms WHERE role = 'primary'`);
+  const rooms: RoomRow[] = await dataSource.query(`SELECT id, jid, config, subject, subject_nick, subject_changed_at, locked, occupant_id_secret FROM rooms WHERE role = 'primary'`);
   const affiliations: AffiliationRow[] = await dataSource.query(`SELECT room_id, jid, affiliation, reason, nick FROM room_affiliations`);
   const occupants: OccupantRow[] = await dataSource.query(`SELECT room_id, nick, real_jid, role, occupant_id, presence FROM occupants ORDER BY updated_at, id`);
   const history: HistoryRow[] = await dataSource.query(
@@ -42,7 +42,7 @@ export async function loadRooms(dataSource: DataSource, historyLimit: number, lo
   const byId = new Map<string, Room>();
   for (const row of rooms) {
     const room: Room = {
-      ...newRoom(row.jid, { ...DEFAULT_ROOM_CONFIG, ...row.config }),
+      ...newRoom(row.jid, { ...DEFAULT_ROOM_CONFIG, ...row.config }, row.occupant_id_secret),
       locked: row.locked,
       subject: row.subject === null ? null : { text: row.subject, nick: row.subject_nick, at: row.subject_changed_at ?? new Date(0) },
     };

@@ -11,7 +11,8 @@ import { occupantOfSession, withOccupant, withoutOccupant, withoutSession, withS
 import { prepareNick } from "./nick.js";
 import { respondToProbe } from "./probe.js";
 import { affiliationOf, defaultRole } from "./privileges.js";
-import { newRoom, type Occupant, type Room } from "./types.js";
+import { DEFAULT_ROOM_CONFIG, newRoom, type Occupant, type Room } from "./types.js";
+import { occupantIdFor } from "./occupant-id.js";
 
 export const STATUS = {
   NON_ANONYMOUS: 100,
@@ -68,7 +69,7 @@ function enter(hooks: Hooks<RoomEvents>, request: RoomRequest, existing: Room | 
   } else {
     const veto = hooks.fire("room/pre-create", { request });
     if (veto) throw veto;
-    const fresh = newRoom(request.roomJid);
+    const fresh = newRoom(request.roomJid, request.settings.roomDefaults ?? DEFAULT_ROOM_CONFIG, `${request.context.newId()}${request.context.newId()}`);
     const event = {
       request,
       room: { ...fresh, affiliations: new Map([[request.fromBare, { affiliation: "owner" as const }]]) },
@@ -89,7 +90,7 @@ function enter(hooks: Hooks<RoomEvents>, request: RoomRequest, existing: Room | 
   }
 
   const session = { jid: request.fromFull, presence: request.stanza };
-  const occupantId = room.occupantIds.get(request.fromBare) ?? request.context.newId();
+  const occupantId = room.occupantIds.get(request.fromBare) ?? occupantIdFor(room, request.fromBare);
   const occupant: Occupant = holder
     ? withSession(holder, session)
     : { nick, bareJid: request.fromBare, role, occupantId, sessions: new Map([[session.jid, session]]) };

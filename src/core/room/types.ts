@@ -95,6 +95,8 @@ export interface Room {
   readonly throttle: ReadonlyMap<string, TokenBucket>;
   readonly subject: Subject | null;
   readonly history: readonly HistoryEntry[];
+  /** The key of the room's XEP-0421 occupant-ids (occupant-id.ts); random, stored with the room. */
+  readonly occupantIdSecret: string;
 }
 
 export const DEFAULT_ROOM_CONFIG: RoomConfig = {
@@ -102,7 +104,8 @@ export const DEFAULT_ROOM_CONFIG: RoomConfig = {
   description: "",
   language: "",
   persistent: false,
-  public: true,
+  // Hidden until its owner lists it, as Prosody's muc_room_default_public = false.
+  public: false,
   membersOnly: false,
   moderated: false,
   password: "",
@@ -116,8 +119,9 @@ export const DEFAULT_ROOM_CONFIG: RoomConfig = {
   splitChat: true,
 };
 
-export function newRoom(jid: string, config: RoomConfig = DEFAULT_ROOM_CONFIG): Room {
+export function newRoom(jid: string, config: RoomConfig = DEFAULT_ROOM_CONFIG, occupantIdSecret = ""): Room {
   return {
+    occupantIdSecret,
     jid,
     config,
     locked: false,
