@@ -17,6 +17,7 @@ import { pingPlugin } from "./ping.js";
 import { roomDiscoPlugin } from "./room-disco.js";
 import { roomSettingsPlugin } from "./room-settings.js";
 import { roomCreationPlugin } from "./room-creation.js";
+import { tombstonesPlugin } from "./tombstones.js";
 import { invitePlugin } from "./invite.js";
 import { registerPlugin } from "./register.js";
 import { selfPingPlugin } from "./self-ping.js";
@@ -39,6 +40,7 @@ export function createPlugins(options: PluginOptions): Plugin[] {
     ownerPlugin,
     roomSettingsPlugin(options),
     roomCreationPlugin,
+    tombstonesPlugin,
     lockPlugin,
     passwordPlugin,
     accessPlugin,

@@ -21,6 +21,11 @@ export function destroyRoom(request: RoomRequest, room: Room, reason?: string, a
     for (const jid of occupant.sessions.keys()) request.effects.push(send(addressed(variants.forSelf(), jid)));
   }
   request.effects.push(store({ op: "room.delete", roomJid: room.jid }));
+  const days = request.settings.tombstoneDays ?? 0;
+  if (room.config.persistent && days > 0) {
+    const expiresAt = new Date(request.context.now.getTime() + days * 86_400_000);
+    request.effects.push(store({ op: "tombstone.save", roomJid: room.jid, reason: reason ?? null, alternateVenue: alternate ?? null, expiresAt }));
+  }
   request.effects.push(audit({ kind: "room.destroyed", roomJid: room.jid, actorJid: request.fromBare, details: { reason, alternate } }));
   return undefined;
 }

@@ -10,6 +10,7 @@ import { buildForm } from "../src/xmpp/forms.js";
 import { bareString, jidToString, parseBareJid } from "../src/xmpp/jid.js";
 import { NS } from "../src/xmpp/stanza.js";
 import { destroyRoom } from "./owner.js";
+import { withStoredTombstones } from "../src/core/tombstones.js";
 
 export const DESTROY_NODE = "http://prosody.im/protocol/muc#destroy";
 const ROOMS_FIELD = "rooms";
@@ -63,7 +64,7 @@ function destroyRooms(request: ServiceRequest, form: Element, sessionid: string)
     rooms = rooms.without(room.jid);
     destroyed.push(room.jid);
   }
-  request.state = { ...request.state, rooms };
+  request.state = withStoredTombstones({ ...request.state, rooms }, request.effects);
   const note = destroyed.length > 0 ? `The following rooms were destroyed:\n${destroyed.join("\n")}` : "No such rooms";
   return commandReply(DESTROY_NODE, sessionid, "completed", xml("note", { type: destroyed.length > 0 ? "info" : "warn" }, note));
 }

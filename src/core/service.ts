@@ -14,6 +14,7 @@ import type { Room, RoomConfig } from "./room/types.js";
 import { RoomTable } from "./room-table.js";
 import { emptyDmucState, type DmucState } from "./dmuc/state.js";
 import type { LivenessState } from "./liveness.js";
+import type { Tombstone } from "./tombstones.js";
 
 export interface EngineContext {
   /** The time the shell received the stanza. */
@@ -38,6 +39,8 @@ export interface ServiceSettings {
   readonly roomDefaults?: RoomConfig;
   /** Who may create rooms (DMUC_ROOM_CREATION): service admins, users of localDomain's parent, or anyone. */
   readonly roomCreation?: RoomCreation;
+  /** Days a destroyed persistent room answers entries with <gone/> (DMUC_TOMBSTONE_DAYS); none when absent or 0. */
+  readonly tombstoneDays?: number;
 }
 
 export type RoomCreation = "admin" | "local" | "everyone";
@@ -49,6 +52,8 @@ export interface ServiceState {
   readonly dmuc: DmucState;
   /** Pings verifying that occupants' sessions still exist (src/core/liveness.ts); empty when absent. */
   readonly liveness?: LivenessState;
+  /** Destroyed persistent rooms still answering entries with <gone/> (src/core/tombstones.ts), by room JID. */
+  readonly tombstones?: ReadonlyMap<string, Tombstone>;
 }
 
 export const emptyServiceState = (): ServiceState => ({ rooms: RoomTable.empty(), dmuc: emptyDmucState() });

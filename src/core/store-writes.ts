@@ -19,7 +19,10 @@ export type StoreWrite =
    * one per replicated room with replicaJid = its own JID. For operators (`dmuc-gateway links`) and audits.
    */
   | { op: "link.save"; roomJid: string; replicaJid: string; domain: string; state: StoredLinkState; keepaliveSeconds: number; historyLimit: number | null; lastSeen: Date | null; splitSince: Date | null }
-  | { op: "link.delete"; roomJid: string; replicaJid: string };
+  | { op: "link.delete"; roomJid: string; replicaJid: string }
+  /** A destroyed persistent room remembered until `expiresAt` (src/core/tombstones.ts); delete forgets it. */
+  | { op: "tombstone.save"; roomJid: string; reason: string | null; alternateVenue: string | null; expiresAt: Date }
+  | { op: "tombstone.delete"; roomJid: string };
 
 /** The link states the replicas table stores; a link being resynchronised is stored as split until healed. */
 export type StoredLinkState = "negotiating" | "active" | "split" | "closed";

@@ -9,7 +9,7 @@ import { openDatabase, type Database } from "../db/database.js";
 import { createPlugins } from "../../plugins/index.js";
 import { liveContext } from "./clock.js";
 import { EffectRunner } from "./effect-runner.js";
-import { loadLinks, loadReplicas, loadRooms } from "./room-loader.js";
+import { loadLinks, loadReplicas, loadRooms, loadTombstones } from "./room-loader.js";
 import { RoomTable } from "../core/room-table.js";
 import { DEFAULT_ROOM_CONFIG } from "../core/room/types.js";
 import { RoomStore } from "./room-store.js";
@@ -44,6 +44,7 @@ export class Gateway {
       state = {
         rooms,
         dmuc: { ...empty.dmuc, links: await loadLinks(database.dataSource, rooms, now), replicated: await loadReplicas(database.dataSource, now, log) },
+        tombstones: await loadTombstones(database.dataSource),
       };
     } catch (err) {
       await database.close();
@@ -62,6 +63,7 @@ export class Gateway {
         name: "Chatrooms",
         localDomain: config.localDomain,
         roomCreation: config.roomCreation,
+        tombstoneDays: config.tombstoneDays,
         roomDefaults: {
           ...DEFAULT_ROOM_CONFIG,
           public: config.roomDefaultPublic,

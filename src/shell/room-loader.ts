@@ -1,5 +1,6 @@
 // Loads every stored room into engine state at start: configuration, affiliations, live occupants
 // (so nobody is kicked by a restart) and the recent history each room sends on entering.
+import type { Tombstone } from "../core/tombstones.js";
 import type { DataSource } from "typeorm";
 import parse from "@xmpp/xml/lib/parse.js";
 import type { Element } from "@xmpp/xml";
@@ -182,4 +183,13 @@ export async function loadReplicas(dataSource: DataSource, now: number, log: Log
     });
   }
   return replicated;
+}
+
+/** The tombstones of destroyed rooms that have not expired; expired ones are deleted. */
+export async function loadTombstones(dataSource: DataSource): Promise<Map<string, Tombstone>> {
+  await dataSource.query(`DELETE FROM room_tombstones WHERE expires_at <= now()`);
+  const rows: { jid: string; reason: string | null; alternate_venue: string | null; expires_at: Date }[] = await dataSource.query(
+    `SELECT jid, reason, alternate_venue, expires_at FROM room_tombstones`,
+  );
+  return new Map(rows.map((r) => [r.jid, { roomJid: r.jid, reason: r.reason, alternateVenue: r.alternate_venue, expiresAt: r.expires_at }]));
 }

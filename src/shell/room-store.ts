@@ -55,6 +55,17 @@ async function apply(manager: EntityManager, write: Exclude<StoreWrite, HistoryW
         [write.roomJid, JSON.stringify(write.config), write.subject?.text ?? null, write.subject?.nick ?? null, write.subject?.at ?? null, write.locked, write.occupantIdSecret ?? ""],
       );
       return;
+    case "tombstone.save":
+      await manager.query(
+        `INSERT INTO room_tombstones (jid, reason, alternate_venue, expires_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (jid) DO UPDATE SET reason = EXCLUDED.reason, alternate_venue = EXCLUDED.alternate_venue,
+           destroyed_at = now(), expires_at = EXCLUDED.expires_at`,
+        [write.roomJid, write.reason, write.alternateVenue, write.expiresAt],
+      );
+      return;
+    case "tombstone.delete":
+      await manager.query(`DELETE FROM room_tombstones WHERE jid = $1`, [write.roomJid]);
+      return;
     case "room.delete":
       await manager.query(`DELETE FROM rooms WHERE jid = $1`, [write.roomJid]);
       return;
