@@ -103,6 +103,8 @@ export type ServiceEvents = {
   /** The component is connected (again): what was in flight may be lost, occupants may have gone meanwhile. */
   "service/online": { event: Tick; result: never };
   "service/disco-info": { event: { request: ServiceRequest; info: DiscoInfo }; result: never };
+  /** disco#info on a node of the service: the handler that knows the node fills `info` and returns true. */
+  "service/disco-node": { event: { request: ServiceRequest; node: string; info: DiscoInfo }; result: true };
   /** disco#items on the service (node undefined) or one of its nodes: the handler that knows it answers with the items. */
   "service/disco-items": { event: { request: ServiceRequest; node: string | undefined }; result: DiscoItem[] };
 };

@@ -97,10 +97,13 @@ test("replicate: a domain not ours is forbidden, logged and audited", () => {
   assert.ok(d.effects.some((e) => e.kind === "log" && e.event === "dmuc.refused"));
 });
 
-test("disco#info of the service advertises the replica identity and the dmuc feature", () => {
+test("disco#info of the service advertises the dmuc feature; the replica identity only on the dmuc node, where only peers look", () => {
   const d = replica();
   const [reply] = d.send(`<iq type='get' id='d1' from='${ROOM}' to='${REPLICA}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`);
-  assertMatches(reply!, parseXml(`<iq type='result'><query xmlns='http://jabber.org/protocol/disco#info'><identity category='conference' type='dmuc-replica'/><feature var='${DMUC}'/></query></iq>`));
+  assertMatches(reply!, parseXml(`<iq type='result'><query xmlns='http://jabber.org/protocol/disco#info'><feature var='${DMUC}'/></query></iq>`));
+  assert.deepEqual(reply!.getChild("query")!.getChildren("identity").map((i) => `${i.attrs.category}/${i.attrs.type}`), ["conference/text"], "one identity for clients");
+  const [node] = d.send(`<iq type='get' id='d2' from='${ROOM}' to='${REPLICA}'><query xmlns='http://jabber.org/protocol/disco#info' node='${DMUC}'/></iq>`);
+  assertMatches(node!, parseXml(`<iq type='result'><query xmlns='http://jabber.org/protocol/disco#info' node='${DMUC}'><identity category='conference' type='dmuc-replica'/><feature var='${DMUC}'/></query></iq>`));
   const plain = new RoomDriver(REPLICA);
   const [other] = plain.send(`<iq type='get' id='d1' from='${ROOM}' to='${REPLICA}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`);
   assert.ok(!other!.toString().includes(DMUC));
