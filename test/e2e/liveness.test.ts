@@ -10,8 +10,10 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import xml, { type Element } from "@xmpp/xml";
 import pg from "pg";
-import type { TestClient } from "../support/client.js";
-import { startStack, type Stack } from "../support/gateway.js";
+import { connectClient, type TestClient } from "../support/client.js";
+import { startEjabberd, type EjabberdServer } from "../support/ejabberd.js";
+import { startGatewayProcess, startStack, type GatewayProcess, type Stack } from "../support/gateway.js";
+import { startTestDatabase, type TestDatabase } from "../support/postgres.js";
 
 const NS = {
   MUC: "http://jabber.org/protocol/muc",
@@ -166,5 +168,65 @@ describe("ghost occupants (real Prosody restarted, a client's TCP connection cut
 
     await eventually(() => listed(alice, lobby), ["Alice"], "the occupants after the gateway restart");
     await eventually(() => storedSessions(stack.db.url).then((rows) => rows.filter((r) => r.startsWith(lobby))), [`${lobby} Alice ${alice.jid}`], "the stored occupants");
+  });
+});
+
+describe("ghost occupants on ejabberd (crashed and restarted under users in a room)", () => {
+  let ejabberd: EjabberdServer | undefined;
+  let db: TestDatabase | undefined;
+  let gateway: GatewayProcess | undefined;
+  const clients: TestClient[] = [];
+  before(async () => {
+    const secret = randomBytes(12).toString("hex");
+    ejabberd = await startEjabberd({ components: [{ domain: DOMAIN, secret }], users: ["alice", "carol"] });
+    db = await startTestDatabase();
+    gateway = await startGatewayProcess({
+      env: { DMUC_XMPP_SERVICE: ejabberd.componentService, DMUC_DOMAIN: DOMAIN, DMUC_SECRET: secret, DATABASE_URL: db.url, DMUC_LOG_LEVEL: "debug" },
+    });
+  });
+  after(async () => {
+    for (const c of clients) await c.stop().catch(() => undefined);
+    await gateway?.stop();
+    await ejabberd?.stop();
+    await db?.stop();
+  });
+
+  const user = async (username: string, resource: string): Promise<TestClient> => {
+    const c = await connectClient({ service: ejabberd!.c2sService, domain: "localhost", username, resource });
+    clients.push(c);
+    return c;
+  };
+
+  /** Setup only: the service answers once the gateway is connected to ejabberd. */
+  const serviceUp = async (client: TestClient): Promise<void> => {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const ok = await client.request(xml("iq", { type: "get", to: DOMAIN }, xml("query", { xmlns: "http://jabber.org/protocol/disco#info" })), 5000).then(() => true, () => false);
+      if (ok) return;
+      if (Date.now() > deadline) assert.fail(`the gateway did not connect to ejabberd:\n${gateway!.readLog().split("\n").slice(-20).join("\n")}`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  };
+
+  it("after the crash no room lists a gone occupant, and a user back without rejoining receives nothing", async () => {
+    const lobby = `lobby-${randomBytes(4).toString("hex")}@${DOMAIN}`;
+    let alice = await user("alice", "before");
+    await serviceUp(alice);
+    let carol = await user("carol", "before");
+    await createRoom(alice, lobby, "Alice");
+    await enter(carol, lobby, "Carol");
+    assert.deepEqual(await listed(alice, lobby), ["Alice", "Carol"]);
+
+    await ejabberd!.restart({ crash: true });
+
+    alice = await user("alice", "after");
+    carol = await user("carol", "after");
+    await rejoin(alice, lobby, "Alice");
+    await eventually(() => listed(alice, lobby), ["Alice"], "the lobby's occupants");
+    await eventually(() => storedSessions(db!.url), [`${lobby} Alice ${alice.jid}`], "the stored occupants");
+    await alice.send(xml("message", { to: lobby, type: "groupchat", id: "after-ejabberd" }, xml("body", {}, "still here")));
+    await alice.waitFor((el) => el.name === "message" && el.attrs.id === "after-ejabberd", WAIT_MS);
+    const carolGot = (await carol.drain(DOMAIN)).filter(fromRoom(lobby));
+    assert.deepEqual(carolGot.map((el) => el.toString()), []);
   });
 });
