@@ -40,6 +40,13 @@ export class Room {
   @Column({ name: "subject_changed_at", type: "timestamptz", nullable: true })
   subjectChangedAt!: Date | null;
 
+  /**
+   * The room's key for XEP-0421 occupant-ids (HMAC of the bare JID): stable across restarts and visits,
+   * unlinkable between rooms. Rows from before it existed get a random one.
+   */
+  @Column({ name: "occupant_id_secret", type: "text", default: () => "md5(random()::text || clock_timestamp()::text) || md5(gen_random_uuid()::text)" })
+  occupantIdSecret!: string;
+
   /** A newly reserved room that its owner has not configured yet (XEP-0045 §10.1.3). */
   @Column({ name: "locked", type: "boolean", default: false })
   locked!: boolean;

@@ -42,6 +42,10 @@ export const CONSTRAINTS = {
     roomSeqIdx: "history_messages_room_id_seq_idx",
     roomJidSentAtIdx: "history_messages_room_jid_sent_at_id_idx",
   },
+  roomTombstones: {
+    pkey: "room_tombstones_pkey",
+    expiresIdx: "room_tombstones_expires_at_idx",
+  },
   auditEvents: {
     pkey: "audit_events_pkey",
     roomJidSeqKey: "audit_events_room_jid_seq_key",

@@ -5,6 +5,7 @@ import { Occupant } from "./Occupant.js";
 import { Replica } from "./Replica.js";
 import { Room } from "./Room.js";
 import { RoomAffiliation } from "./RoomAffiliation.js";
+import { RoomTombstone } from "./RoomTombstone.js";
 
 export { AuditEvent, type AuditKind } from "./AuditEvent.js";
 export { HistoryMessage } from "./HistoryMessage.js";
@@ -12,6 +13,7 @@ export { Occupant, OCCUPANT_ROLES, type OccupantRole } from "./Occupant.js";
 export { Replica, REPLICA_STATES, type ReplicaState } from "./Replica.js";
 export { Room, ROOM_ROLES, type RoomConfig, type RoomRole } from "./Room.js";
 export { RoomAffiliation, AFFILIATIONS, type Affiliation } from "./RoomAffiliation.js";
+export { RoomTombstone } from "./RoomTombstone.js";
 export { CONSTRAINTS } from "./constraints.js";
 
-export const ENTITIES = [Room, RoomAffiliation, Occupant, Replica, HistoryMessage, AuditEvent] as const;
+export const ENTITIES = [Room, RoomAffiliation, Occupant, Replica, HistoryMessage, AuditEvent, RoomTombstone] as const;

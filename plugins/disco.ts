@@ -18,7 +18,12 @@ export const discoPlugin: Plugin = {
     );
 
     serviceIq.get(NS.DISCO_INFO, "query", (request, query) => {
-      if (query.attrs.node) throw itemNotFound("No such node");
+      const node = query.attrs.node;
+      if (node) {
+        const info = { identities: [], features: new Set<string>(), forms: [] };
+        if (!hooks.fire("service/disco-node", { request, node, info })) throw itemNotFound("No such node");
+        return buildDiscoInfo(info.identities, info.features, info.forms, node);
+      }
       const info = { identities: [], features: new Set<string>(), forms: [] };
       hooks.fire("service/disco-info", { request, info });
       return buildDiscoInfo(info.identities, info.features, info.forms);

@@ -4,6 +4,7 @@ import type { Plugin } from "../src/core/service.js";
 import { replicaDiscoInfo, routeReplica, tickReplica } from "../src/core/dmuc/replica.js";
 import type { ReplicaOptions } from "../src/core/dmuc/replica-util.js";
 import { localSessionWrites } from "../src/core/dmuc/replica-records.js";
+import { DMUC } from "../src/core/dmuc/wire.js";
 
 export function dmucReplicaPlugin(options: ReplicaOptions): Plugin {
   return {
@@ -22,7 +23,10 @@ export function dmucReplicaPlugin(options: ReplicaOptions): Plugin {
         tickReplica(tick, options);
         localSessionWrites(before, tick.state.dmuc.replicated, tick.effects);
       });
-      hooks.on("service/disco-info", ({ info }) => replicaDiscoInfo(settings, info));
+      hooks.on("service/disco-info", ({ info }) => {
+        replicaDiscoInfo(settings, info);
+      });
+      hooks.on("service/disco-node", ({ node, info }) => (node === DMUC && replicaDiscoInfo(settings, info, node) ? true : undefined));
     },
   };
 }

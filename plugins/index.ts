@@ -9,6 +9,7 @@ import { dmucPrimaryPlugin } from "./dmuc-primary.js";
 import { historyPlugin } from "./history.js";
 import { DEFAULT_INPUT_LIMITS, inputLimitsPlugin, type InputLimits } from "./input-limits.js";
 import { limitsPlugin, type LimitOptions } from "./limits.js";
+import { livenessPlugin } from "./liveness.js";
 import { lockPlugin } from "./lock.js";
 import { mamPlugin } from "./mam.js";
 import { retractionPlugin } from "./retraction.js";
@@ -19,6 +20,8 @@ import { passwordPlugin } from "./password.js";
 import { pingPlugin } from "./ping.js";
 import { roomDiscoPlugin } from "./room-disco.js";
 import { roomSettingsPlugin } from "./room-settings.js";
+import { roomCreationPlugin } from "./room-creation.js";
+import { tombstonesPlugin } from "./tombstones.js";
 import { invitePlugin } from "./invite.js";
 import { registerPlugin } from "./register.js";
 import { selfPingPlugin } from "./self-ping.js";
@@ -32,6 +35,8 @@ export interface PluginOptions extends LimitOptions {
   /** The most history messages a room keeps and sends on entering (DMUC_MAX_HISTORY_MESSAGES). */
   maxHistoryMessages: number;
   /** DMUC2 link timing (DMUC_KEEPALIVE, DMUC_LINK_TIMEOUT, DMUC_SPLIT_PING), in seconds; defaults when absent. */
+  /** Seconds between two verifications of each occupant's session (DMUC_OCCUPANT_PING); 0: only after reconnecting. */
+  occupantPingSeconds?: number;
   links?: { keepaliveSeconds: number; linkTimeoutSeconds: number; splitPingSeconds: number; splitAway: boolean; trustPrimaryEnter: boolean; splitEntry: boolean };
 }
 
@@ -43,6 +48,8 @@ export function createPlugins(options: PluginOptions): Plugin[] {
     roomDiscoPlugin,
     ownerPlugin,
     roomSettingsPlugin(options),
+    roomCreationPlugin,
+    tombstonesPlugin,
     lockPlugin,
     passwordPlugin,
     accessPlugin,
@@ -58,6 +65,7 @@ export function createPlugins(options: PluginOptions): Plugin[] {
     voiceRequestPlugin,
     serviceAdminPlugin,
     auditPlugin,
+    livenessPlugin(options.occupantPingSeconds === undefined ? {} : { intervalSeconds: options.occupantPingSeconds }),
     dmucPrimaryPlugin({
       historyLimit: options.maxHistoryMessages,
       ...(options.links && {

@@ -23,6 +23,11 @@ export function destroyRoom(request: RoomRequest, room: Room, reason?: string, a
     auditRemoved(request, room, occupant, "destroyed", request.fromBare, reason);
   }
   request.effects.push(store({ op: "room.delete", roomJid: room.jid }));
+  const days = request.settings.tombstoneDays ?? 0;
+  if (room.config.persistent && days > 0) {
+    const expiresAt = new Date(request.context.now.getTime() + days * 86_400_000);
+    request.effects.push(store({ op: "tombstone.save", roomJid: room.jid, reason: reason ?? null, alternateVenue: alternate ?? null, expiresAt }));
+  }
   auditDestroyed(request, room, request.fromBare, { reason, alternate, cause });
   return undefined;
 }

@@ -14,7 +14,7 @@ export const roomDiscoPlugin: Plugin = {
       "room/disco-info",
       ({ room, info }) => {
         info.identities.push({ category: "conference", type: "text", name: room.config.name || room.jid.split("@")[0] });
-        info.features.add(NS.MUC).add(NS.MUC_STABLE_ID).add(NS.OCCUPANT_ID).add(NS.DISCO_INFO).add(NS.DISCO_ITEMS);
+        info.features.add(NS.MUC).add(NS.MUC_STABLE_ID).add(NS.OCCUPANT_ID).add(NS.STANZA_ID).add(NS.DISCO_INFO).add(NS.DISCO_ITEMS);
         info.features.add(room.config.persistent ? "muc_persistent" : "muc_temporary");
         info.features.add(room.config.public ? "muc_public" : "muc_hidden");
         info.features.add(room.config.moderated ? "muc_moderated" : "muc_unmoderated");

@@ -15,6 +15,7 @@ import { destroyRoom } from "./owner.js";
 import { AdminError, runAdminCommand, type AdminCommand, type AdminResult, type OccupantRow, type RoomDetails } from "./admin-commands.js";
 import type { RoomEngine } from "../src/core/room/engine.js";
 import { parseFormBoolean, type FormField } from "../src/xmpp/forms.js";
+import { withStoredTombstones } from "../src/core/tombstones.js";
 
 export const DESTROY_NODE = "http://prosody.im/protocol/muc#destroy";
 const ROOMS_FIELD = "rooms";
@@ -68,7 +69,7 @@ function destroyRooms(request: ServiceRequest, form: Element, sessionid: string)
     rooms = rooms.without(room.jid);
     destroyed.push(room.jid);
   }
-  request.state = { ...request.state, rooms };
+  request.state = withStoredTombstones({ ...request.state, rooms }, request.effects);
   const note = destroyed.length > 0 ? `The following rooms were destroyed:\n${destroyed.join("\n")}` : "No such rooms";
   return commandReply(DESTROY_NODE, sessionid, "completed", xml("note", { type: destroyed.length > 0 ? "info" : "warn" }, note));
 }

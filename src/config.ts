@@ -215,6 +215,32 @@ export const SETTINGS = {
     { env: "DMUC_SPLIT_ENTRY", doc: "DMUC2 replica: let local users enter a split room; the primary admits or refuses them at netjoin", default: false },
     flag,
   ),
+  occupantPingSeconds: setting(
+    {
+      env: "DMUC_OCCUPANT_PING",
+      doc: "seconds between two pings of each occupant's session to find ghosts (every session is also pinged after each reconnection); `0`: only after reconnecting",
+      default: 900,
+    },
+    integer(0),
+  ),
+  roomCreation: setting(
+    { env: "DMUC_ROOM_CREATION", doc: "who may create rooms: `everyone`, `local` (users of `DMUC_LOCAL_DOMAIN`, and admins), `admin`", default: "everyone" },
+    choice(["everyone", "local", "admin"]),
+  ),
+  roomDefaultPublic: setting({ env: "DMUC_ROOM_DEFAULT_PUBLIC", doc: "new rooms are listed in disco#items (`muc#roomconfig_publicroom`)", default: false }, flag),
+  roomDefaultPersistent: setting({ env: "DMUC_ROOM_DEFAULT_PERSISTENT", doc: "new rooms outlive their last occupant (`muc#roomconfig_persistentroom`)", default: false }, flag),
+  roomDefaultHistory: setting(
+    { env: "DMUC_ROOM_DEFAULT_HISTORY", doc: "messages a new room keeps as history (at most `DMUC_MAX_HISTORY_MESSAGES`)", default: 20 },
+    integer(0),
+  ),
+  roomDefaultWhois: setting(
+    { env: "DMUC_ROOM_DEFAULT_WHOIS", doc: "who sees real JIDs in a new room: `moderators` or `anyone`", default: "moderators" },
+    choice(["moderators", "anyone"]),
+  ),
+  tombstoneDays: setting(
+    { env: "DMUC_TOMBSTONE_DAYS", doc: "days a destroyed persistent room answers entries with `<gone/>` and its new venue; `0`: none", default: 31 },
+    integer(0),
+  ),
   httpListen: setting(
     { env: "DMUC_HTTP", doc: "HTTP endpoint for `/metrics`, `/healthz`, `/readyz` and the console: `PORT` (on 127.0.0.1) or `HOST:PORT`", defaultDoc: "off" },
     listenAddress,

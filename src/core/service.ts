@@ -10,11 +10,13 @@ import { bareString, jidToString, parseJid, type Jid } from "../xmpp/jid.js";
 import type { DiscoIdentity, DiscoItem } from "../xmpp/disco.js";
 import { RoomEngine } from "./room/engine.js";
 import type { RoomRequest } from "./room/api.js";
-import type { Room } from "./room/types.js";
+import type { Room, RoomConfig } from "./room/types.js";
 import { RoomTable } from "./room-table.js";
 import { emptyDmucState, type DmucState } from "./dmuc/state.js";
 import { checkRoomQuota, type RoomQuota } from "./room-quota.js";
 import { admitPresence, DEFAULT_FLOOD_LIMITS, emptyFloodState, isMuted, SENDING_TOO_FAST, noteRefusal, pruneFloods, releaseCoalesced, type FloodLimits, type FloodState } from "./flood/limits.js";
+import type { LivenessState } from "./liveness.js";
+import type { Tombstone } from "./tombstones.js";
 
 export interface EngineContext {
   /** The time the shell received the stanza. */
@@ -47,6 +49,12 @@ export interface ServiceSettings {
   readonly auditTraffic?: boolean;
   /** How long history and audit rows are kept, and what room owners may choose (DMUC_RETENTION_*). */
   readonly retention?: RetentionLimits;
+  /** The configuration a new room starts with (DMUC_ROOM_DEFAULT_*); DEFAULT_ROOM_CONFIG when absent. */
+  readonly roomDefaults?: RoomConfig;
+  /** Who may create rooms (DMUC_ROOM_CREATION): service admins, users of localDomain's parent, or anyone. */
+  readonly roomCreation?: RoomCreation;
+  /** Days a destroyed persistent room answers entries with <gone/> (DMUC_TOMBSTONE_DAYS); none when absent or 0. */
+  readonly tombstoneDays?: number;
 }
 
 /** Days; 0 means forever. A room's own setting must lie within [minDays, maxDays] (maxDays 0: no upper limit). */
@@ -56,6 +64,8 @@ export interface RetentionLimits {
   readonly maxDays: number;
 }
 
+export type RoomCreation = "admin" | "local" | "everyone";
+
 export interface ServiceState {
   /** Bare room JID -> room. */
   readonly rooms: RoomTable;
@@ -63,6 +73,10 @@ export interface ServiceState {
   readonly dmuc: DmucState;
   /** Flood buckets, coalesced presence updates and recent refusals (src/core/flood/). */
   readonly floods: FloodState;
+  /** Pings verifying that occupants' sessions still exist (src/core/liveness.ts); empty when absent. */
+  readonly liveness?: LivenessState;
+  /** Destroyed persistent rooms still answering entries with <gone/> (src/core/tombstones.ts), by room JID. */
+  readonly tombstones?: ReadonlyMap<string, Tombstone>;
 }
 
 export const emptyServiceState = (): ServiceState => ({ rooms: RoomTable.empty(), dmuc: emptyDmucState(), floods: emptyFloodState() });
@@ -109,7 +123,11 @@ export type ServiceEvents = {
   "service/route": { event: { request: ServiceRequest; to: Jid }; result: true };
   "service/room-handled": { event: RoomHandled; result: never };
   "service/tick": { event: Tick; result: never };
+  /** The component is connected (again): what was in flight may be lost, occupants may have gone meanwhile. */
+  "service/online": { event: Tick; result: never };
   "service/disco-info": { event: { request: ServiceRequest; info: DiscoInfo }; result: never };
+  /** disco#info on a node of the service: the handler that knows the node fills `info` and returns true. */
+  "service/disco-node": { event: { request: ServiceRequest; node: string; info: DiscoInfo }; result: true };
   /** disco#items on the service (node undefined) or one of its nodes: the handler that knows it answers with the items. */
   "service/disco-items": { event: { request: ServiceRequest; node: string | undefined }; result: DiscoItem[] };
 };
@@ -287,6 +305,17 @@ export class MucService {
       effects.push(audit({ kind: "flood.refused", roomJid, actorJid: fromFull, details: { stanza: stanza.name, type: stanza.attrs.type ?? null, reason: err.spec.text ?? null } }));
     }
     return { state: { ...state, floods: noted.floods }, effects };
+  }
+
+  /** The shell's component connection is up (at start, and after every reconnection). */
+  online(state: ServiceState, context: EngineContext): Outcome {
+    const event: Tick = { state, settings: this.settings, context, effects: [] };
+    try {
+      this.api.hooks.fire("service/online", event);
+      return { state: event.state, effects: event.effects };
+    } catch (err) {
+      return { state, effects: [logEffect("warn", "service.online_failed", { error: String((err as Error)?.stack ?? err) })] };
+    }
   }
 
   private handleServiceStanza(request: ServiceRequest): ServiceState {

@@ -5,7 +5,7 @@ import type { AffiliationEntry, HistoryEntry, Role, RoomConfig, Subject } from "
 
 export type StoreWrite =
   /** Creates or updates a room's stored settings. */
-  | { op: "room.save"; roomJid: string; config: RoomConfig; subject: Subject | null; locked: boolean }
+  | { op: "room.save"; roomJid: string; config: RoomConfig; subject: Subject | null; locked: boolean; occupantIdSecret?: string }
   | { op: "room.delete"; roomJid: string }
   /** Sets an affiliation; null removes it. */
   | { op: "affiliation.set"; roomJid: string; jid: string; entry: AffiliationEntry | null }
@@ -25,7 +25,10 @@ export type StoreWrite =
    * one per replicated room with replicaJid = its own JID. For operators (`dmuc-gateway links`) and audits.
    */
   | { op: "link.save"; roomJid: string; replicaJid: string; domain: string; state: StoredLinkState; keepaliveSeconds: number; historyLimit: number | null; lastSeen: Date | null; splitSince: Date | null }
-  | { op: "link.delete"; roomJid: string; replicaJid: string };
+  | { op: "link.delete"; roomJid: string; replicaJid: string }
+  /** A destroyed persistent room remembered until `expiresAt` (src/core/tombstones.ts); delete forgets it. */
+  | { op: "tombstone.save"; roomJid: string; reason: string | null; alternateVenue: string | null; expiresAt: Date }
+  | { op: "tombstone.delete"; roomJid: string };
 
 /** The link states the replicas table stores; a link being resynchronised is stored as split until healed. */
 export type StoredLinkState = "negotiating" | "active" | "split" | "closed";

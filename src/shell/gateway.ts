@@ -11,9 +11,10 @@ import { liveContext } from "./clock.js";
 import { EffectRunner, type EffectRunnerHealth } from "./effect-runner.js";
 import { send } from "../core/effects.js";
 import { errorReply, mayAnswerWithError } from "../xmpp/stanza.js";
-import { loadLinks, loadReplicas, loadRoomHistory, loadRooms } from "./room-loader.js";
+import { loadLinks, loadReplicas, loadRoomHistory, loadRooms, loadTombstones } from "./room-loader.js";
 import { trimHistory } from "../core/room/history.js";
 import { RoomTable } from "../core/room-table.js";
+import { DEFAULT_ROOM_CONFIG } from "../core/room/types.js";
 import { RoomStore } from "./room-store.js";
 import { DomainLease } from "../db/domain-lease.js";
 import { AdminError, runAdminCommand, type AdminCommand } from "../../plugins/admin-commands.js";
@@ -52,6 +53,15 @@ export function createService(config: GatewayConfig): MucService {
       localDomain: config.localDomain,
       auditTraffic: config.auditTraffic,
       retention: retentionLimits(config),
+      roomCreation: config.roomCreation,
+      tombstoneDays: config.tombstoneDays,
+      roomDefaults: {
+        ...DEFAULT_ROOM_CONFIG,
+        public: config.roomDefaultPublic,
+        persistent: config.roomDefaultPersistent,
+        historyLength: Math.min(config.roomDefaultHistory, config.maxHistoryMessages),
+        whois: config.roomDefaultWhois ?? DEFAULT_ROOM_CONFIG.whois,
+      },
       maxHistoryChars: config.maxHistoryKb * 1024,
       roomQuota: { maxRooms: config.maxRooms, maxRoomsPerUser: config.maxRoomsPerUser },
       flood: { joinRate: config.joinRate, joinBurst: config.joinBurst, presenceRate: config.presenceRate, presenceBurst: config.presenceBurst, roomPresenceRate: config.roomPresenceRate },
@@ -62,6 +72,7 @@ export function createService(config: GatewayConfig): MucService {
       input: { maxSubjectChars: config.maxSubjectChars, maxStanzaBytes: config.maxStanzaBytes, maxDepth: config.maxDepth, maxChildren: config.maxChildren },
       ratePerSecond: config.rateLimitPerSecond,
       burst: config.rateLimitBurst,
+      occupantPingSeconds: config.occupantPingSeconds,
       links: { keepaliveSeconds: config.keepaliveSeconds, linkTimeoutSeconds: config.linkTimeoutSeconds, splitPingSeconds: config.splitPingSeconds, splitAway: config.splitAway, trustPrimaryEnter: config.trustPrimaryEnter, splitEntry: config.splitEntry },
     }),
   );
@@ -76,6 +87,7 @@ export async function loadServiceState(database: Database, config: GatewayConfig
     ...empty,
     rooms,
     dmuc: { ...empty.dmuc, links: await loadLinks(database.dataSource, rooms, now), replicated: await loadReplicas(database.dataSource, now, log) },
+    tombstones: await loadTombstones(database.dataSource),
   };
   log.info("gateway.rooms_restored", {
     rooms: state.rooms.size,
@@ -163,6 +175,8 @@ export class Gateway {
     });
     const gateway = new Gateway(config, log, database, service, connection, state, lease);
     connection.on("stanza", (stanza) => gateway.receive(stanza));
+    // Also at start: the occupants restored from the database are verified before the room counts on them.
+    connection.on("online", () => gateway.online());
     try {
       // Up before the XMPP connection: /healthz answers and /readyz says what is missing meanwhile.
       if (config.httpListen) gateway.http = await startHttp(config.httpListen, gateway.routes(), log);
@@ -309,6 +323,12 @@ export class Gateway {
   /** The write path's state: degraded while the database is away, and how full its queue is (a gauge). */
   get health(): EffectRunnerHealth {
     return this.runner.health;
+  }
+
+  private online(): void {
+    const outcome = this.service.online(this.state, liveContext());
+    this.state = outcome.state;
+    this.runner.submit(outcome.effects);
   }
 
   private receive(stanza: Element): void {

@@ -3,6 +3,7 @@
 // room's order (history_messages.seq: the order occupants saw, which times alone cannot give).
 import { trimHistory } from "../core/room/history.js";
 import { randomUUID } from "node:crypto";
+import type { Tombstone } from "../core/tombstones.js";
 import type { DataSource } from "typeorm";
 import parse from "@xmpp/xml/lib/parse.js";
 import type { Element } from "@xmpp/xml";
@@ -14,7 +15,7 @@ import { domainOf } from "../core/dmuc/primary-delivery.js";
 import { newStream, restoredStream } from "../core/dmuc/link/stream.js";
 import { orderBy } from "./archive-order.js";
 
-interface RoomRow { id: string; jid: string; config: Partial<RoomConfig>; subject: string | null; subject_nick: string | null; subject_changed_at: Date | null; locked: boolean }
+interface RoomRow { id: string; jid: string; config: Partial<RoomConfig>; subject: string | null; subject_nick: string | null; subject_changed_at: Date | null; locked: boolean; occupant_id_secret: string }
 interface AffiliationRow { room_id: string; jid: string; affiliation: AffiliationEntry["affiliation"]; reason: string | null; nick: string | null }
 interface OccupantRow { room_id: string; nick: string; real_jid: string; role: Role; occupant_id: string; presence: string }
 interface HistoryRow { room_id: string; stanza_id: string; occupant_id: string | null; nick: string; sender_jid: string | null; stanza: string; sent_at: Date }
@@ -38,7 +39,7 @@ export async function loadRooms(dataSource: DataSource, historyLimit: number, lo
   // $1 is the room to load, or NULL for all of them.
   const which = `(SELECT id FROM rooms WHERE role = 'primary' AND ($1::text IS NULL OR jid = $1))`;
   const only = [onlyJid ?? null];
-  const rooms: RoomRow[] = await dataSource.query(`SELECT id, jid, config, subject, subject_nick, subject_changed_at, locked FROM rooms WHERE id IN ${which}`, only);
+  const rooms: RoomRow[] = await dataSource.query(`SELECT id, jid, config, subject, subject_nick, subject_changed_at, locked, occupant_id_secret FROM rooms WHERE id IN ${which}`, only);
   const affiliations: AffiliationRow[] = await dataSource.query(`SELECT room_id, jid, affiliation, reason, nick FROM room_affiliations WHERE room_id IN ${which}`, only);
   const occupants: OccupantRow[] = await dataSource.query(`SELECT room_id, nick, real_jid, role, occupant_id, presence FROM occupants WHERE room_id IN ${which} ORDER BY updated_at, id`, only);
   const history: HistoryRow[] = await dataSource.query(
@@ -53,7 +54,7 @@ export async function loadRooms(dataSource: DataSource, historyLimit: number, lo
   const byId = new Map<string, Room>();
   for (const row of rooms) {
     const room: Room = {
-      ...newRoom(row.jid, { ...DEFAULT_ROOM_CONFIG, ...row.config }),
+      ...newRoom(row.jid, { ...DEFAULT_ROOM_CONFIG, ...row.config }, row.occupant_id_secret),
       locked: row.locked,
       subject: row.subject === null ? null : { text: row.subject, nick: row.subject_nick, at: row.subject_changed_at ?? new Date(0) },
     };
@@ -214,4 +215,13 @@ export async function loadReplicas(dataSource: DataSource, now: number, log: Log
     });
   }
   return replicated;
+}
+
+/** The tombstones of destroyed rooms that have not expired; expired ones are deleted. */
+export async function loadTombstones(dataSource: DataSource): Promise<Map<string, Tombstone>> {
+  await dataSource.query(`DELETE FROM room_tombstones WHERE expires_at <= now()`);
+  const rows: { jid: string; reason: string | null; alternate_venue: string | null; expires_at: Date }[] = await dataSource.query(
+    `SELECT jid, reason, alternate_venue, expires_at FROM room_tombstones`,
+  );
+  return new Map(rows.map((r) => [r.jid, { roomJid: r.jid, reason: r.reason, alternateVenue: r.alternate_venue, expiresAt: r.expires_at }]));
 }

@@ -69,13 +69,25 @@ async function apply(run: Run, write: Exclude<StoreWrite, HistoryWrite>): Promis
   switch (write.op) {
     case "room.save":
       await run(
-        `INSERT INTO rooms (jid, role, config, subject, subject_nick, subject_changed_at, locked)
-         VALUES ($1, 'primary', $2, $3, $4, $5, $6)
+        // The occupant-id secret is written once, with the row (an empty one keeps the column's random default).
+        `INSERT INTO rooms (jid, role, config, subject, subject_nick, subject_changed_at, locked, occupant_id_secret)
+         VALUES ($1, 'primary', $2, $3, $4, $5, $6, COALESCE(NULLIF($7, ''), md5(random()::text || clock_timestamp()::text) || md5(gen_random_uuid()::text)))
          ON CONFLICT (jid) DO UPDATE SET config = EXCLUDED.config, subject = EXCLUDED.subject,
            subject_nick = EXCLUDED.subject_nick, subject_changed_at = EXCLUDED.subject_changed_at,
            locked = EXCLUDED.locked, updated_at = now()`,
-        [write.roomJid, JSON.stringify(write.config), write.subject?.text ?? null, write.subject?.nick ?? null, write.subject?.at ?? null, write.locked],
+        [write.roomJid, JSON.stringify(write.config), write.subject?.text ?? null, write.subject?.nick ?? null, write.subject?.at ?? null, write.locked, write.occupantIdSecret ?? ""],
       );
+      return;
+    case "tombstone.save":
+      await run(
+        `INSERT INTO room_tombstones (jid, reason, alternate_venue, expires_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (jid) DO UPDATE SET reason = EXCLUDED.reason, alternate_venue = EXCLUDED.alternate_venue,
+           destroyed_at = now(), expires_at = EXCLUDED.expires_at`,
+        [write.roomJid, write.reason, write.alternateVenue, write.expiresAt],
+      );
+      return;
+    case "tombstone.delete":
+      await run(`DELETE FROM room_tombstones WHERE jid = $1`, [write.roomJid]);
       return;
     case "room.delete":
       await run(`DELETE FROM rooms WHERE jid = $1`, [write.roomJid]);

@@ -40,6 +40,25 @@ export class RoomDriver {
     return outcome.effects.flatMap((e) => (e.kind === "send" ? [e.stanza] : []));
   }
 
+  /** Tells the service that the component is connected (again), as the shell does, and returns what it sent. */
+  online(): Element[] {
+    const outcome = this.service.online(this.state, { now: this.now, newId: () => `id-${++this.ids}` });
+    this.state = outcome.state;
+    this.effects = outcome.effects;
+    return outcome.effects.flatMap((e) => (e.kind === "send" ? [e.stanza] : []));
+  }
+
+  /** Moves the clock forward by `ms`, one tick per second as the shell runs them, and returns every stanza sent. */
+  advance(ms: number): Element[] {
+    const sent: Element[] = [];
+    const end = this.now.getTime() + ms;
+    while (this.now.getTime() < end) {
+      this.now = new Date(Math.min(end, this.now.getTime() + 1000));
+      sent.push(...this.tick());
+    }
+    return sent;
+  }
+
   /** Enters `room` as `nick`; the first occupant creates the room and accepts the default configuration. */
   join(room: string, nick: string, from: string): Element[] {
     const created = !this.state.rooms.has(`${room}@${this.domain}`);

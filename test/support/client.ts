@@ -242,6 +242,9 @@ export async function connectClient(options: ClientOptions): Promise<TestClient>
   raw.reconnect.stop();
   // Servers with real accounts offer SCRAM-SHA-1 too, which this library version gets wrong.
   preferPlain(raw);
+  // Like every mainstream client (Gajim, Conversations, Dino, Converse.js, poezio, profanity), it
+  // answers XEP-0199 pings: rooms verify their occupants with them.
+  raw.iqCallee.get(NS_PING, "ping", () => true);
   const errors: unknown[] = [];
   raw.on("error", (err: unknown) => errors.push(err)); // an EventEmitter 'error' without listener would crash the run
 

@@ -64,7 +64,8 @@ export interface ProsodyServer {
   logMark(): number;
   readLog(): string;
   /** Stops and starts Prosody again on the same ports and directory (in-memory state is lost). */
-  restart(): Promise<void>;
+  /** `crash`: SIGKILL, so that the server tells nobody (users' rooms, components) that sessions ended. */
+  restart(options?: { crash?: boolean }): Promise<void>;
   /** The first half of restart(): SIGTERM and wait for the exit, keeping ports and directory for start(). */
   shutdown(): Promise<void>;
   /** The second half of restart(): starts Prosody again after shutdown(), waits until its ports are open. */
@@ -259,13 +260,13 @@ class ProsodyProcess implements ProsodyServer {
   }
 
   /** Stops the process (not the directory). */
-  private async terminate(): Promise<void> {
+  private async terminate(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
     const child = this.child;
     if (!child) return;
     if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child.once("exit", resolve));
       child.kill("SIGCONT"); // a frozen server would not act on SIGTERM until the grace period ends
-      child.kill("SIGTERM");
+      child.kill(signal);
       // This timer also keeps the event loop alive while we wait for the unref()'d child.
       const timer = setTimeout(() => child.kill("SIGKILL"), STOP_GRACE_MS);
       await exited;
@@ -276,14 +277,14 @@ class ProsodyProcess implements ProsodyServer {
     this.untrack = undefined;
   }
 
-  async restart(): Promise<void> {
-    await this.shutdown();
+  async restart(options: { crash?: boolean } = {}): Promise<void> {
+    await this.shutdown(options);
     await this.start();
   }
 
-  async shutdown(): Promise<void> {
+  async shutdown(options: { crash?: boolean } = {}): Promise<void> {
     if (this.stopped) throw new Error("shutdown() after stop()");
-    await this.terminate();
+    await this.terminate(options.crash ? "SIGKILL" : "SIGTERM");
   }
 
   async start(): Promise<void> {

@@ -53,7 +53,7 @@ const sentTo = (stanzas: Element[], to: string) => stanzas.filter((s) => s.attrs
 /** A room with its owner on the primary's own server and Wumpus from oulubox, whose replica is linked. */
 function linkedRoom(): { p: Primary; enterAnswers: Element[] } {
   const p = new Primary();
-  p.send(`<presence from='${OWNER}' to='${ROOM}/Owner'/>`);
+  p.send(`<presence from='${OWNER}' to='${ROOM}/Owner'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
   p.send(`<iq from='${OWNER}' to='${ROOM}' id='c' type='set'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`);
   p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>before the link</body></message>`);
 
@@ -131,7 +131,7 @@ test("the audit trail names the replica that serves an entry, and direct entries
 
 test("a refused ENTER falls back to direct delivery of what the user would have got", () => {
   const { p } = linkedRoom();
-  const sent = p.send(`<presence from='${VALDIS}' to='${ROOM}/Valdis'/>`);
+  const sent = p.send(`<presence from='${VALDIS}' to='${ROOM}/Valdis'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
   const enter = sentTo(sent, REPLICA).find((s) => s.name === "iq")!;
   const fallback = p.send(`<iq type='error' id='${enter.attrs.id}' from='${REPLICA}' to='${ROOM}'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`);
   const direct = sentTo(fallback, VALDIS);
@@ -157,18 +157,18 @@ test("a replica user leaving: LEAVE with its own unavailable presence, before th
 
 test("answers from anyone but the entity asked are not taken", () => {
   const p = new Primary();
-  p.send(`<presence from='${OWNER}' to='${ROOM}/Owner'/>`);
+  p.send(`<presence from='${OWNER}' to='${ROOM}/Owner'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
   p.send(`<iq from='${OWNER}' to='${ROOM}' id='c' type='set'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`);
-  const [items] = sentTo(p.send(`<presence from='${WUMPUS}' to='${ROOM}/Wumpus'/>`), "oulubox.test");
+  const [items] = sentTo(p.send(`<presence from='${WUMPUS}' to='${ROOM}/Wumpus'><x xmlns='http://jabber.org/protocol/muc'/></presence>`), "oulubox.test");
   p.send(`<iq type='result' id='${items!.attrs.id}' from='evil.test' to='${SERVICE}'><query xmlns='http://jabber.org/protocol/disco#items'><item jid='dmuc.evil.test'/></query></iq>`);
   assert.ok(p.state.dmuc.pending.has(items!.attrs.id!), "still waiting for oulubox.test");
 });
 
 test("a domain without a replica is served directly, as plain XEP-0045", () => {
   const p = new Primary();
-  p.send(`<presence from='${OWNER}' to='${ROOM}/Owner'/>`);
+  p.send(`<presence from='${OWNER}' to='${ROOM}/Owner'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
   p.send(`<iq from='${OWNER}' to='${ROOM}' id='c' type='set'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`);
-  const [items] = sentTo(p.send(`<presence from='${WUMPUS}' to='${ROOM}/Wumpus'/>`), "oulubox.test");
+  const [items] = sentTo(p.send(`<presence from='${WUMPUS}' to='${ROOM}/Wumpus'><x xmlns='http://jabber.org/protocol/muc'/></presence>`), "oulubox.test");
   p.send(`<iq type='result' id='${items!.attrs.id}' from='oulubox.test' to='${SERVICE}'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`);
   assert.equal(p.state.dmuc.domains.get("oulubox.test")?.status, "plain");
   const sent = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>hi</body></message>`);
@@ -238,7 +238,7 @@ test("a replica's submission is taken as its user's stanza, once, and acknowledg
 /** linkedRoom() with Valdis also served by the replica. */
 function twoOnReplica(): Primary {
   const { p } = linkedRoom();
-  const sent = p.send(`<presence from='${VALDIS}' to='${ROOM}/Valdis'/>`);
+  const sent = p.send(`<presence from='${VALDIS}' to='${ROOM}/Valdis'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
   const enter = sentTo(sent, REPLICA).find((s) => s.name === "iq")!;
   p.send(`<iq type='result' id='${enter.attrs.id}' from='${REPLICA}' to='${ROOM}'/>`);
   return p;

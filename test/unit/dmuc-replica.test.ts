@@ -129,10 +129,13 @@ test("replicate: only for a room one of our users has entered, as the server mod
   assert.equal(other!.attrs.type, "result", "other domains are not held back");
 });
 
-test("disco#info of the service advertises the replica identity and the dmuc feature", () => {
+test("disco#info of the service advertises the dmuc feature; the replica identity only on the dmuc node, where only peers look", () => {
   const d = replica();
   const [reply] = d.send(`<iq type='get' id='d1' from='${ROOM}' to='${REPLICA}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`);
-  assertMatches(reply!, parseXml(`<iq type='result'><query xmlns='http://jabber.org/protocol/disco#info'><identity category='conference' type='dmuc-replica'/><feature var='${DMUC}'/></query></iq>`));
+  assertMatches(reply!, parseXml(`<iq type='result'><query xmlns='http://jabber.org/protocol/disco#info'><feature var='${DMUC}'/></query></iq>`));
+  assert.deepEqual(reply!.getChild("query")!.getChildren("identity").map((i) => `${i.attrs.category}/${i.attrs.type}`), ["conference/text"], "one identity for clients");
+  const [node] = d.send(`<iq type='get' id='d2' from='${ROOM}' to='${REPLICA}'><query xmlns='http://jabber.org/protocol/disco#info' node='${DMUC}'/></iq>`);
+  assertMatches(node!, parseXml(`<iq type='result'><query xmlns='http://jabber.org/protocol/disco#info' node='${DMUC}'><identity category='conference' type='dmuc-replica'/><feature var='${DMUC}'/></query></iq>`));
   const plain = new RoomDriver(REPLICA);
   const [other] = plain.send(`<iq type='get' id='d1' from='${ROOM}' to='${REPLICA}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`);
   assert.ok(!other!.toString().includes(DMUC));

@@ -122,7 +122,7 @@ test("limits: an oversized body and a flood from one occupant get policy-violati
     state = outcome.state;
     return outcome.effects.flatMap((e) => (e.kind === "send" ? [e.stanza] : []));
   };
-  run(`<presence from='${ROMEO}' to='${ROOM}/romeo'/>`, 0);
+  run(`<presence from='${ROMEO}' to='${ROOM}/romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>`, 0);
   const long = run(`<message from='${ROMEO}' to='${ROOM}' type='groupchat'><body>too long</body></message>`, 0);
   assertMatches(long[0]!, parseXml(`<message type='error'><error type='modify'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`));
   const results = [0, 0, 0, 0].map(() => run(`<message from='${ROMEO}' to='${ROOM}' type='groupchat'><body>hi</body></message>`, 10));

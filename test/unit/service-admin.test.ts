@@ -53,7 +53,7 @@ test("service admins are owners of every room (XEP-0045 §5.2)", () => {
 test("disco#items lists public, configured rooms with names, and the commands node for admins only", () => {
   const muc = new RoomDriver(DOMAIN, ["admin@shakespeare.lit"]);
   muc.join("coven", "firstwitch", CRONE);
-  muc.configure("coven", CRONE, { "muc#roomconfig_roomname": "A Dark Cave" });
+  muc.configure("coven", CRONE, { "muc#roomconfig_roomname": "A Dark Cave", "muc#roomconfig_publicroom": "1" });
   muc.join("hidden", "firstwitch", CRONE);
   muc.configure("hidden", CRONE, { "muc#roomconfig_publicroom": "0" });
   muc.send(`<presence from='${CRONE}' to='locked@${DOMAIN}/firstwitch'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);

@@ -178,7 +178,8 @@ function nextCandidate(io: LinkIo, domain: string, candidates: readonly string[]
   if (!item) return domainSettled(io, domain, undefined, options);
   const info = io.state.dmuc.domains.get(domain);
   if (info) update(io, withDomain(io.state.dmuc, domain, { ...info, candidates: rest }));
-  query(io, item, io.settings.domain, "get", xml("query", { xmlns: NS.DISCO_INFO }), (sent) => ({ kind: "disco-info", domain, item, sent }));
+  // The replica identity is on the DMUC2 node (replicaDiscoInfo), not on the service's own disco#info.
+  query(io, item, io.settings.domain, "get", xml("query", { xmlns: NS.DISCO_INFO, node: DMUC }), (sent) => ({ kind: "disco-info", domain, item, sent }));
 }
 
 /**

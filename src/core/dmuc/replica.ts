@@ -221,9 +221,14 @@ export function tickReplica(work: Work, options: ReplicaOptions): void {
   }
 }
 
-/** disco#info of the service: a replica says so (docs/PROTOCOL.md "Parties and addresses"). */
-export function replicaDiscoInfo(settings: ServiceSettings, info: DiscoInfo): void {
-  if (!settings.localDomain) return;
-  info.identities.push({ ...REPLICA_IDENTITY });
+/**
+ * disco#info of the service: a replica says so (docs/PROTOCOL.md "Parties and addresses"). Its identity
+ * is given only on the DMUC2 node, where only peers look: a second conference identity on the service
+ * itself confuses room discovery in clients.
+ */
+export function replicaDiscoInfo(settings: ServiceSettings, info: DiscoInfo, node?: string): boolean {
+  if (!settings.localDomain) return false;
+  if (node === DMUC) info.identities.push({ ...REPLICA_IDENTITY });
   info.features.add(DMUC);
+  return true;
 }

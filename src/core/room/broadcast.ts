@@ -65,5 +65,5 @@ export function saveOccupant(request: RoomRequest, room: Room, occupant: Occupan
 }
 
 export function saveRoom(request: RoomRequest, room: Room): void {
-  request.effects.push(store({ op: "room.save", roomJid: room.jid, config: room.config, subject: room.subject, locked: room.locked }));
+  request.effects.push(store({ op: "room.save", roomJid: room.jid, config: room.config, subject: room.subject, locked: room.locked, occupantIdSecret: room.occupantIdSecret }));
 }

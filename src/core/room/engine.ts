@@ -7,7 +7,8 @@ import { iqPayload, iqResult } from "../../xmpp/stanza.js";
 import type { RoomEvents, RoomRequest } from "./api.js";
 import { handleGroupchat, handlePrivateMessage } from "./messages.js";
 import { occupantOfSession } from "./mutate.js";
-import { handlePresence } from "./occupancy.js";
+import { handlePresence, removeForError } from "./occupancy.js";
+import { meansGone } from "../liveness.js";
 import { affiliationOf } from "./privileges.js";
 import type { Affiliation, Occupant, Room } from "./types.js";
 
@@ -63,7 +64,12 @@ export class RoomEngine {
 
   private handleMessage(request: RoomRequest, room: Room | undefined): Room | undefined {
     const type = request.stanza.attrs.type ?? "normal";
-    if (type === "error") return room;
+    if (type === "error") {
+      // A message bounced by an occupant's session (to the room or to another occupant): with a
+      // condition that means the session is gone, it is removed (Prosody's is_kickable_error).
+      const occupant = room ? occupantOfSession(room, request.fromFull) : undefined;
+      return room && occupant && meansGone(request.stanza) ? removeForError(this.hooks, request, room, occupant, request.stanza) : room;
+    }
     if (!room) throw new StanzaError("cancel", "item-not-found", "No such room");
     if (type === "groupchat") return handleGroupchat(this.hooks, request, room);
     if (request.nick !== null) return handlePrivateMessage(request, room);

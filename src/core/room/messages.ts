@@ -71,22 +71,36 @@ function changeSubject(request: RoomRequest, room: Room, occupant: Occupant, tex
   return broadcastMessage(request, next, occupant, request.stanza);
 }
 
-/** Stamps a message with the room's identifiers, stores it in history when it has a body, and fans it out. */
+const HINTS = "urn:xmpp:hints";
+
+/**
+ * Whether the room keeps a message (history, and the stanza-id that names it in the archive), as
+ * Prosody's muc_mam decides: never with a <no-store/> hint (XEP-0334), otherwise when it has a body.
+ * Chat states, markers and other body-less messages are relayed only.
+ */
+export function isKept(message: Element): boolean {
+  if (message.getChild("no-store", HINTS) || message.getChild("no-permanent-store", HINTS)) return false;
+  // Retractions are kept too, so that a client catching up from the archive learns of them.
+  return message.getChild("body") !== undefined || parseAuthorRetraction(message) !== null;
+}
+
+/** Stamps a message with the room's identifiers, stores it in history when it is kept, and fans it out. */
 function broadcastMessage(request: RoomRequest, room: Room, occupant: Occupant, message: Element): Room {
-  const stanzaId = request.context.newId();
+  const kept = isKept(message);
+  // A stanza-id promises that the archive has the message (XEP-0359 §5): only kept messages get one.
+  const stanzaId = kept ? request.context.newId() : undefined;
   const out = xml(
     "message",
     { type: "groupchat", from: `${room.jid}/${occupant.nick}`, id: message.attrs.id, "xml:lang": message.attrs["xml:lang"] },
     ...stripRoomAssertions(message, room.jid).map(cloneElement),
-    xml("stanza-id", { xmlns: NS.STANZA_ID, id: stanzaId, by: room.jid }),
+    stanzaId ? xml("stanza-id", { xmlns: NS.STANZA_ID, id: stanzaId, by: room.jid }) : null,
     xml("occupant-id", { xmlns: NS.OCCUPANT_ID, id: occupant.occupantId }),
   );
   let next = room;
-  // Every message with a body, and every retraction, is stored: the archive (XEP-0313) and what
-  // auditors read, kept by retention; `archived` says whether MAM serves it
-  // (muc#roomconfig_enablearchiving). The room keeps only its last historyLength in memory.
-  const historic = message.getChild("body") !== undefined || parseAuthorRetraction(message) !== null;
-  if (historic) {
+  // Every kept message is stored: the archive (XEP-0313) and what auditors read, kept by retention;
+  // `archived` says whether MAM serves it (muc#roomconfig_enablearchiving). The room keeps only its
+  // last historyLength in memory.
+  if (stanzaId) {
     const entry: HistoryEntry = {
       stanzaId,
       nick: occupant.nick,
@@ -130,9 +144,11 @@ export function handlePrivateMessage(request: RoomRequest, room: Room): Room {
   const out = xml(
     "message",
     { type: stanza.attrs.type, id: stanza.attrs.id, from: `${room.jid}/${sender.nick}`, "xml:lang": stanza.attrs["xml:lang"] },
-    ...stripRoomAssertions(stanza, room.jid).filter((c) => !(c.name === "x" && c.attrs.xmlns === NS.MUC_USER)).map(cloneElement),
+    ...stripRoomAssertions(stanza, room.jid).filter((c) => !(c.name === "x" && c.attrs.xmlns === NS.MUC_USER) && !(c.name === "occupant-id" && c.attrs.xmlns === NS.OCCUPANT_ID)).map(cloneElement),
     // Marks the message as a MUC private message for the recipient's client (XEP-0045 §7.5).
     xml("x", { xmlns: NS.MUC_USER }),
+    // XEP-0421 §4: private messages carry the sender's occupant-id too.
+    xml("occupant-id", { xmlns: NS.OCCUPANT_ID, id: sender.occupantId }),
   );
   for (const jid of recipient.sessions.keys()) request.effects.push(send(addressed(out, jid)));
   return room;

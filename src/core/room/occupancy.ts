@@ -1,6 +1,7 @@
 // Entering, presence updates, nick changes and leaving (XEP-0045 §7.1-§7.3, §7.6, §7.14).
 import xml, { type Element } from "@xmpp/xml";
-import { store } from "../effects.js";
+import { send, store } from "../effects.js";
+import { addressed, presenceVariants } from "./presence.js";
 import type { Hooks } from "../hooks.js";
 import { StanzaError, withAudit } from "../stanza-error.js";
 import { NS } from "../../xmpp/stanza.js";
@@ -10,8 +11,9 @@ import { occupantOfSession, withOccupant, withoutOccupant, withoutSession, withS
 import { prepareNick } from "./nick.js";
 import { respondToProbe } from "./probe.js";
 import { affiliationOf, defaultRole } from "./privileges.js";
-import { newRoom, type Occupant, type Room } from "./types.js";
+import { DEFAULT_ROOM_CONFIG, newRoom, type Occupant, type Room } from "./types.js";
 import { auditCreated, auditDestroyed, auditEntered, auditLeft, auditNickChange, type ExitCause } from "./audit-trail.js";
+import { occupantIdFor } from "./occupant-id.js";
 
 export const STATUS = {
   NON_ANONYMOUS: 100,
@@ -40,10 +42,8 @@ export function handlePresence(hooks: Hooks<RoomEvents>, request: RoomRequest, r
 
   if (type === "unavailable") return room && current ? leave(hooks, request, room, current, stanza) : room;
   if (type === "error") {
-    // A bounce from an occupant's client means it is gone (XEP-0045 §7.2.?, status 333 in Prosody).
-    if (!room || !current) return room;
-    const source = xml("presence", { type: "unavailable" }, xml("status", {}, errorKickMessage(room, stanza)));
-    return leave(hooks, request, room, current, source, current.sessions.size > 1 ? [] : [STATUS.ERROR_KICK], "error");
+    // A presence bounce from an occupant's session means it is gone (Prosody kicks on any of them).
+    return room && current ? removeForError(hooks, request, room, current, stanza) : room;
   }
   if (type === "probe") {
     if (room) respondToProbe(request, room);
@@ -58,11 +58,12 @@ export function handlePresence(hooks: Hooks<RoomEvents>, request: RoomRequest, r
   if (room && current) {
     return current.nick === nick ? updatePresence(hooks, request, room, current) : changeNick(request, room, current, nick);
   }
+  if (!stanza.getChild("x", NS.MUC)) return notInRoom(request, room, nick);
   return enter(hooks, request, room, nick);
 }
 
 function enter(hooks: Hooks<RoomEvents>, request: RoomRequest, existing: Room | undefined, nick: string): Room {
-  const join = request.stanza.getChild("x", NS.MUC) ?? emptyJoin();
+  const join = request.stanza.getChild("x", NS.MUC)!;
   let room: Room;
   let created = false;
   if (existing) {
@@ -70,7 +71,7 @@ function enter(hooks: Hooks<RoomEvents>, request: RoomRequest, existing: Room | 
   } else {
     const veto = hooks.fire("room/pre-create", { request });
     if (veto) throw veto;
-    const fresh = newRoom(request.roomJid);
+    const fresh = newRoom(request.roomJid, request.settings.roomDefaults ?? DEFAULT_ROOM_CONFIG, `${request.context.newId()}${request.context.newId()}`);
     const event = {
       request,
       room: { ...fresh, affiliations: new Map([[request.fromBare, { affiliation: "owner" as const }]]) },
@@ -101,7 +102,7 @@ function enter(hooks: Hooks<RoomEvents>, request: RoomRequest, existing: Room | 
   }
 
   const session = { jid: request.fromFull, presence: request.stanza };
-  const occupantId = room.occupantIds.get(request.fromBare) ?? request.context.newId();
+  const occupantId = room.occupantIds.get(request.fromBare) ?? occupantIdFor(room, request.fromBare);
   const occupant: Occupant = holder
     ? withSession(holder, session)
     : { nick, bareJid: request.fromBare, role, occupantId, sessions: new Map([[session.jid, session]]) };
@@ -122,7 +123,7 @@ function enter(hooks: Hooks<RoomEvents>, request: RoomRequest, existing: Room | 
   if (created) selfCodes.push(STATUS.CREATED);
   if (nick !== request.nick) selfCodes.push(STATUS.NICK_MODIFIED);
   // A second session of a present occupant is announced to that session only.
-  broadcastPresence(request, room, occupant, { selfCodes }, holder ? [request.fromFull] : undefined);
+  broadcastPresence(request, room, occupant, { selfCodes, selfId: request.stanza.attrs.id }, holder ? [request.fromFull] : undefined);
 
   const event = { request, room, occupant, join };
   hooks.fire("occupant/joined", event);
@@ -137,7 +138,7 @@ function updatePresence(hooks: Hooks<RoomEvents>, request: RoomRequest, room: Ro
   // of it (a resync): like Prosody, answer as to a join, with the roster, history and subject.
   const join = request.stanza.getChild("x", NS.MUC);
   if (join) sendRoster(request, next, updated, request.fromFull);
-  broadcastPresence(request, next, updated);
+  broadcastPresence(request, next, updated, { selfId: request.stanza.attrs.id });
   if (!join) return next;
   const event = { request, room: next, occupant: updated, join };
   hooks.fire("occupant/joined", event);
@@ -155,12 +156,14 @@ function changeNick(request: RoomRequest, room: Room, occupant: Occupant, nick: 
 
   auditNickChange(request, room, occupant, nick);
   // §7.6: unavailable with 303 and the new nick under the old one, then available under the new one.
-  broadcastPresence(request, room, occupant, { type: "unavailable", codes: [STATUS.NEW_NICK], item: { nick } });
+  // Like Prosody, the unavailable one carries the muc#user <x/> only, not the earlier presence's payload.
+  const bare = xml("presence", { type: "unavailable" });
+  broadcastPresence(request, room, occupant, { type: "unavailable", codes: [STATUS.NEW_NICK], item: { nick }, source: bare });
   request.effects.push(store({ op: "occupant.delete", roomJid: room.jid, jid: request.fromFull }));
   const renamed: Occupant = { ...occupant, nick, sessions: new Map([[request.fromFull, { jid: request.fromFull, presence: request.stanza }]]) };
   const next = withOccupant(withoutOccupant(room, occupant), renamed);
   saveOccupant(request, next, renamed);
-  broadcastPresence(request, next, renamed);
+  broadcastPresence(request, next, renamed, { selfId: request.stanza.attrs.id });
   return next;
 }
 
@@ -170,7 +173,9 @@ export function leave(hooks: Hooks<RoomEvents>, request: RoomRequest, room: Room
   auditLeft(request, room, occupant, request.fromFull, cause, cause === "left" ? occupant.bareJid : null, source.getChildText("status") ?? undefined);
   if (occupant.sessions.size > 1) {
     const { room: next, occupant: remaining } = withoutSession(room, occupant, request.fromFull);
-    broadcastPresence(request, room, occupant, { type: "unavailable", role: "none", source, codes }, [request.fromFull]);
+    // Only the leaving session hears that it left; the others see the occupant's remaining presence.
+    const own = presenceVariants(room, occupant, { type: "unavailable", role: "none", source, codes }).forSelf();
+    request.effects.push(send(addressed(own, request.fromFull)));
     broadcastPresence(request, next, remaining, {}, []);
     return next;
   }
@@ -192,6 +197,16 @@ export function dropIfAbandoned(request: RoomRequest, room: Room): Room | undefi
   return undefined;
 }
 
+/**
+ * Removes the session that sent an error (a bounce) with status 333 (XEP-0045 §15.7, "service removes
+ * user because of error response"), its own sessions getting 110 too, as Prosody's handle_kickable.
+ * No 307: XEP-0045 1.33 advises against it for disconnects.
+ */
+export function removeForError(hooks: Hooks<RoomEvents>, request: RoomRequest, room: Room, occupant: Occupant, error: Element): Room | undefined {
+  const source = xml("presence", { type: "unavailable" }, xml("status", {}, errorKickMessage(room, error)));
+  return leave(hooks, request, room, occupant, source, occupant.sessions.size > 1 ? [] : [STATUS.ERROR_KICK], "error");
+}
+
 /** The status text of an occupant removed for a bounced presence, as Prosody words it (issue 978). */
 function errorKickMessage(room: Room, stanza: Element): string {
   const error = stanza.getChild("error");
@@ -202,9 +217,28 @@ function errorKickMessage(room: Room, stanza: Element): string {
   return message;
 }
 
-function emptyJoin(): Element {
-  // Prosody treats a join without <x/> like one with an empty <x/> (no history limits, no password).
-  return xml("x", { xmlns: NS.MUC });
+/**
+ * A presence without <x xmlns='muc'/> from someone who is not in the room comes from a client that lost
+ * track of it (or a groupchat 1.0 join): XEP-0045 §7.2.1 (1.32+) RECOMMENDS an explicit kick with 110,
+ * 307 and 333 rather than a join that would leave the client half in the room.
+ */
+function notInRoom(request: RoomRequest, room: Room | undefined, nick: string): Room | undefined {
+  const affiliation = room ? affiliationOf(room, request.fromBare, request.settings.admins) : "none";
+  request.effects.push(
+    send(
+      xml(
+        "presence",
+        { from: `${request.roomJid}/${nick}`, to: request.fromFull, type: "unavailable" },
+        xml(
+          "x",
+          { xmlns: NS.MUC_USER },
+          xml("item", { affiliation, role: "none" }, xml("reason", {}, "You are not in the room.")),
+          ...[STATUS.SELF, STATUS.KICKED, STATUS.ERROR_KICK].map((code) => xml("status", { code: String(code) })),
+        ),
+      ),
+    ),
+  );
+  return room;
 }
 
 function withBy(error: StanzaError, by: string): StanzaError {

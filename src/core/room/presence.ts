@@ -29,6 +29,8 @@ export interface PresenceOptions {
   source?: Element;
   /** `<destroy/>` and similar payloads added to the muc#user element. */
   userChildren?: Element[];
+  /** The id of the presence that caused this one, reflected in the self variant (as Prosody does on entry). */
+  selfId?: string;
 }
 
 // Client-supplied elements the room rebuilds itself: never relayed, so they cannot be spoofed.
@@ -69,11 +71,12 @@ export function presenceVariants(room: Room, occupant: Occupant, options: Presen
     // Viewers who may see real JIDs get one item per session, as Prosody sends them.
     const items = withJid ? [...occupant.sessions.keys()].reverse().map(item) : [item(undefined)];
     const codes = [...(options.codes ?? []), ...(self ? [...(options.selfCodes ?? []), 110] : [])];
+    // The muc#user <x/> comes first: clients such as profanity read the first <x/> of a presence.
     return xml(
       "presence",
-      { from: `${room.jid}/${occupant.nick}`, type: options.type },
-      ...relayed.map(cloneElement),
+      { from: `${room.jid}/${occupant.nick}`, type: options.type, id: self ? options.selfId : undefined },
       xml("x", { xmlns: NS.MUC_USER }, ...items, ...(options.userChildren ?? []), ...[...new Set(codes)].map((code) => xml("status", { code: String(code) }))),
+      ...relayed.map(cloneElement),
       xml("occupant-id", { xmlns: NS.OCCUPANT_ID, id: occupant.occupantId }),
     );
   };

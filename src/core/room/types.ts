@@ -104,6 +104,8 @@ export interface Room {
    * history_messages only; the shell reads it back before the next entry (issue 16 point 8).
    */
   readonly historyOnDisk?: boolean;
+  /** The key of the room's XEP-0421 occupant-ids (occupant-id.ts); random, stored with the room. */
+  readonly occupantIdSecret: string;
 }
 
 export const DEFAULT_ROOM_CONFIG: RoomConfig = {
@@ -111,7 +113,8 @@ export const DEFAULT_ROOM_CONFIG: RoomConfig = {
   description: "",
   language: "",
   persistent: false,
-  public: true,
+  // Hidden until its owner lists it, as Prosody's muc_room_default_public = false.
+  public: false,
   membersOnly: false,
   moderated: false,
   password: "",
@@ -127,8 +130,9 @@ export const DEFAULT_ROOM_CONFIG: RoomConfig = {
   retentionDays: null,
 };
 
-export function newRoom(jid: string, config: RoomConfig = DEFAULT_ROOM_CONFIG): Room {
+export function newRoom(jid: string, config: RoomConfig = DEFAULT_ROOM_CONFIG, occupantIdSecret = ""): Room {
   return {
+    occupantIdSecret,
     jid,
     config,
     locked: false,
