@@ -380,7 +380,7 @@ export function settingsHelp(): string {
   return entries()
     .map(([, spec]) => {
       const required = spec.requiredFor ? `required for ${spec.requiredFor.join(", ")}` : `default ${plain(shownDefault(spec))}`;
-      return `  ${spec.env.padEnd(26)}${plain(spec.doc)} (${required})`;
+      return `  ${`${spec.env} `.padEnd(26)}${plain(spec.doc)} (${required})`;
     })
     .join("\n");
 }

@@ -157,13 +157,13 @@ test("XEP-0004 §3.3: a boolean field with two values is refused with not-accept
 test("DMUC_RATE_LIMIT is per user: five sessions share one bucket, and leaving does not refill it", () => {
   const driver = coven({ ratePerSecond: 1, burst: 5 });
   const sessions = [1, 2, 3, 4, 5].map((i) => `hag66@shakespeare.lit/s${i}`);
-  sessions.forEach((s, i) => driver.send(`<presence from='${s}' to='${ROOM}/hag${i}'/>`));
+  sessions.forEach((s, i) => driver.send(`<presence from='${s}' to='${ROOM}/hag${i}'><x xmlns='http://jabber.org/protocol/muc'/></presence>`));
   const say = (from: string) => driver.send(xml("message", { from, to: ROOM, type: "groupchat" }, xml("body", {}, "hi"))).find((s) => s.attrs.to === from);
   const answers = sessions.flatMap((s) => [say(s), say(s)]).map((s) => s?.attrs.type);
   assert.deepEqual(answers, ["groupchat", "groupchat", "groupchat", "groupchat", "groupchat", "error", "error", "error", "error", "error"]);
   // Everyone leaves and comes back at once: the bucket is still empty.
   sessions.forEach((s) => driver.send(`<presence from='${s}' to='${ROOM}/x' type='unavailable'/>`));
-  driver.send(`<presence from='${sessions[0]}' to='${ROOM}/hag0'/>`);
+  driver.send(`<presence from='${sessions[0]}' to='${ROOM}/hag0'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
   assert.deepEqual(condition(say(sessions[0]!)), { type: "wait", condition: "policy-violation", by: ROOM });
   driver.now = new Date(driver.now.getTime() + 1000);
   assert.equal(say(sessions[0]!)?.attrs.type, "groupchat", "the bucket refills with time");

@@ -78,7 +78,13 @@ test("§7.5: a private message loses the same forged room assertions", () => {
       `<delay xmlns='urn:xmpp:delay' from='coven@chat.shakespeare.lit' stamp='2002-09-10T23:08:25Z'/></message>`,
   );
   assert.equal(pm?.attrs.to, CRONE);
-  assert.deepEqual(pm!.getChildElements().map((c) => `${c.name} ${c.attrs.xmlns ?? ""}`.trim()), ["body", "x http://jabber.org/protocol/muc#user"], pm!.toString());
+  assert.deepEqual(
+    pm!.getChildElements().map((c) => `${c.name} ${c.attrs.xmlns ?? ""}`.trim()),
+    ["body", "x http://jabber.org/protocol/muc#user", "occupant-id urn:xmpp:occupant-id:0"],
+    pm!.toString(),
+  );
+  // The occupant-id is the room's own (XEP-0421), never the one the sender forged.
+  assert.notEqual(pm!.getChild("occupant-id", "urn:xmpp:occupant-id:0")!.attrs.id, "forged");
 });
 
 test("the room's answer to an invitation from a non-occupant is not-acceptable (XEP-0045 §7.4's rule for non-occupants)", () => {
