@@ -14,6 +14,7 @@ import { errorReply, mayAnswerWithError } from "../xmpp/stanza.js";
 import { loadLinks, loadReplicas, loadRooms } from "./room-loader.js";
 import { RoomTable } from "../core/room-table.js";
 import { RoomStore } from "./room-store.js";
+import { StanzaWriter } from "./delivery/stanza-writer.js";
 
 const TICK_MS = 1000;
 
@@ -40,7 +41,12 @@ export class Gateway {
     private readonly connection: ComponentConnection,
     private state: ServiceState,
   ) {
-    this.runner = new EffectRunner(new RoomStore(database.dataSource), (stanza) => connection.send(stanza), log, config.writeQueueLimit);
+    // Stanzas go out through the StanzaWriter: serialised once per fan-out, one socket write, and
+    // multicast through the server when it offers it (issue 14).
+    const writer = new StanzaWriter(connection, config.domain, config.localDomain, log);
+    connection.on("online", () => void writer.discover());
+    connection.on("offline", () => writer.reset());
+    this.runner = new EffectRunner(new RoomStore(database.dataSource), writer.send, log, config.writeQueueLimit);
   }
 
   /** Opens the database (migrating it), then connects to the XMPP server; `signal` stops it halfway. */

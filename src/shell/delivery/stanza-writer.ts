@@ -1,0 +1,99 @@
+// The send path between the effect runner and the component socket (issue 14). Stanzas sent in one
+// turn of the event loop (a room broadcast, a batch of committed units) are gathered, grouped by
+// template (stanzas identical but for their `to`), serialised once per group with each `to` spliced in,
+// and written to the socket in one write. When the XMPP server offers multicast (XEP-0033, discovered
+// with disco#info on its domain), the copies of a group for the server's own users become one stanza
+// with an <addresses/> list that the server fans out itself.
+import type { Element } from "@xmpp/xml";
+import type { Logger } from "../../log.js";
+import { groupByTemplate, serialiseGroup, spliced, type FanOutGroup } from "../../xmpp/fanout-serialiser.js";
+import { isUserOf, multicastDiscoRequest, multicastStanza, offersMulticast } from "../../xmpp/multicast.js";
+
+/** What the writer needs of the component connection. */
+export interface StanzaSink {
+  write(text: string, count: number, traced: () => Element[]): void;
+  request(iq: Element, timeoutMs: number): Promise<Element>;
+}
+
+const DISCO_TIMEOUT_MS = 10_000;
+/** Fewer local copies than this go one by one: an <addresses/> list costs more than it saves. */
+const MIN_MULTICAST_RECIPIENTS = 2;
+
+export class StanzaWriter {
+  private pending: Element[] = [];
+  private scheduled = false;
+  /** The server's multicast service (its domain) once disco#info said it offers XEP-0033. */
+  private multicastService: string | null = null;
+
+  constructor(
+    private readonly sink: StanzaSink,
+    /** The component's domain (the `from` of the disco request). */
+    private readonly componentDomain: string,
+    /** The XMPP server's domain: its users get multicast copies. */
+    private readonly serverDomain: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Queues one stanza; the queue is written at the end of the current turn of the event loop. */
+  send = (stanza: Element): void => {
+    this.pending.push(stanza);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(() => this.flush());
+  };
+
+  /**
+   * Asks the server (after each connection: a restarted server may have lost or gained the module)
+   * whether it offers multicast; until it answers yes, every copy goes one by one.
+   */
+  async discover(): Promise<void> {
+    this.multicastService = null;
+    try {
+      const answer = await this.sink.request(multicastDiscoRequest(this.componentDomain, this.serverDomain), DISCO_TIMEOUT_MS);
+      if (!offersMulticast(answer)) {
+        this.log.info("delivery.multicast_absent", { server: this.serverDomain });
+        return;
+      }
+      this.multicastService = this.serverDomain;
+      this.log.info("delivery.multicast_available", { server: this.serverDomain });
+    } catch (err) {
+      this.log.warn("delivery.multicast_discovery_failed", { server: this.serverDomain, error: err });
+    }
+  }
+
+  /** Forgets multicast support (the connection is lost: the next server may not offer it). */
+  reset(): void {
+    this.multicastService = null;
+  }
+
+  private flush(): void {
+    const stanzas = this.pending;
+    this.pending = [];
+    this.scheduled = false;
+    const groups = groupByTemplate(stanzas);
+    const service = this.multicastService;
+    let text = "";
+    let count = 0;
+    const traced: Element[] = [];
+    for (const group of groups) {
+      const local = service && group.template ? group.recipients.filter((to) => isUserOf(to, service)) : [];
+      if (service && local.length >= MIN_MULTICAST_RECIPIENTS) {
+        const multicast = multicastStanza(group.template!.stanza, service, local);
+        text += multicast.toString();
+        traced.push(multicast);
+        for (const to of group.recipients) if (!isUserOf(to, service)) text += spliced(group.template!, to);
+        count += 1 + group.recipients.length - local.length;
+      } else {
+        text += serialiseGroup(group);
+        count += group.recipients.length;
+      }
+      traced.push(...representatives(group));
+    }
+    this.sink.write(text, count, () => traced);
+  }
+}
+
+/** For stanza tracing only: one element per group (the first copy). */
+function representatives(group: FanOutGroup): Element[] {
+  return [group.template ? group.template.stanza : group.single!];
+}
