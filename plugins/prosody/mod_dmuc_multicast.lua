@@ -125,6 +125,7 @@ local function multicast(event)
 		copy.attr.to = list[i];
 		core_post_stanza(origin, copy);
 	end
+	module:log("debug", "multicast %s from %s delivered to %d recipients", stanza.name, stanza.attr.from or "?", #list);
 	return true;
 end
 
