@@ -6,7 +6,7 @@
 // with an <addresses/> list that the server fans out itself.
 import type { Element } from "@xmpp/xml";
 import type { Logger } from "../../log.js";
-import { groupByTemplate, serialiseGroup, spliced, type FanOutGroup } from "../../xmpp/fanout-serialiser.js";
+import { groupByTemplate, serialiseGroup, spliced } from "../../xmpp/fanout-serialiser.js";
 import { isUserOf, multicastDiscoRequest, multicastStanza, offersMulticast } from "../../xmpp/multicast.js";
 
 /** What the writer needs of the component connection. */
@@ -70,30 +70,30 @@ export class StanzaWriter {
     const stanzas = this.pending;
     this.pending = [];
     this.scheduled = false;
-    const groups = groupByTemplate(stanzas);
     const service = this.multicastService;
     let text = "";
     let count = 0;
+    /** What the text stands for, for stanza tracing: the multicast stanzas and the copies' templates. */
     const traced: Element[] = [];
-    for (const group of groups) {
-      const local = service && group.template ? group.recipients.filter((to) => isUserOf(to, service)) : [];
-      if (service && local.length >= MIN_MULTICAST_RECIPIENTS) {
-        const multicast = multicastStanza(group.template!.stanza, service, local);
-        text += multicast.toString();
-        traced.push(multicast);
-        for (const to of group.recipients) if (!isUserOf(to, service)) text += spliced(group.template!, to);
-        count += 1 + group.recipients.length - local.length;
-      } else {
+    for (const group of groupByTemplate(stanzas)) {
+      const template = group.template;
+      const local = service && template ? group.recipients.filter((to) => isUserOf(to, service)) : [];
+      if (!service || !template || local.length < MIN_MULTICAST_RECIPIENTS) {
         text += serialiseGroup(group);
         count += group.recipients.length;
+        traced.push(template ? template.stanza : group.single!);
+        continue;
       }
-      traced.push(...representatives(group));
+      const multicast = multicastStanza(template.stanza, service, local);
+      text += multicast.toString();
+      traced.push(multicast);
+      for (const to of group.recipients) {
+        if (isUserOf(to, service)) continue;
+        text += spliced(template, to);
+        count++;
+      }
+      count++;
     }
     this.sink.write(text, count, () => traced);
   }
-}
-
-/** For stanza tracing only: one element per group (the first copy). */
-function representatives(group: FanOutGroup): Element[] {
-  return [group.template ? group.template.stanza : group.single!];
 }
