@@ -169,6 +169,7 @@ export class ComponentConnection extends EventEmitter<ConnectionEvents> {
         this.pending.delete(id);
         reject(new Error(`no answer from ${to} in ${timeoutMs} ms`));
       }, timeoutMs);
+      timer.unref(); // an unanswered request never keeps a stopping process alive
       this.pending.set(id, { to, answer: (el) => {
         clearTimeout(timer);
         resolve(el);
