@@ -19,7 +19,8 @@
 --
 -- Options (on the VirtualHost, or global):
 --   dmuc_multicast_component = "muc.example.org"
---        The only component that may multicast. Required: without it every multicast is refused.
+--        The only component that may multicast. Required: without it the feature is not offered and
+--        every multicast is refused.
 --   dmuc_multicast_max_recipients = 10000
 --        More addresses than this in one stanza are refused (not-acceptable).
 --
@@ -54,7 +55,8 @@ else
 	module:log("error", "dmuc_multicast_component is not set; every multicast will be refused");
 end
 
-module:add_feature(xmlns_address);
+-- Offered only when some component may use it: a gateway that sees the feature starts multicasting.
+if component then module:add_feature(xmlns_address); end
 
 -- Address types that ask for delivery (XEP-0033 section 4.6); the others (replyto, replyroom,
 -- noreply, ofrom) only inform the recipients and deliver nothing.

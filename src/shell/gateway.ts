@@ -46,6 +46,7 @@ export class Gateway {
     const writer = new StanzaWriter(connection, config.domain, config.localDomain, log);
     connection.on("online", () => void writer.discover());
     connection.on("offline", () => writer.reset());
+    connection.on("stanza", writer.notice);
     this.runner = new EffectRunner(new RoomStore(database.dataSource), writer.send, log, config.writeQueueLimit);
   }
 

@@ -86,10 +86,10 @@ describe("mod_dmuc_multicast on a real Prosody", () => {
         ...extra,
       );
     await muc.send(stanza(HOST, addresses(to(alice.jid), to(alice2.jid), to(bob.jid))));
-    const viaMulticast = await Promise.all([alice, alice2, bob].map((c) => c.waitFor(withBody(body), 10_000, "the multicast copy")));
+    const viaMulticast = await Promise.all([alice, alice2, bob].map((c) => c.waitFor(withBody(body), 20_000, "the multicast copy")));
     // The same stanza sent one by one, as the gateway does without the module.
     for (const c of [alice, alice2, bob]) await muc.send(stanza(c.jid));
-    const direct = await Promise.all([alice, alice2, bob].map((c) => c.waitFor(withBody(body), 10_000, "the direct copy")));
+    const direct = await Promise.all([alice, alice2, bob].map((c) => c.waitFor(withBody(body), 20_000, "the direct copy")));
     assert.deepEqual(viaMulticast.map(seen), direct.map(seen));
     for (const [i, c] of [alice, alice2, bob].entries()) {
       assert.equal(viaMulticast[i]!.attrs.to, c.jid);
@@ -102,16 +102,16 @@ describe("mod_dmuc_multicast on a real Prosody", () => {
       xml("presence", { from: `room@${MUC}/carol`, to: recipient }, xml("show", {}, "away"), xml("x", { xmlns: "http://jabber.org/protocol/muc#user" }, xml("item", { affiliation: "none", role: "participant" })), ...extra);
     const fromCarol = (el: Element): boolean => el.name === "presence" && el.attrs.from === `room@${MUC}/carol`;
     await muc.send(presence(HOST, addresses(to(alice.jid), to(bob.jid))));
-    const viaMulticast = await Promise.all([alice, bob].map((c) => c.waitFor(fromCarol, 10_000, "the multicast presence")));
+    const viaMulticast = await Promise.all([alice, bob].map((c) => c.waitFor(fromCarol, 20_000, "the multicast presence")));
     for (const c of [alice, bob]) await muc.send(presence(c.jid));
-    const direct = await Promise.all([alice, bob].map((c) => c.waitFor(fromCarol, 10_000, "the direct presence")));
+    const direct = await Promise.all([alice, bob].map((c) => c.waitFor(fromCarol, 20_000, "the direct presence")));
     assert.deepEqual(viaMulticast.map(seen), direct.map(seen));
   });
 
   async function assertRefused(sender: { send(el: Element): Promise<void>; waitFor: TestClient["waitFor"] }, from: string, list: Element, condition: string): Promise<void> {
     const body = `refused ${condition} ${Math.random()}`;
     await sender.send(xml("message", { from, to: HOST, type: "groupchat", id: "r1" }, xml("body", {}, body), list));
-    const reply = await sender.waitFor((el) => el.attrs.type === "error" && el.attrs.id === "r1" && el.attrs.from === HOST, 10_000, `the ${condition} refusal`);
+    const reply = await sender.waitFor((el) => el.attrs.type === "error" && el.attrs.id === "r1" && el.attrs.from === HOST, 20_000, `the ${condition} refusal`);
     assert.equal(errorCondition(reply), condition, reply.toString());
     // Nothing was delivered: bob's server answers a ping only after everything before it.
     const inbox = await bob.drain();
@@ -136,5 +136,34 @@ describe("mod_dmuc_multicast on a real Prosody", () => {
     await assertRefused(muc, `room@${MUC}/nick`, addresses(), "bad-request");
     await assertRefused(muc, `room@${MUC}/nick`, addresses(xml("address", { type: "to", uri: "mailto:bob@example.org" })), "jid-malformed");
     await assertRefused(muc, `room@${MUC}/nick`, addresses(to(bob.jid), xml("address", { jid: alice.jid })), "bad-request");
+  });
+});
+
+describe("mod_dmuc_multicast without dmuc_multicast_component", () => {
+  let prosody: ProsodyServer;
+  let muc: TestComponent;
+  let bob: TestClient;
+
+  before(async () => {
+    const secret = randomSecret();
+    prosody = await startProsody({ host: HOST, extraModules: ["dmuc_multicast"], pluginPaths: [PLUGIN_DIR], components: [{ domain: MUC, secret }] });
+    muc = await TestComponent.connect(prosody, MUC, secret);
+    bob = await connectClient({ service: prosody.c2sService, domain: HOST, username: "bob", resource: "desk" });
+    await bob.sendPresence();
+  });
+
+  after(async () => {
+    await bob?.stop().catch(() => undefined);
+    await muc?.stop();
+    await prosody?.stop();
+  });
+
+  it("offers no multicast and refuses every multicast", async () => {
+    const info = await bob.request(xml("iq", { type: "get", to: HOST }, xml("query", { xmlns: "http://jabber.org/protocol/disco#info" })));
+    assert.ok(!info.getChild("query")!.getChildren("feature").some((f) => f.attrs.var === NS_ADDRESS));
+    await muc.send(xml("message", { from: `room@${MUC}/nick`, to: HOST, type: "groupchat", id: "u1" }, xml("body", {}, "unconfigured"), addresses(to(bob.jid))));
+    const reply = await muc.waitFor((el) => el.attrs.type === "error" && el.attrs.id === "u1", 20_000, "the refusal");
+    assert.equal(errorCondition(reply), "forbidden");
+    assert.ok(!(await bob.drain()).some(withBody("unconfigured")));
   });
 });

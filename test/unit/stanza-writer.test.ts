@@ -69,3 +69,19 @@ test("after the connection is lost, nothing is multicast until the server says s
   await turn();
   assert.deepEqual(wire(sink.writes[0]!).map((el) => el.attrs.to), ["a@example.org/1", "b@example.org/2"]);
 });
+
+test("a multicast the server refuses turns multicast off: the next broadcasts go one by one", async () => {
+  const sink = recordingSink([NS_ADDRESS]);
+  const writer = new StanzaWriter(sink, "muc.example.org", "example.org", log);
+  await writer.discover();
+  // Not a refusal of ours: an error from a user, or a stanza from the domain that is no error.
+  writer.notice(xml("message", { from: "a@example.org/1", to: "room@muc.example.org", type: "error" }));
+  writer.notice(xml("message", { from: "example.org", to: "room@muc.example.org" }));
+  for (const to of ["a@example.org/1", "b@example.org/2"]) writer.send(copyTo(to));
+  await turn();
+  assert.deepEqual(wire(sink.writes[0]!).map((el) => el.attrs.to), ["example.org"]);
+  writer.notice(xml("message", { from: "example.org", to: "room@muc.example.org/ann", type: "error" }, xml("error", { type: "auth" }, xml("forbidden", { xmlns: "urn:ietf:params:xml:ns:xmpp-stanzas" }))));
+  for (const to of ["a@example.org/1", "b@example.org/2"]) writer.send(copyTo(to));
+  await turn();
+  assert.deepEqual(wire(sink.writes[1]!).map((el) => el.attrs.to), ["a@example.org/1", "b@example.org/2"]);
+});

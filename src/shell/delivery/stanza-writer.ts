@@ -61,6 +61,20 @@ export class StanzaWriter {
     }
   }
 
+  /**
+   * Watches what the server sends: an error from the server's domain itself to a message or presence
+   * is the refusal of a multicast (we send it nothing else), e.g. `dmuc_multicast_component` names
+   * another component. Multicast is then off until the next connection, so that one refused broadcast
+   * does not become all of them.
+   */
+  notice = (stanza: Element): void => {
+    if (!this.multicastService || stanza.attrs.type !== "error" || stanza.attrs.from !== this.multicastService) return;
+    if (stanza.name !== "message" && stanza.name !== "presence") return;
+    this.multicastService = null;
+    const condition = stanza.getChild("error")?.getChildElements()[0]?.name;
+    this.log.error("delivery.multicast_refused", { server: this.serverDomain, condition, note: "sending one stanza per recipient until the next connection; check dmuc_multicast_component on the server" });
+  };
+
   /** Forgets multicast support (the connection is lost: the next server may not offer it). */
   reset(): void {
     this.multicastService = null;
