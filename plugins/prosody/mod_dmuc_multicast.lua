@@ -14,7 +14,7 @@
 -- and this module delivers one copy to each address, without the <addresses/> element and with 'to'
 -- set to that address, exactly as if the component had sent the copies one by one (each copy is
 -- posted with the component's session as its origin, so every module sees what it would have seen).
--- The server's CPU per recipient is then a clone, as for mod_muc, instead of parsing, checking and
+-- The server's CPU per recipient is then a 'to' and a post, as for mod_muc, instead of parsing, checking and
 -- routing one stanza per recipient from the component stream.
 --
 -- Options (on the VirtualHost, or global):
@@ -115,15 +115,15 @@ local function multicast(event)
 	local list, error_type, condition, text = recipients_of(addresses);
 	if not list then return refuse(event, error_type, condition, text); end
 
-	-- One template without the address list; each copy is a clone of it (a later module may keep or
-	-- change a copy, as it may for mod_muc's copies).
-	local template = st.clone(stanza);
-	template:maptags(function(tag)
+	-- One stanza without the address list, posted once per recipient with its 'to' changed in between,
+	-- exactly as mod_muc routes a broadcast to each occupant session (room:route_to_occupant): modules
+	-- that keep a stanza (stream management, archives) already clone what they keep.
+	local copy = st.clone(stanza);
+	copy:maptags(function(tag)
 		if tag.name == "addresses" and tag.attr.xmlns == xmlns_address then return nil; end
 		return tag;
 	end);
 	for i = 1, #list do
-		local copy = st.clone(template);
 		copy.attr.to = list[i];
 		core_post_stanza(origin, copy);
 	end

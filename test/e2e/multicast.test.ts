@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import xml, { type Element } from "@xmpp/xml";
 import type { TestClient } from "../support/client.js";
 import { startStack, type Stack } from "../support/gateway.js";
+import { canonicalXml } from "../support/canonical.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const PLUGIN_DIR = join(ROOT, "plugins", "prosody");
@@ -34,23 +35,11 @@ const isSubject = (el: Element): boolean => el.name === "message" && el.getChild
 const codes = (el: Element): string[] => (el.getChild("x", NS_MUC_USER)?.getChildren("status") ?? []).map((s) => s.attrs.code!);
 
 /**
- * A received stanza as text, attributes in name order (their order carries no meaning in XML, and
- * Prosody's serialisation orders them differently for stanzas that went through different paths),
- * with what differs between two gateways by design masked: ids the gateway draws (stanza-id,
- * occupant-id, message ids) and timestamps.
+ * A received stanza as comparable text, with what differs between two gateways by design masked: ids
+ * the gateway draws (stanza-id, occupant-id, message ids) and timestamps.
  */
-function comparable(el: Element, top = true): string {
-  let text = `<${el.name}`;
-  for (const k of Object.keys(el.attrs).sort()) {
-    const v = el.attrs[k];
-    if (v === undefined || v === null) continue;
-    const shown = k === "stamp" ? "STAMP" : k === "id" && !(top && v === "m1") ? "ID" : v;
-    text += ` ${k}="${xml.escapeXML(shown)}"`;
-  }
-  text += ">";
-  for (const c of el.children) text += typeof c === "string" ? xml.escapeXMLText(c) : comparable(c, false);
-  return `${text}</${el.name}>`;
-}
+const comparable = (el: Element): string =>
+  canonicalXml(el, (name, value, depth) => (name === "stamp" ? "STAMP" : name === "id" && !(depth === 0 && value === "m1") ? "ID" : value));
 
 /** Runs the scenario on one stack and returns, per user, every stanza it got from the room. */
 async function scenario(stack: Stack): Promise<Map<string, string[]>> {

@@ -12,6 +12,7 @@ import xml, { type Element } from "@xmpp/xml";
 import { connectClient, type TestClient } from "../support/client.js";
 import { randomSecret, startProsody, type ProsodyServer } from "../support/prosody.js";
 import { TestComponent } from "../support/raw-component.js";
+import { canonicalXml } from "../support/canonical.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const PLUGIN_DIR = join(ROOT, "plugins", "prosody");
@@ -24,12 +25,8 @@ const addresses = (...children: Element[]): Element => xml("addresses", { xmlns:
 const to = (jid: string): Element => xml("address", { type: "to", jid });
 const errorCondition = (reply: Element): string | undefined =>
   reply.getChild("error")?.getChildElements().find((c) => c.attrs.xmlns === "urn:ietf:params:xml:ns:xmpp-stanzas")?.name;
-/** A stanza as its recipient sees it, without what Prosody stamps on stanzas from a stream. */
-const seen = (el: Element): string => {
-  const copy = xml(el.name, { ...el.attrs, "xml:lang": undefined });
-  copy.children = el.children;
-  return copy.toString();
-};
+/** A stanza as its recipient sees it, without the xml:lang Prosody stamps on stanzas from a stream. */
+const seen = (el: Element): string => canonicalXml(el, (name, value, depth) => (name === "xml:lang" && depth === 0 ? undefined : value));
 const withBody = (body: string) => (el: Element): boolean => el.getChildText("body") === body;
 
 describe("mod_dmuc_multicast on a real Prosody", () => {
