@@ -15,6 +15,7 @@ import xml, { type Element } from "@xmpp/xml";
 import { startGatewayProcess, type GatewayProcess } from "../../test/support/gateway.js";
 import { startTestDatabase, type TestDatabase } from "../../test/support/postgres.js";
 import { startProsody, type ProsodyServer } from "../../test/support/prosody.js";
+import { PROJECT_MODULES_DIR } from "../../test/support/federation.js";
 
 export const NS_MUC = "http://jabber.org/protocol/muc";
 export const NS_MUC_USER = "http://jabber.org/protocol/muc#user";
@@ -179,9 +180,14 @@ export async function startMucRig(options: RigOptions): Promise<MucRig> {
   };
 
   try {
+    // BENCH_MULTICAST=1: the server runs plugins/prosody/mod_dmuc_multicast.lua for our component, and the
+    // gateway (which discovers it) hands it one stanza per broadcast variant (issue 14).
+    const multicast = process.env.BENCH_MULTICAST === "1";
     prosody = await startProsody({
       components: [{ domain: "dmuc.localhost", secret }],
+      ...(multicast ? { pluginPaths: [PROJECT_MODULES_DIR], extraModules: ["dmuc_multicast"] } : {}),
       extraConfig: [
+        ...(multicast ? ['dmuc_multicast_component = "dmuc.localhost"'] : []),
         // Prosody's default is 256 KB/s per c2s connection; the sender of benchmark 1 needs more
         // (mod_limits is not loaded by the test config, this is belt and braces).
         "limits = { c2s = { rate = \"100mb/s\" } }",

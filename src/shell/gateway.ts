@@ -28,6 +28,7 @@ import type { Server } from "node:http";
 import { ArchiveReader } from "./archive-reader.js";
 import { listenForImportedRooms, ROOM_SERVED_CHANNEL } from "./room-notifications.js";
 import { purgeExpired } from "./retention.js";
+import { StanzaWriter } from "./delivery/stanza-writer.js";
 
 const TICK_MS = 1000;
 /** Retention purges run a minute after start, then hourly. */
@@ -134,7 +135,13 @@ export class Gateway {
   ) {
     this.metrics = new GatewayMetrics(() => this.state, () => connection.online);
     this.store = new RoomStore(database.dataSource, config.domain);
-    this.runner = new EffectRunner(this.store, (stanza) => connection.send(stanza), log, new ArchiveReader(database.dataSource, log), config.writeQueueLimit, this.metrics);
+    // Stanzas go out through the StanzaWriter: serialised once per fan-out, one socket write, and
+    // multicast through the server when it offers it (issue 14).
+    const writer = new StanzaWriter(connection, config.domain, config.localDomain, log);
+    connection.on("online", () => void writer.discover());
+    connection.on("offline", () => writer.reset());
+    connection.on("stanza", writer.notice);
+    this.runner = new EffectRunner(this.store, writer.send, log, new ArchiveReader(database.dataSource, log), config.writeQueueLimit, this.metrics);
   }
 
   /**

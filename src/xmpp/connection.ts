@@ -5,6 +5,7 @@
 // fixed one-second reconnect. Our room engine answers through effects, possibly after a database
 // commit, and reconnection here backs off and tells a refused secret apart from an absent server.
 import { EventEmitter } from "node:events";
+import { randomUUID } from "node:crypto";
 import { Component } from "@xmpp/component-core";
 import xmppDebug from "@xmpp/debug";
 import type { Element } from "@xmpp/xml";
@@ -79,6 +80,8 @@ export class ComponentConnection extends EventEmitter<ConnectionEvents> {
   private retryTimer: NodeJS.Timeout | null = null;
   private everOnline = false;
   private readonly backoff: { initialMs: number; maxMs: number };
+  /** Our own IQs waiting for their answer, by id. */
+  private readonly pending = new Map<string, { to: string; answer: (stanza: Element) => void }>();
 
   constructor(private readonly options: ConnectionOptions) {
     super();
@@ -139,6 +142,52 @@ export class ComponentConnection extends EventEmitter<ConnectionEvents> {
     entity.send(stanza).catch((err: unknown) => this.options.log.warn("xmpp.send_failed", { error: err }));
   }
 
+  /**
+   * Writes stanzas already serialised (a whole fan-out) in one socket write. `traced` gives the
+   * elements the text stands for, asked only when stanza tracing is on.
+   */
+  write(text: string, count: number, traced: () => Element[]): void {
+    const entity = this.entity;
+    if (!entity || entity.status !== "online") {
+      this.options.log.warn("xmpp.send_while_offline", { stanzas: count });
+      return;
+    }
+    entity.write(text).catch((err: unknown) => this.options.log.warn("xmpp.send_failed", { error: err, stanzas: count }));
+    if (this.options.traceStanzas) for (const element of traced()) entity.emit("send", element);
+  }
+
+  /**
+   * Sends an IQ and resolves with the answer (result or error) from its addressee, or rejects after
+   * `timeoutMs`. The answer is taken here and not emitted as a stanza.
+   */
+  request(iq: Element, timeoutMs: number): Promise<Element> {
+    const id = `q-${randomUUID()}`;
+    iq.attrs.id = id;
+    const to = String(iq.attrs.to);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`no answer from ${to} in ${timeoutMs} ms`));
+      }, timeoutMs);
+      timer.unref(); // an unanswered request never keeps a stopping process alive
+      this.pending.set(id, { to, answer: (el) => {
+        clearTimeout(timer);
+        resolve(el);
+      } });
+      this.send(iq);
+    });
+  }
+
+  /** Whether `stanza` answers one of our requests (then it is handed to that request only). */
+  private answered(stanza: Element): boolean {
+    if (stanza.name !== "iq" || (stanza.attrs.type !== "result" && stanza.attrs.type !== "error")) return false;
+    const waiting = this.pending.get(String(stanza.attrs.id));
+    if (!waiting || String(stanza.attrs.from) !== waiting.to) return false;
+    this.pending.delete(String(stanza.attrs.id));
+    waiting.answer(stanza);
+    return true;
+  }
+
   private async attempt(): Promise<void> {
     const { service, domain, secret, log } = this.options;
     const entity = new Component({ service, domain });
@@ -162,7 +211,9 @@ export class ComponentConnection extends EventEmitter<ConnectionEvents> {
       }
       entity.authenticate(header.attrs.id ?? "", secret).catch((err: unknown) => log.debug("xmpp.handshake_failed", { error: describeError(err) }));
     });
-    entity.on("stanza", (stanza: Element) => this.emit("stanza", stanza));
+    entity.on("stanza", (stanza: Element) => {
+      if (!this.answered(stanza)) this.emit("stanza", stanza);
+    });
     if (this.options.traceStanzas) xmppDebug(entity, true);
 
     const settled = new Promise<void>((resolve, reject) => {
