@@ -4,6 +4,7 @@
 // stores a message twice (history rows are unique per room and archive id). A running gateway is
 // told to serve the room through a PostgreSQL notification (src/shell/room-notifications.ts), and
 // the command returns once it says it does.
+import type { ImportArguments } from "../../cli.js";
 import type { DataSource } from "typeorm";
 import type { AuditRecord } from "../../core/effects.js";
 import type { StoreWrite } from "../../core/store-writes.js";
@@ -23,16 +24,10 @@ const SERVED_TIMEOUT_MS = 15_000;
 /** Archive page size asked of the old server (servers cap it: Prosody at 50 by default). */
 const PAGE_SIZE = 250;
 
-export interface ImportRequest {
-  roomJid: string;
+/** The command line's arguments, with the owner parsed, the password and this gateway's settings. */
+export interface ImportRequest extends Omit<ImportArguments, "owner"> {
   owner: Jid;
   password: string;
-  server?: string;
-  to?: string;
-  tombstone: boolean;
-  dryRun: boolean;
-  insecure: boolean;
-  noArchive: boolean;
   /** This gateway's MUC domain and history cap (its configuration). */
   domain: string;
   maxHistoryMessages: number;
