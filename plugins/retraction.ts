@@ -130,10 +130,12 @@ export const retractionPlugin: Plugin = {
       if (!retraction) return undefined;
       const { request, room } = event;
       const tombstoneOf = (original: Element) => buildTombstone(original, { at: request.context.now });
+      // Auditors see who took back which message, as they see a moderator's retraction.
+      const retractedAudit = (stanzaId: string) => audit({ kind: "message.retracted", roomJid: room.jid, actorJid: request.fromBare, details: { stanzaId } });
       const recent = room.history.find((e) => (e.stanzaId === retraction.id || originIdOf(e.stanza) === retraction.id) && bareOf(e.senderJid) === request.fromBare);
       if (recent) {
         event.room = { ...room, history: room.history.filter((e) => e !== recent) };
-        request.effects.push(store({ op: "history.retract", roomJid: room.jid, stanzaId: recent.stanzaId, tombstone: tombstoneOf(recent.stanza) }));
+        request.effects.push(store({ op: "history.retract", roomJid: room.jid, stanzaId: recent.stanzaId, tombstone: tombstoneOf(recent.stanza) }), retractedAudit(recent.stanzaId));
         return undefined;
       }
       request.effects.push(
@@ -142,7 +144,7 @@ export const retractionPlugin: Plugin = {
           (result) => {
             const original = result.ok ? result.items[0] : undefined;
             if (!original || isTombstone(original.stanza)) return [];
-            return [store({ op: "history.retract", roomJid: room.jid, stanzaId: original.archiveId, tombstone: tombstoneOf(original.stanza) })];
+            return [store({ op: "history.retract", roomJid: room.jid, stanzaId: original.archiveId, tombstone: tombstoneOf(original.stanza) }), retractedAudit(original.archiveId)];
           },
         ),
       );

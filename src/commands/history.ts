@@ -4,6 +4,8 @@ import type { DataSource } from "typeorm";
 import { cursorPages } from "./cursor.js";
 import { rowWriter, type ExportRow } from "./export-format.js";
 import type { ExportOptions } from "./audit-export.js";
+import parse from "@xmpp/xml/lib/parse.js";
+import { isTombstone } from "../xmpp/retraction.js";
 
 interface HistoryRow {
   sent_at: Date;
@@ -13,10 +15,22 @@ interface HistoryRow {
   occupant_id: string | null;
   body: string | null;
   room_id: string | null;
+  /** The stored stanza of a message without a body: a retracted message's tombstone, or a retraction. */
+  bodiless: string | null;
 }
 
-export const HISTORY_COLUMNS = ["at", "stanza_id", "nick", "sender", "occupant_id", "body", "room_exists"] as const;
-const TABLE_COLUMNS = ["at", "nick", "sender", "body"] as const;
+export const HISTORY_COLUMNS = ["at", "stanza_id", "nick", "sender", "occupant_id", "body", "retracted", "room_exists"] as const;
+const TABLE_COLUMNS = ["at", "nick", "sender", "body", "retracted"] as const;
+
+/** Whether a row is a retracted message (XEP-0424 by its author, XEP-0425 by a moderator): its tombstone. */
+function retracted(row: HistoryRow): boolean {
+  if (row.bodiless === null) return false;
+  try {
+    return isTombstone(parse(row.bodiless));
+  } catch {
+    return false;
+  }
+}
 
 export interface HistoryFilter {
   room: string;
@@ -29,8 +43,8 @@ export async function exportHistory(dataSource: DataSource, filter: HistoryFilte
   const where = ["room_jid = $1"];
   if (filter.since) where.push(`sent_at >= $${params.push(filter.since)}`);
   if (filter.until) where.push(`sent_at < $${params.push(filter.until)}`);
-  const sql = `SELECT sent_at, stanza_id, nick, sender_jid, occupant_id, body, room_id FROM history_messages
-    WHERE ${where.join(" AND ")} ORDER BY sent_at, id`;
+  const sql = `SELECT sent_at, stanza_id, nick, sender_jid, occupant_id, body, room_id, CASE WHEN body IS NULL THEN stanza END AS bodiless
+    FROM history_messages WHERE ${where.join(" AND ")} ORDER BY seq`;
   const writer = rowWriter(options.format, options.out, HISTORY_COLUMNS, TABLE_COLUMNS);
   let count = 0;
   for await (const page of cursorPages<HistoryRow>(dataSource, sql, params)) {
@@ -43,6 +57,7 @@ export async function exportHistory(dataSource: DataSource, filter: HistoryFilte
           sender: options.pseudonyms.jid(r.sender_jid),
           occupant_id: r.occupant_id,
           body: r.body,
+          retracted: retracted(r),
           room_exists: r.room_id !== null,
         }),
       ),

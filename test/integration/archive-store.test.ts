@@ -14,6 +14,9 @@ import { RoomStore } from "../../src/shell/room-store.js";
 import type { ArchiveQuery, ArchiveReadResult } from "../../src/core/archive/query.js";
 import { DEFAULT_ROOM_CONFIG, type HistoryEntry } from "../../src/core/room/types.js";
 import { startTestDatabase, type TestDatabase } from "../support/postgres.js";
+import { Writable } from "node:stream";
+import { exportHistory } from "../../src/commands/history.js";
+import { Pseudonymiser } from "../../src/commands/export-format.js";
 
 const ROOM = "archive@conference.example.org";
 const AT = new Date("2026-01-01T00:00:00Z");
@@ -111,5 +114,15 @@ describe("archive rows: RoomStore writes, ArchiveReader reads (real PostgreSQL)"
     assert.equal(stored?.getChild("body"), undefined);
     const [row] = await dataSource.query(`SELECT body FROM history_messages WHERE stanza_id = 's4'`);
     assert.equal(row.body, null);
+  });
+
+  it("the history export marks the retracted message and only it", async () => {
+    let text = "";
+    const out = new Writable({ write: (chunk, _encoding, done) => ((text += String(chunk)), done()) });
+    const count = await exportHistory(dataSource, { room: ROOM }, { format: "ndjson", out, pseudonyms: new Pseudonymiser(null) });
+    const rows = text.trim().split("\n").map((line) => JSON.parse(line) as { stanza_id: string; body: string | null; retracted: boolean });
+    assert.equal(count, 40);
+    assert.deepEqual(rows.filter((r) => r.retracted).map((r) => r.stanza_id), ["s4"]);
+    assert.equal(rows.find((r) => r.stanza_id === "s5")?.body, "message 5");
   });
 });

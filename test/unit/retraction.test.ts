@@ -139,6 +139,12 @@ test("XEP-0424: an author's retraction is relayed to everyone and stored; their 
   assert.ok(retract?.op === "history.retract" && retract.stanzaId === stanzaId && retract.tombstone.getChild("body") === undefined);
   assert.ok(retract.tombstone.getChild("retracted", "urn:xmpp:message-retract:1")!.attrs.stamp);
   assert.ok(stored.some((w) => w.op === "history.append" && w.entry.stanza.getChild("retract") !== undefined), "the retraction is archived");
+  const audited = driver.effects.flatMap((e) => (e.kind === "audit" && e.record.kind === "message.retracted" ? [e.record] : []));
+  assert.deepEqual(
+    audited.map((r) => [r.actorJid, r.details]),
+    [["hag@witches.example", { stanzaId }]],
+    "auditors see who took back which message",
+  );
   assert.deepEqual(driver.room("room")!.history.map((e) => e.stanza.attrs.id), ["retract-message-1"], "the retracted message left the join history");
 
   // Someone else's message: relayed (clients check the occupant-id), but only the author's rows are looked up.
