@@ -16,7 +16,7 @@ import { fromReplica, heardFromReplica, isLinkMessage, noLink, tickLinks } from 
 
 /** Who must answer each kind of query: an answer from anyone else is not taken. */
 function expectedResponder(q: { kind: string; domain?: string; item?: string; replicaJid?: string }): string | undefined {
-  if (q.kind === "disco-items" || q.kind === "domain-ping") return q.domain;
+  if (q.kind === "disco-items") return q.domain;
   if (q.kind === "disco-info") return q.item;
   return q.replicaJid;
 }

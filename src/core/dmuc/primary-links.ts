@@ -13,7 +13,7 @@ import { buildEnter, buildReplicate, buildState, DMUC, parseReplicate, REPLICA_I
 import type { DmucState, PendingQuery, ReplicaLink } from "./state.js";
 import { withDomain, withLink, withoutLink, withoutPending, withPending } from "./dmuc-state.js";
 import { domainOf, replicaSeesJids } from "./primary-delivery.js";
-import { domainPingAnswered, errorCondition, markSplit, netjoinAnswered, startNetjoin, UNREACHABLE } from "./primary-netsplit.js";
+import { errorCondition, markSplit, netjoinAnswered, startNetjoin, UNREACHABLE } from "./primary-netsplit.js";
 import { newStream } from "./link/stream.js";
 
 export interface PrimaryOptions {
@@ -189,10 +189,6 @@ export function primaryAnswer(io: LinkIo, api: PluginApi, id: string, q: Pending
   const ok = answer?.attrs.type === "result";
   const unreachable = answer === null || (!ok && UNREACHABLE.has(errorCondition(answer) ?? ""));
   switch (q.kind) {
-    case "domain-ping":
-      update(io, withoutPending(io.state.dmuc, id));
-      domainPingAnswered(io, q.roomJid, q.replicaJid, ok);
-      return true;
     case "netjoin": {
       update(io, withoutPending(io.state.dmuc, id));
       const link = io.state.dmuc.links.get(q.roomJid)?.get(q.replicaJid);
