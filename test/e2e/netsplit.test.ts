@@ -72,7 +72,6 @@ async function historyBodies(url: string): Promise<string[]> {
 describe("netsplit and netjoin across real servers", () => {
   let fed: Federation;
   const primary = () => fed.server("avalon").gateway!;
-  const replica = (server: string) => fed.server(server).gateway!;
 
   before(async () => {
     fed = await startFederation({

@@ -240,7 +240,7 @@ export function primaryAnswer(io: LinkIo, api: PluginApi, id: string, q: Pending
         return true;
       }
       if (now && unreachable) {
-        markSplit(io, q.roomJid, now, answer ? `error ${errorCondition(answer)}` : "no answer", undefined, options.markAway);
+        markSplit(io, q.roomJid, now, answer ? `error ${errorCondition(answer)}` : "no answer", options.markAway);
         return true;
       }
       if (ok || !q.session) return true;

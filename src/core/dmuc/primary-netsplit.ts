@@ -72,20 +72,16 @@ export function announceBehindSplit(io: LinkIo, roomJid: string, link: ReplicaLi
 }
 
 /** Marks a link split (once): broadcasts to the replica and its users stop until netjoin. */
-export function markSplit(io: LinkIo, roomJid: string, link: ReplicaLink, reason: string, bouncedId?: string, markAway = true): void {
-  if (link.state === "split") {
-    if (bouncedId && !link.lost?.has(bouncedId)) setLink(io, roomJid, { ...link, lost: new Set(link.lost).add(bouncedId) });
-    return;
-  }
+export function markSplit(io: LinkIo, roomJid: string, link: ReplicaLink, reason: string, markAway = true): void {
+  if (link.state === "split") return;
   const now = io.context.now.getTime();
   // What the replica has not acknowledged may be lost (the bounce that told us is one of them), and so
   // may what we sent since we last heard from it: the split counts from the older of the two, and the
   // netjoin resends it from the history; the replica keeps what it has by stanza-id. The link's stream
   // starts again (numbered from 1) with the netjoin.
   const since = Math.min(now, link.lastHeard, oldestInFlight(link.stream.end.channel.outbox) ?? now);
-  const lost = new Set<string>(bouncedId ? [bouncedId] : []);
   const stream = splitRebased(link.stream, io.context.newId(), now, DEFAULT_LINK_TIMERS);
-  setLink(io, roomJid, { ...link, state: "split", splitSince: since, splitNoticed: now, lost, lastSent: now, stream });
+  setLink(io, roomJid, { ...link, state: "split", splitSince: since, lastSent: now, stream });
   if (markAway) announceBehindSplit(io, roomJid, link, true);
   io.effects.push(logEffect("warn", "dmuc.link_split", { room: roomJid, replica: link.replicaJid, reason, members: link.members.size }));
   io.effects.push(audit({ kind: "link.split", roomJid, actorJid: link.replicaJid, details: { reason, members: link.members.size } }));
@@ -166,7 +162,7 @@ export function netjoinAnswered(io: LinkIo, api: PluginApi, roomJid: string, rep
     const id = iq(io, replicaJid, roomJid, "set", enter);
     io.state = { ...io.state, dmuc: withPending(io.state.dmuc, id, { kind: "link-iq", roomJid, replicaJid, session, sent: io.context.now.getTime() }) };
   }
-  setLink(io, roomJid, { ...current, state: "active", members, splitSince: undefined, splitNoticed: undefined, lost: undefined, lastHeard: io.context.now.getTime() });
+  setLink(io, roomJid, { ...current, state: "active", members, splitSince: undefined, lastHeard: io.context.now.getTime() });
   // Those shown away during the split are back (what they changed meanwhile came with the netjoin).
   if (markAway) announceBehindSplit(io, roomJid, { ...current, members }, false);
   io.effects.push(logEffect("info", "dmuc.link_healed", { room: roomJid, replica: replicaJid, taken, left, admitted, kicked, members: members.size }));

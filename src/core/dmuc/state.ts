@@ -21,10 +21,6 @@ export interface ReplicaLink {
   readonly lastSent: number;
   /** While split: since when (ms); the users' copies are held meanwhile. */
   readonly splitSince?: number;
-  /** When the split was noticed (ms): copies after it were held, not sent. */
-  readonly splitNoticed?: number;
-  /** Stanza-ids of broadcasts that bounced: sent, but lost. */
-  readonly lost?: ReadonlySet<string>;
   /** The reliable link (link/stream.ts): our broadcasts to the replica, its users' submissions to us. */
   readonly stream: LinkStream<Element>;
 }
