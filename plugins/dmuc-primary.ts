@@ -16,7 +16,7 @@ import { fromReplica, heardFromReplica, isLinkMessage, noLink, tickLinks } from 
 
 /** Who must answer each kind of query: an answer from anyone else is not taken. */
 function expectedResponder(q: { kind: string; domain?: string; item?: string; replicaJid?: string }): string | undefined {
-  if (q.kind === "disco-items" || q.kind === "domain-ping") return q.domain;
+  if (q.kind === "disco-items") return q.domain;
   if (q.kind === "disco-info") return q.item;
   return q.replicaJid;
 }
@@ -82,12 +82,12 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
         const from = jidToString(request.from);
         const bounced = links.get(bareString(request.from));
         if (bounced) {
-          markSplit(request, roomJid, bounced, `bounce ${errorCondition(stanza) ?? ""}`.trim(), stanza.name === "message" ? stanza.attrs.id : undefined, settings.markAway);
+          markSplit(request, roomJid, bounced, `bounce ${errorCondition(stanza) ?? ""}`.trim(), settings.markAway);
           return true;
         }
         const behind = [...links.values()].find((l) => l.members.has(from));
         if (!behind || !UNREACHABLE.has(errorCondition(stanza) ?? "")) return undefined;
-        markSplit(request, roomJid, behind, `user bounce ${errorCondition(stanza)}`, undefined, settings.markAway);
+        markSplit(request, roomJid, behind, `user bounce ${errorCondition(stanza)}`, settings.markAway);
         return true as const;
       }));
 

@@ -147,7 +147,7 @@ export async function loadLinks(dataSource: DataSource, rooms: ReadonlyMap<strin
       lastSent: now,
       // A new stream (numbers are not kept yet): the replica takes it from its first stanza.
       stream: newStream(randomUUID(), now),
-      ...(row.state === "split" ? { splitSince: row.split_since?.getTime() ?? now, splitMode: "held" as const } : {}),
+      ...(row.state === "split" ? { splitSince: row.split_since?.getTime() ?? now } : {}),
     };
     links.set(row.room, (links.get(row.room) ?? new Map()).set(link.replicaJid, link));
   }

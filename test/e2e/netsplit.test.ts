@@ -2,6 +2,8 @@
 // (a server's s2s cut and restored twice, a replica process restarted, the primary process restarted),
 // then every user who stayed must have received every message exactly once, live or as catch-up, and
 // the history of the primary and of each replica must hold the same messages, none missing or repeated.
+// The faults are unannounced and the link timings are the defaults: nobody waits for a gateway to
+// notice a split or a heal before talking; afterwards each user's messages are awaited, bounded.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import xml from "@xmpp/xml";
@@ -69,8 +71,6 @@ async function historyBodies(url: string): Promise<string[]> {
 
 describe("netsplit and netjoin across real servers", () => {
   let fed: Federation;
-  const primary = () => fed.server("avalon").gateway!;
-  const replica = (server: string) => fed.server(server).gateway!;
 
   before(async () => {
     fed = await startFederation({
@@ -79,8 +79,7 @@ describe("netsplit and netjoin across real servers", () => {
         { name: "oulubox", gateway: true },
         { name: "eris", gateway: true },
       ],
-      // Short link timings, so that splits are seen in seconds (defaults: 60, 30, 5).
-      env: { DMUC_KEEPALIVE: "2", DMUC_LINK_TIMEOUT: "3", DMUC_SPLIT_PING: "1", ...(process.env.TRACE_GATEWAYS ? { DMUC_XMPP_DEBUG: "true" } : {}) },
+      env: process.env.TRACE_GATEWAYS ? { DMUC_XMPP_DEBUG: "true" } : {},
     });
   });
   after(() => fed?.stop());
@@ -101,9 +100,6 @@ describe("netsplit and netjoin across real servers", () => {
         );
         await p.client.request(xml("iq", { type: "set", to: ROOM, id: "cfg" }, xml("query", { xmlns: "http://jabber.org/protocol/muc#owner" }, form)), 20_000);
       }
-      if (p.nick === "Wumpus" || p.nick === "WiZ") {
-        await primary().waitForEvent("dmuc.link_active", (e) => e.replica === `dmuc.${p.server}.test`, 30_000);
-      }
     }
     for (const p of people) await say(p.nick, `calm ${p.nick}`);
     await everyoneHasEverything();
@@ -111,46 +107,32 @@ describe("netsplit and netjoin across real servers", () => {
 
   for (const round of [1, 2]) {
     it(`keeps both sides talking through an s2s split of oulubox, and merges them at netjoin (round ${round})`, async () => {
-      const fromPrimary = primary().logMark();
-      const fromReplica = replica("oulubox").logMark();
       await fed.stopS2s("oulubox");
-      // The primary notices on its next broadcast, the replica when its keepalive goes unanswered.
+      // Talk at once, from both sides: the cut may not have set in yet for the first stanzas.
       await say("Owner", `split ${round}: the owner talks`);
-      await primary().waitForEvent("dmuc.link_split", (e) => e.replica === "dmuc.oulubox.test", 30_000, { from: fromPrimary });
-      await replica("oulubox").waitForEvent("dmuc.link_split", undefined, 40_000, { from: fromReplica });
       await say("WiZ", `split ${round}: WiZ answers from eris`);
       await say("Wumpus", `split ${round}: Wumpus talks to Valdis on oulubox`);
       await receive(person("Valdis"), [`split ${round}: Wumpus talks to Valdis on oulubox`]);
       await receive(person("Owner"), [`split ${round}: WiZ answers from eris`]);
 
       await fed.startS2s("oulubox");
-      await primary().waitForEvent("dmuc.link_healed", (e) => e.replica === "dmuc.oulubox.test", 40_000, { from: fromPrimary });
       await everyoneHasEverything();
     });
   }
 
-  it("goes on when a replica process restarts: its user is served directly meanwhile, then the replica resyncs", async () => {
-    const mark = primary().logMark();
+  it("goes on when a replica process restarts: what its user missed meanwhile comes at netjoin", async () => {
     const restarting = fed.restartGateway("eris");
     await say("Owner", "while eris's replica restarts");
     await restarting;
     // The restarted replica restores its copy of the room from its database and asks for netjoin.
-    assert.ok(replica("eris").events().some((e) => e.event === "gateway.rooms_restored" && e.replicated === 1));
-    await primary().waitForLog(/"event":"dmuc\.link_(healed|active)".*"replica":"dmuc\.eris\.test"/, 40_000, { from: mark });
     await say("WiZ", "eris's replica is back");
     await everyoneHasEverything();
   });
 
   it("goes on when the primary process restarts: links restored, split replicas resync", async () => {
-    const marks = { oulubox: replica("oulubox").logMark(), eris: replica("eris").logMark() };
     await fed.restartGateway("avalon");
-    // Replicas that saw the room go away while it restarted ask for netjoin when it answers again.
-    for (const server of ["oulubox", "eris"] as const) {
-      const events = () => replica(server).events().slice(marks[server]);
-      if (events().some((e) => e.event === "dmuc.link_split")) {
-        await replica(server).waitForEvent("dmuc.link_healed", undefined, 40_000, { from: marks[server] });
-      }
-    }
+    // Replicas that saw the room go away while it restarted hold their users' messages, and hand
+    // them over at netjoin.
     for (const p of people) await say(p.nick, `after the primary restart: ${p.nick}`);
     await everyoneHasEverything();
   });

@@ -247,14 +247,12 @@ function twoOnReplica(): Primary {
 const bounce = (to: string) =>
   `<message type='error' from='${REPLICA}' to='${to}'><error type='cancel'><remote-server-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`;
 
-test("netsplit: a bounce from the replica splits the link; copies are held while the users' server is silent", () => {
+test("netsplit: a bounce from the replica splits the link; its users' copies are held, never sent to them directly", () => {
   const p = twoOnReplica();
   const sent = p.send(bounce(`${ROOM}/Owner`));
   assert.equal(p.link()!.state, "split");
-  assert.equal(p.link()!.splitMode, "held");
   assert.ok(p.effects.some((e) => e.kind === "audit" && e.record.kind === "link.split"));
-  const [ping] = sentTo(sent, "oulubox.test");
-  assert.ok(ping!.getChild("ping", "urn:xmpp:ping"), "the users' server is asked whether it is there");
+  assert.deepEqual(sentTo(sent, "oulubox.test"), [], "the users' server is not asked: its users are not served directly");
   const away = sentTo(sent, OWNER).filter((s) => s.name === "presence");
   assert.deepEqual(away.map((s) => `${s.attrs.from} ${s.getChildText("show")}`).sort(), [`${ROOM}/Valdis away`, `${ROOM}/Wumpus away`], "those behind the split are shown away");
   const during = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>during</body></message>`);
@@ -264,13 +262,18 @@ test("netsplit: a bounce from the replica splits the link; copies are held while
   assert.ok(p.state.rooms.get(ROOM)!.occupants.has("Wumpus"));
 });
 
-test("netsplit: when the users' server answers, they are served directly meanwhile", () => {
+test("netsplit: a message during the split reaches the replica's users only through the netjoin, with catch-up on", () => {
   const p = twoOnReplica();
-  const [ping] = sentTo(p.send(bounce(ROOM)), "oulubox.test");
-  p.send(`<iq type='result' id='${ping!.attrs.id}' from='oulubox.test' to='${SERVICE}'/>`);
-  assert.equal(p.link()!.splitMode, "direct");
-  const during = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>direct</body></message>`);
-  assert.deepEqual(during.map((s) => s.attrs.to).sort(), [OWNER, VALDIS, WUMPUS].sort());
+  p.send(bounce(ROOM));
+  const during = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>held</body></message>`);
+  assert.deepEqual(during.map((s) => s.attrs.to), [OWNER], "nothing directly to the replica's users, even if their server could be reached");
+  p.now += 6_000;
+  const pings = sentTo(p.tick(), REPLICA).filter((s) => s.name === "iq");
+  assert.ok(pings.length > 0, "the split replica is pinged");
+  const netjoin = sentTo(p.send(`<iq type='result' id='${pings[0]!.attrs.id}' from='${REPLICA}' to='${ROOM}'/>`), REPLICA).find((s) => s.getChild("netjoin", DMUC))!;
+  const element = netjoin.getChild("netjoin", DMUC)!;
+  assert.notEqual(element.attrs.catchup, "false", "the replica delivers what its users missed");
+  assert.ok(element.toString().includes("held"), "the held message is in the netjoin");
 });
 
 test("netjoin: the replica answers again, gets what it missed, and hands over its users' messages with their times", () => {

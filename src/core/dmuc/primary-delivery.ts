@@ -50,7 +50,7 @@ function statusCodes(presence: Element): number[] {
 
 /**
  * Rewrites `event.request.effects` for the room's active replica links and records ENTER/LEAVE
- * membership. Sessions on domains without an active link are left to direct delivery.
+ * membership. Sessions on domains without a link are left to direct delivery; those behind a split link wait for netjoin.
  */
 export function planDelivery(event: RoomHandled): void {
   const { request, roomJid, before, after } = event;
@@ -67,8 +67,9 @@ export function planDelivery(event: RoomHandled): void {
   const active = [...links.values()].filter((l) => l.state === "active" || l.state === "syncing");
   const linkOfMember = (session: string) => active.find((l) => l.members.has(session));
   const linkForDomain = (domain: string) => active.find((l) => l.domain === domain);
-  // A split link whose users' server does not answer either: their copies are held until netjoin.
-  const held = [...links.values()].filter((l) => l.state === "split" && l.splitMode !== "direct");
+  // A split link: its users' copies are held until netjoin brings them (never sent directly: a copy
+  // lost in the cut would never be resent).
+  const held = [...links.values()].filter((l) => l.state === "split");
   const isHeld = (session: string) => held.some((l) => l.members.has(session));
 
   const joiners = new Map<string, ReplicaLink>();

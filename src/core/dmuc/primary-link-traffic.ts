@@ -70,7 +70,7 @@ function advance(io: LinkIo, api: PluginApi, roomJid: string, replicaJid: string
         break;
       case "split": {
         const split = current();
-        if (split) markSplit(io, roomJid, split, `link ${action.reason}`, undefined, options.markAway);
+        if (split) markSplit(io, roomJid, split, `link ${action.reason}`, options.markAway);
         break;
       }
       case "healed": {

@@ -13,7 +13,7 @@ import { buildEnter, buildReplicate, buildState, DMUC, parseReplicate, REPLICA_I
 import type { DmucState, PendingQuery, ReplicaLink } from "./state.js";
 import { withDomain, withLink, withoutLink, withoutPending, withPending } from "./dmuc-state.js";
 import { domainOf, replicaSeesJids } from "./primary-delivery.js";
-import { domainPingAnswered, errorCondition, markSplit, netjoinAnswered, startNetjoin, UNREACHABLE } from "./primary-netsplit.js";
+import { errorCondition, markSplit, netjoinAnswered, startNetjoin, UNREACHABLE } from "./primary-netsplit.js";
 import { newStream } from "./link/stream.js";
 
 export interface PrimaryOptions {
@@ -190,10 +190,6 @@ export function primaryAnswer(io: LinkIo, api: PluginApi, id: string, q: Pending
   const ok = answer?.attrs.type === "result";
   const unreachable = answer === null || (!ok && UNREACHABLE.has(errorCondition(answer) ?? ""));
   switch (q.kind) {
-    case "domain-ping":
-      update(io, withoutPending(io.state.dmuc, id));
-      domainPingAnswered(io, q.roomJid, q.replicaJid, ok);
-      return true;
     case "netjoin": {
       update(io, withoutPending(io.state.dmuc, id));
       const link = io.state.dmuc.links.get(q.roomJid)?.get(q.replicaJid);
@@ -245,7 +241,7 @@ export function primaryAnswer(io: LinkIo, api: PluginApi, id: string, q: Pending
         return true;
       }
       if (now && unreachable) {
-        markSplit(io, q.roomJid, now, answer ? `error ${errorCondition(answer)}` : "no answer", undefined, options.markAway);
+        markSplit(io, q.roomJid, now, answer ? `error ${errorCondition(answer)}` : "no answer", options.markAway);
         return true;
       }
       if (ok || !q.session) return true;

@@ -1,7 +1,7 @@
 // The primary's side of a netsplit (docs/PROTOCOL.md "Netsplit", "Netjoin"): a link is split by a
-// bounce or a missing answer; meanwhile its users are served directly when their server answers a
-// ping, or their copies are held; when the replica answers again, netjoin exchanges what each side
-// missed, and the link is active again.
+// bounce or a missing answer; meanwhile its users' copies are held (never sent to them directly: a
+// direct copy is as likely to be lost in the cut as the link's, and nothing would resend it); when the
+// replica answers again, netjoin exchanges what each side missed, and the link is active again.
 import xml, { type Element } from "@xmpp/xml";
 import { audit, logEffect, send } from "../effects.js";
 import type { PluginApi } from "../service.js";
@@ -71,45 +71,20 @@ export function announceBehindSplit(io: LinkIo, roomJid: string, link: ReplicaLi
   }
 }
 
-/** Marks a link split (once): broadcasts stop, and the served domain is asked whether it is there. */
-export function markSplit(io: LinkIo, roomJid: string, link: ReplicaLink, reason: string, bouncedId?: string, markAway = true): void {
-  if (link.state === "split") {
-    if (bouncedId && !link.lost?.has(bouncedId)) setLink(io, roomJid, { ...link, lost: new Set(link.lost).add(bouncedId) });
-    return;
-  }
+/** Marks a link split (once): broadcasts to the replica and its users stop until netjoin. */
+export function markSplit(io: LinkIo, roomJid: string, link: ReplicaLink, reason: string, markAway = true): void {
+  if (link.state === "split") return;
   const now = io.context.now.getTime();
   // What the replica has not acknowledged may be lost (the bounce that told us is one of them), and so
   // may what we sent since we last heard from it: the split counts from the older of the two, and the
   // netjoin resends it from the history; the replica keeps what it has by stanza-id. The link's stream
   // starts again (numbered from 1) with the netjoin.
   const since = Math.min(now, link.lastHeard, oldestInFlight(link.stream.end.channel.outbox) ?? now);
-  const lost = new Set<string>(bouncedId ? [bouncedId] : []);
   const stream = splitRebased(link.stream, io.context.newId(), now, DEFAULT_LINK_TIMERS);
-  setLink(io, roomJid, { ...link, state: "split", splitSince: since, splitNoticed: now, lost, splitMode: "held", lastSent: now, stream });
-  const id = iq(io, link.domain, io.settings.domain, "get", xml("ping", { xmlns: NS.PING }));
-  io.state = { ...io.state, dmuc: withPending(io.state.dmuc, id, { kind: "domain-ping", roomJid, replicaJid: link.replicaJid, domain: link.domain, sent: now }) };
+  setLink(io, roomJid, { ...link, state: "split", splitSince: since, lastSent: now, stream });
   if (markAway) announceBehindSplit(io, roomJid, link, true);
   io.effects.push(logEffect("warn", "dmuc.link_split", { room: roomJid, replica: link.replicaJid, reason, members: link.members.size }));
   io.effects.push(audit({ kind: "link.split", roomJid, actorJid: link.replicaJid, details: { reason, members: link.members.size } }));
-}
-
-/** The served domain answered (or not) while its replica is split. */
-export function domainPingAnswered(io: LinkIo, roomJid: string, replicaJid: string, reachable: boolean): void {
-  const link = io.state.dmuc.links.get(roomJid)?.get(replicaJid);
-  if (!link || link.state !== "split" || !reachable) return;
-  setLink(io, roomJid, { ...link, splitMode: "direct" });
-  // What the replica did not deliver, its users now get directly, as catch-up with the room's time:
-  // the broadcasts held since the split was noticed, and those that bounced before.
-  const room = io.state.rooms.get(roomJid);
-  const noticed = link.splitNoticed ?? io.context.now.getTime();
-  for (const entry of room?.history ?? []) {
-    if (entry.at.getTime() < noticed && !link.lost?.has(entry.stanzaId)) continue;
-    for (const session of link.members) {
-      if (room!.sessionNicks.has(session)) io.effects.push(send(replayEntry(entry, roomJid, session)));
-    }
-  }
-  io.effects.push(logEffect("info", "dmuc.split_direct", { room: roomJid, replica: replicaJid, domain: link.domain }));
-  io.effects.push(audit({ kind: "link.fallback_direct", roomJid, actorJid: replicaJid, details: { domain: link.domain } }));
 }
 
 /** The replica answers again: send it what it missed (netjoin). */
@@ -129,8 +104,6 @@ export function startNetjoin(io: LinkIo, roomJid: string, link: ReplicaLink): vo
     history: missed,
     subject: room.subject,
   });
-  // Users served directly during the split already have the messages: the replica only stores them.
-  if (link.splitMode === "direct") netjoin.attrs.catchup = "false";
   const id = iq(io, link.replicaJid, roomJid, "set", netjoin);
   io.state = { ...io.state, dmuc: withPending(io.state.dmuc, id, { kind: "netjoin", roomJid, replicaJid: link.replicaJid, sent: now }) };
   // Live broadcasts go to the replica again from now on, after the netjoin on the same stream.
@@ -189,7 +162,7 @@ export function netjoinAnswered(io: LinkIo, api: PluginApi, roomJid: string, rep
     const id = iq(io, replicaJid, roomJid, "set", enter);
     io.state = { ...io.state, dmuc: withPending(io.state.dmuc, id, { kind: "link-iq", roomJid, replicaJid, session, sent: io.context.now.getTime() }) };
   }
-  setLink(io, roomJid, { ...current, state: "active", members, splitSince: undefined, splitNoticed: undefined, lost: undefined, splitMode: undefined, lastHeard: io.context.now.getTime() });
+  setLink(io, roomJid, { ...current, state: "active", members, splitSince: undefined, lastHeard: io.context.now.getTime() });
   // Those shown away during the split are back (what they changed meanwhile came with the netjoin).
   if (markAway) announceBehindSplit(io, roomJid, { ...current, members }, false);
   io.effects.push(logEffect("info", "dmuc.link_healed", { room: roomJid, replica: replicaJid, taken, left, admitted, kicked, members: members.size }));

@@ -19,13 +19,8 @@ export interface ReplicaLink {
   /** Last time anything arrived from the replica, and last time we sent it anything (ms). */
   readonly lastHeard: number;
   readonly lastSent: number;
-  /** While split: since when (ms), and whether the users are served directly or their copies held. */
+  /** While split: since when (ms); the users' copies are held meanwhile. */
   readonly splitSince?: number;
-  readonly splitMode?: "held" | "direct";
-  /** When the split was noticed (ms): copies after it were held, not sent. */
-  readonly splitNoticed?: number;
-  /** Stanza-ids of broadcasts that bounced: sent, but lost. */
-  readonly lost?: ReadonlySet<string>;
   /** The reliable link (link/stream.ts): our broadcasts to the replica, its users' submissions to us. */
   readonly stream: LinkStream<Element>;
 }
@@ -112,8 +107,7 @@ export type PendingQuery =
   | { readonly kind: "replicate"; readonly roomJid: string; readonly replicaJid: string; readonly sent: number }
   /** An IQ to a replica (state, enter, leave, ping); `fallback` is what the session gets directly if it fails. */
   | { readonly kind: "link-iq"; readonly roomJid: string; readonly replicaJid: string; readonly session?: string; readonly fallback?: readonly Element[]; readonly sent: number }
-  /** A ping to a split replica's domain: does its server answer (direct delivery) or not (hold)? */
-  | { readonly kind: "domain-ping"; readonly roomJid: string; readonly replicaJid: string; readonly domain: string; readonly sent: number }
+  /** The netjoin sent to a replica that answers again. */
   | { readonly kind: "netjoin"; readonly roomJid: string; readonly replicaJid: string; readonly sent: number }
   /** `after`: the newest history entry when the ENTER came, so a silent ENTER can hand over what came while it waited. */
   | {
