@@ -179,6 +179,9 @@ describe("ghost occupants on ejabberd (crashed and restarted under users in a ro
   before(async () => {
     const secret = randomBytes(12).toString("hex");
     ejabberd = await startEjabberd({ components: [{ domain: DOMAIN, secret }], users: ["alice", "carol"] });
+    // The accounts just registered may still sit in the Erlang VM's write buffers; the crash below must
+    // lose sessions, not accounts: a clean restart puts them on disk first.
+    await ejabberd.restart();
     db = await startTestDatabase();
     gateway = await startGatewayProcess({
       env: { DMUC_XMPP_SERVICE: ejabberd.componentService, DMUC_DOMAIN: DOMAIN, DMUC_SECRET: secret, DATABASE_URL: db.url, DMUC_LOG_LEVEL: "debug" },
