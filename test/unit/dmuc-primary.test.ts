@@ -107,6 +107,26 @@ test("a groupchat message goes once to the replica, with the room's time, and di
   assert.equal(direct.attrs.id, "m1", "users get the sender's id");
 });
 
+test("a replicate the replica refuses (none of its users in the room any more) is asked again at the next entry", () => {
+  const p = new Primary();
+  p.send(`<presence from='${OWNER}' to='${ROOM}/Owner'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
+  p.send(`<iq from='${OWNER}' to='${ROOM}' id='c' type='set'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`);
+  const [items] = sentTo(p.send(`<presence from='${WUMPUS}' to='${ROOM}/Wumpus'><x xmlns='http://jabber.org/protocol/muc'/></presence>`), "oulubox.test");
+  const [info] = p.send(`<iq type='result' id='${items!.attrs.id}' from='oulubox.test' to='${SERVICE}'><query xmlns='http://jabber.org/protocol/disco#items'><item jid='${REPLICA}'/></query></iq>`);
+  const [replicate] = p.send(
+    `<iq type='result' id='${info!.attrs.id}' from='${REPLICA}' to='${SERVICE}'><query xmlns='http://jabber.org/protocol/disco#info'><identity category='conference' type='dmuc-replica'/><feature var='${DMUC}'/></query></iq>`,
+  );
+  // Wumpus left before the replicate arrived: the replica's server says none of its users is in the room.
+  p.send(`<presence from='${WUMPUS}' to='${ROOM}/Wumpus' type='unavailable'/>`);
+  p.send(`<iq type='error' id='${replicate!.attrs.id}' from='${REPLICA}' to='${ROOM}'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`);
+  assert.equal(p.link(), undefined);
+  p.now += 5_000;
+  // He comes back: the room asks the replica again instead of serving his domain as plain MUC for good.
+  const again = sentTo(p.send(`<presence from='${WUMPUS}' to='${ROOM}/Wumpus'><x xmlns='http://jabber.org/protocol/muc'/></presence>`), REPLICA);
+  assert.ok(again.some((s) => s.getChild("replicate", DMUC)), again.map(String).join("\n"));
+  assert.equal(p.link()?.state, "negotiating");
+});
+
 test("a second user of the replica's domain enters through the replica: one presence copy, then ENTER", () => {
   const { p } = linkedRoom();
   const sent = p.send(`<presence from='${VALDIS}' to='${ROOM}/Valdis'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='5'/></x></presence>`);

@@ -225,8 +225,11 @@ export function primaryAnswer(io: LinkIo, api: PluginApi, id: string, q: Pending
         return true;
       }
       update(io, withoutLink(io.state.dmuc, q.roomJid, q.replicaJid));
+      // A replica that answers with an error refuses this room for now (e.g. none of its users is in it
+      // any more: it checks with its server): its domain stays DMUC2, and the next entry of one of its
+      // users asks again. A replica that does not answer is taken as gone: the domain is served as plain.
       const domainInfo = io.state.dmuc.domains.get(link.domain);
-      if (domainInfo) update(io, withDomain(io.state.dmuc, link.domain, { status: "plain", expires: io.context.now.getTime() + options.domainTtlMs }));
+      if (domainInfo && answer === null) update(io, withDomain(io.state.dmuc, link.domain, { status: "plain", expires: io.context.now.getTime() + options.domainTtlMs }));
       io.effects.push(logEffect("warn", "dmuc.link_refused", { room: q.roomJid, replica: q.replicaJid, answer: answer ? answer.toString() : "timeout" }));
       io.effects.push(audit({ kind: "dmuc.refused", roomJid: q.roomJid, actorJid: q.replicaJid, details: { step: "replicate", timeout: answer === null } }));
       return true;
