@@ -105,7 +105,7 @@ describe("fault injection between two Prosody servers", () => {
 
   it("kill: the gateway dies by SIGKILL (its component is gone) until started again", async () => {
     const before = fed.server("avalon").gateway!;
-    const info = () => alice.request(xml("iq", { type: "get", to: "dmuc.avalon.test" }, xml("query", { xmlns: NS_DISCO_INFO })), 10_000);
+    const info = () => alice.request(xml("iq", { type: "get", to: "dmuc.avalon.test" }, xml("query", { xmlns: NS_DISCO_INFO })), 30_000);
     assert.equal((await info()).attrs.type, "result");
     const fault = await injectFault(fed, { kind: "kill", server: "avalon" });
     // Prosody answers for a component that is not connected: "Component unavailable"
