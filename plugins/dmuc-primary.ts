@@ -73,6 +73,8 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
 
       // Bounces: a replica's JID bouncing a room stanza splits its link; a replica user's server
       // bouncing one (remote-server-*) is the same netsplit seen from the user's side, not a departure.
+      // A bounce the replica submitted on the link (its check found the session gone) is not a split:
+      // it came over the link; the room removes the session as any that bounces.
       hooks.on("service/route", ({ request }) => recordingLinks(request, () => {
         const { stanza } = request;
         if (stanza.name === "iq" || stanza.attrs.type !== "error") return undefined;
@@ -86,7 +88,7 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
           return true;
         }
         const behind = [...links.values()].find((l) => l.members.has(from));
-        if (!behind || !UNREACHABLE.has(errorCondition(stanza) ?? "")) return undefined;
+        if (!behind || request.context.submittedBy !== undefined || !UNREACHABLE.has(errorCondition(stanza) ?? "")) return undefined;
         markSplit(request, roomJid, behind, `user bounce ${errorCondition(stanza)}`, settings.markAway);
         return true as const;
       }));

@@ -30,6 +30,8 @@ export interface EngineContext {
   readonly catchUp?: boolean;
   /** With `catchUp`: when the stanza is really handled (DMUC2 link timers run on this time, not `now`). */
   readonly handledAt?: Date;
+  /** The DMUC2 replica that submitted the stanza on its link (so the link is up, whatever the stanza says). */
+  readonly submittedBy?: string;
 }
 
 export interface ServiceSettings {

@@ -411,3 +411,17 @@ test("a submission held through a split is taken with its own time, and the link
   p.tick();
   assert.equal(p.link()!.state, "active", "just sent: not taken for a stanza unacknowledged for a minute");
 });
+
+test("a bounce the replica submits on the link (its check found the session gone) removes the session with 333; the link stays up", () => {
+  const p = twoOnReplica();
+  const gone = `<presence type='error' from='${VALDIS}' to='${ROOM}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>`;
+  const out = p.send(`<message from='${REPLICA}' to='${ROOM}' id='g1'><link xmlns='${DMUC}' stream='rs' seq='1'/><submit xmlns='${DMUC}' stamp='${new Date(p.now).toISOString()}'>${gone}</submit></message>`);
+  assert.equal(p.link()!.state, "active", "not a netsplit: it came over the link");
+  assert.ok(!p.state.rooms.get(ROOM)!.occupants.has("Valdis"));
+  const [left] = sentTo(out, OWNER).filter((s) => s.name === "presence" && s.attrs.from === `${ROOM}/Valdis`);
+  assert.equal(left!.attrs.type, "unavailable");
+  assert.deepEqual(left!.getChild("x", "http://jabber.org/protocol/muc#user")!.getChildren("status").map((s) => s.attrs.code), ["333"]);
+  const leave = sentTo(out, REPLICA).find((s) => s.getChild("leave", DMUC));
+  assert.equal(leave?.getChild("leave", DMUC)!.attrs.jid, VALDIS, "the replica is told to stop serving the session");
+  assert.ok(!p.link()!.members.has(VALDIS));
+});

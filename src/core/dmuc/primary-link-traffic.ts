@@ -115,7 +115,7 @@ function takeSubmission(io: LinkIo, api: PluginApi, roomJid: string, replicaJid:
   const chat = submitted.stanza.name === "message" && submitted.stanza.attrs.type === "groupchat";
   const late = chat && now - at > DEFAULT_LINK_TIMERS.resendAfterMs;
   const context = late ? { now: new Date(Math.min(now, Math.max(at, now - MAX_LATE_MS))), newId: io.context.newId, catchUp: true, handledAt: io.context.now } : io.context;
-  const outcome = api.inject(io.state, submitted.stanza, context);
+  const outcome = api.inject(io.state, submitted.stanza, { ...context, submittedBy: replicaJid });
   io.state = outcome.state;
   io.effects.push(...outcome.effects);
 }
