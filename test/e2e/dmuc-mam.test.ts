@@ -2,13 +2,14 @@
 // of oulubox served by oulubox's replica (mod_dmuc_replica diverts their stanzas to it). A replica-served
 // user queries the room's JID like any client; the replica hands the query to the primary on the link,
 // the primary answers from its archive, and the answer comes back to the user: the same messages and
-// stanza-ids as the primary server's user reads, in the same pages.
+// stanza-ids as the primary server's user reads, in the same pages. During a netsplit the replica's
+// users are told to wait (the replica's copy is not an archive); after the netjoin they read it again.
 //
 //   npx tsc -p . && node --test dist/test/e2e/dmuc-mam.test.js
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import xml from "@xmpp/xml";
-import type { TestClient } from "../support/client.js";
+import { IqError, type TestClient } from "../support/client.js";
 import { startFederation, type Federation } from "../support/federation.js";
 import { configureRoom, enterRoom, newId, queryArchive, readWholeArchive, stanzaIdOf } from "../support/room-client.js";
 
@@ -95,5 +96,23 @@ describe("DMUC2: a replica server's user pages the room's archive (XEP-0313)", (
       const byValdis = await readWholeArchive(client, ROOM, PAGE, { with: `${ROOM}/Valdis` });
       assert.deepEqual(byValdis.results.map((r) => r.id), sent.filter((s) => s.from === `${ROOM}/Valdis`).map((s) => live.get(s.id)));
     }
+  });
+
+  it("tells the replica's users to wait during a netsplit, and serves them the same archive again after the netjoin", async () => {
+    // The fault, unannounced: oulubox and avalon cannot reach each other; Phaedrus talks meanwhile.
+    await fed.partition("oulubox", ["avalon"], "bounce");
+    await phaedrus.send(xml("message", { to: ROOM, type: "groupchat", id: "split-1" }, xml("body", {}, "anyone there?")));
+    // What his client shows of the split: the users behind it go away.
+    await phaedrus.waitFor((el) => el.name === "presence" && el.attrs.from === `${ROOM}/Wumpus` && el.getChildText("show") === "away", WAIT_MS, "Wumpus shown away");
+    await assert.rejects(queryArchive(phaedrus, ROOM, { rsm: { max: PAGE, before: "" } }), (err: unknown) => err instanceof IqError && err.condition === "recipient-unavailable" && err.stanza.getChild("error")?.attrs.type === "wait");
+
+    await fed.unpartition("oulubox", ["avalon"]);
+    await phaedrus.waitFor((el) => el.name === "presence" && el.attrs.from === `${ROOM}/Wumpus` && el.attrs.type === undefined && el.getChildText("show") === null, 90_000, "Wumpus back after the netjoin");
+    await wumpus.waitFor((el) => el.name === "message" && el.getChildText("body") === "anyone there?", WAIT_MS, "Phaedrus's message after the netjoin");
+    const fromReplicaServer = await readWholeArchive(phaedrus, ROOM, PAGE);
+    const fromPrimaryServer = await readWholeArchive(wumpus, ROOM, PAGE);
+    assert.equal(fromReplicaServer.results.length, MESSAGES + 1);
+    assert.equal(fromReplicaServer.results.at(-1)!.message.getChildText("body"), "anyone there?");
+    assert.deepEqual(fromReplicaServer.results.map((r) => r.id), fromPrimaryServer.results.map((r) => r.id));
   });
 });
