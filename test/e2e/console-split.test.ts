@@ -1,8 +1,9 @@
 // The operator console during a real DMUC2 split (issue 13): two Prosody servers federated over s2s,
 // a gateway on each, a room on avalon with a user behind oulubox's replica. oulubox is cut off from
-// avalon without warning (bounces, mod_s2s_netsplit) while both sides talk; the console of each
-// gateway, in headless Chromium, shows the link as split, and after the heal as active again with a
-// last netjoin; /metrics counts the split link and the netjoin. Default link timings; every wait is
+// avalon without warning (what crosses is dropped silently, mod_s2s_netsplit) while both sides talk;
+// the console of each gateway, in headless Chromium, shows the link as split, and after the heal as
+// active again with a last netjoin; /metrics counts the split link, the stanzas resent while they went
+// unacknowledged, and the netjoin. Default link timings; every wait is
 // bounded and only looks at what operators and users see (pages, metrics, messages).
 import assert from "node:assert/strict";
 import { copyFileSync } from "node:fs";
@@ -136,7 +137,7 @@ describe("the console during a real DMUC2 split", () => {
   });
 
   it("shows the link as split on both sides during an unannounced s2s cut while both sides talk", async () => {
-    fault = await injectFault(fed, { kind: "bounce", server: "oulubox" });
+    fault = await injectFault(fed, { kind: "drop", server: "oulubox" });
     await owner.send(xml("message", { to: ROOM, type: "groupchat" }, xml("body", {}, "the owner talks into the split")));
     await wumpus.send(xml("message", { to: ROOM, type: "groupchat" }, xml("body", {}, "Wumpus talks into the split")));
 
@@ -154,6 +155,11 @@ describe("the console during a real DMUC2 split", () => {
     const metrics = await (await fetch(`${primaryBase}/metrics`)).text();
     assert.equal(sample(metrics, "dmuc_links", '{state="split"}'), 1);
     assert.equal(sample(metrics, "dmuc_link_ends", '{role="primary",state="split"}'), 1);
+    // The owner's message went unacknowledged into the silence: sent again before the link split.
+    assert.ok(sample(metrics, "dmuc_link_resent_total")! >= 1, "the primary resent");
+    const replicaMetrics = await (await fetch(`${replicaBase}/metrics`)).text();
+    assert.equal(sample(replicaMetrics, "dmuc_replicated_rooms", '{state="split"}'), 1);
+    assert.ok(sample(replicaMetrics, "dmuc_link_resent_total")! >= 1, "the replica resent Wumpus's message");
   });
 
   it("shows the link active again after the heal, with its netjoin, once both sides have each other's messages", async () => {
