@@ -41,6 +41,8 @@ export interface LinkRow {
   /** Stanzas on the link the other end has not acknowledged, and the age of the oldest sent (s). */
   unacked: number;
   oldestUnackedSeconds: number;
+  /** While split: messages the netjoin will carry across. */
+  splitBacklog: number;
   /** The last netjoin since the gateway started: when, and how long the merge took (s). */
   lastNetjoin: string | null;
   lastNetjoinSeconds: number | null;
@@ -75,6 +77,7 @@ async function snapshot(source: ConsoleSource): Promise<ConsoleState> {
       lastHeard: iso(end.lastHeard),
       unacked: end.unacked,
       oldestUnackedSeconds: end.oldestUnackedSeconds,
+      splitBacklog: end.splitBacklog,
       lastNetjoin: iso(netjoin?.at),
       lastNetjoinSeconds: netjoin?.netjoinSeconds ?? null,
     };
@@ -125,9 +128,14 @@ function seconds(value: number): string {
 }
 
 function lagCell(link: LinkRow): string {
-  if (link.unacked === 0) return '<span class="lag muted">none</span>';
-  const oldest = link.oldestUnackedSeconds > 0 ? `, oldest sent ${seconds(link.oldestUnackedSeconds)} ago` : link.state === "split" ? ", held" : "";
-  return `<span class="lag">${link.unacked} unacknowledged${oldest}</span>`;
+  const parts: string[] = [];
+  if (link.state === "split") parts.push(`${link.splitBacklog} message${link.splitBacklog === 1 ? "" : "s"} to catch up at netjoin`);
+  if (link.unacked > 0) {
+    const oldest = link.oldestUnackedSeconds > 0 ? `, oldest sent ${seconds(link.oldestUnackedSeconds)} ago` : link.state === "split" ? ", held" : "";
+    parts.push(`${link.unacked} unacknowledged${oldest}`);
+  }
+  if (parts.length === 0) return '<span class="lag muted">none</span>';
+  return `<span class="lag">${parts.join("; ")}</span>`;
 }
 
 function netjoinCell(link: LinkRow, now: number): string {

@@ -28,6 +28,11 @@ export interface LinkEnd {
   unacked: number;
   /** Age of the oldest stanza transmitted and not acknowledged (s); 0 when none is in flight. */
   oldestUnackedSeconds: number;
+  /**
+   * While split: the messages the netjoin will carry across. Primary: the room's messages since the
+   * split (as held in memory); replica: its users' messages queued for the primary. 0 when not split.
+   */
+  splitBacklog: number;
   /** Since when the room is split on this link (ms), or null. */
   splitSince: number | null;
   lastHeard: number;
@@ -45,13 +50,15 @@ export function linkEnds(state: ServiceState, now: number): LinkEnd[] {
   for (const [room, replicas] of state.dmuc.links) {
     for (const link of replicas.values()) {
       const stream = link.stream as LinkStream<unknown>;
-      ends.push({ role: "primary", room, peer: link.replicaJid, domain: link.domain, state: link.state, stream: stream.end.kind, ...lag(stream, now), splitSince: link.splitSince ?? null, lastHeard: link.lastHeard });
+      const since = link.state === "split" ? link.splitSince ?? null : null;
+      const splitBacklog = since === null ? 0 : (state.rooms.get(room)?.history.filter((e) => e.at.getTime() >= since).length ?? 0);
+      ends.push({ role: "primary", room, peer: link.replicaJid, domain: link.domain, state: link.state, stream: stream.end.kind, ...lag(stream, now), splitBacklog, splitSince: link.splitSince ?? null, lastHeard: link.lastHeard });
     }
   }
   for (const copy of state.dmuc.replicated.values()) {
     const stream = copy.link as LinkStream<unknown>;
     const state = copy.splitSince === null ? "active" : "split";
-    ends.push({ role: "replica", room: copy.roomJid, peer: copy.primaryJid, domain: copy.primaryJid.split("@")[1] ?? "", state, stream: stream.end.kind, ...lag(stream, now), splitSince: copy.splitSince, lastHeard: copy.lastHeard });
+    ends.push({ role: "replica", room: copy.roomJid, peer: copy.primaryJid, domain: copy.primaryJid.split("@")[1] ?? "", state, stream: stream.end.kind, ...lag(stream, now), splitBacklog: copy.splitQueue.length, splitSince: copy.splitSince, lastHeard: copy.lastHeard });
   }
   return ends;
 }

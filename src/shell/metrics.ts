@@ -173,6 +173,16 @@ export class GatewayMetrics implements EffectObserver {
         for (const end of linkEnds(state(), now())) this.set({ role: end.role, room: end.room, peer: end.peer }, end.oldestUnackedSeconds);
       },
     });
+    new Gauge({
+      name: "dmuc_link_split_backlog",
+      help: "Per split DMUC2 link: messages the netjoin will carry across (primary: the room's since the split; replica: its users' queued for the primary)",
+      labelNames: ["role", "room", "peer"],
+      registers,
+      collect() {
+        this.reset();
+        for (const end of linkEnds(state(), now())) if (end.state === "split") this.set({ role: end.role, room: end.room, peer: end.peer }, end.splitBacklog);
+      },
+    });
     this.received = new Counter({ name: "dmuc_stanzas_received_total", help: "Stanzas received from the XMPP server, by kind", labelNames: ["kind"], registers });
     this.sent = new Counter({ name: "dmuc_stanzas_sent_total", help: "Stanzas sent to the XMPP server, by kind", labelNames: ["kind"], registers });
     this.fanout = new Counter({ name: "dmuc_fanout_deliveries_total", help: "Copies of room broadcasts sent (one per recipient session, or one per DMUC2 replica)", registers });

@@ -144,6 +144,7 @@ describe("the console during a real DMUC2 split", () => {
     const primary = await waitForLink(page, primaryBase, ROOM, REPLICA, (v) => v.state === "split");
     assert.equal(primary.state, "split", primary.table);
     assert.match(primary.text, /split\s+since \d+ s ago/);
+    assert.match(primary.text, /[1-9]\d* messages? to catch up at netjoin/, "the owner's message waits for the netjoin");
     assert.match(primary.splitCard, /^1\b/);
     const shot = join(dir, "split.png");
     await page.screenshot({ path: shot, fullPage: true });
@@ -157,6 +158,7 @@ describe("the console during a real DMUC2 split", () => {
     assert.equal(sample(metrics, "dmuc_link_ends", '{role="primary",state="split"}'), 1);
     // The owner's message went unacknowledged into the silence: sent again before the link split.
     assert.ok(sample(metrics, "dmuc_link_resent_total")! >= 1, "the primary resent");
+    assert.ok(sample(metrics, "dmuc_link_split_backlog", `{role="primary",room="${ROOM}",peer="${REPLICA}"}`)! >= 1);
     const replicaMetrics = await (await fetch(`${replicaBase}/metrics`)).text();
     assert.equal(sample(replicaMetrics, "dmuc_replicated_rooms", '{state="split"}'), 1);
     assert.ok(sample(replicaMetrics, "dmuc_link_resent_total")! >= 1, "the replica resent Wumpus's message");

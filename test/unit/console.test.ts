@@ -5,7 +5,7 @@ import { AuditSearchParams, parseAuditSearch } from "../../src/shell/audit-searc
 
 const NOW = Date.parse("2026-12-02T10:00:00Z");
 
-const quiet = { unacked: 0, oldestUnackedSeconds: 0, lastNetjoin: null, lastNetjoinSeconds: null };
+const quiet = { unacked: 0, oldestUnackedSeconds: 0, splitBacklog: 0, lastNetjoin: null, lastNetjoinSeconds: null };
 const link = (over: Partial<LinkRow>): LinkRow => ({ room: "wallops@conference.example.org", peer: "dmuc.oulubox.test", domain: "oulubox.test", role: "primary", state: "active", since: null, lastHeard: null, ...quiet, ...over });
 
 const state = (over: Partial<ConsoleState> = {}): ConsoleState => ({
@@ -57,13 +57,13 @@ test("a link's lag and last netjoin are shown with it", () => {
     state({
       links: [
         link({ peer: "dmuc.eris.test", unacked: 3, oldestUnackedSeconds: 2.25, lastNetjoin: "2026-12-02T09:55:00Z", lastNetjoinSeconds: 0.4 }),
-        link({ peer: "dmuc.vesa.test", state: "split", since: "2026-12-02T09:59:00Z", unacked: 2 }),
+        link({ peer: "dmuc.vesa.test", state: "split", since: "2026-12-02T09:59:00Z", unacked: 2, splitBacklog: 4 }),
       ],
     }),
     NOW,
   );
   assert.match(html, /data-peer="dmuc.eris.test"[^]*?3 unacknowledged, oldest sent 2.3 s ago[^]*?<time datetime="2026-12-02T09:55:00Z"[^>]*>5 min ago<\/time> <span class="muted">in 0.4 s<\/span>/);
-  assert.match(html, /data-peer="dmuc.vesa.test" data-role="primary" data-state="split"[^]*?2 unacknowledged, held/);
+  assert.match(html, /data-peer="dmuc.vesa.test" data-role="primary" data-state="split"[^]*?4 messages to catch up at netjoin; 2 unacknowledged, held/);
 });
 
 test("the audit search takes the command's filters and refuses bad ones with a message each", () => {
