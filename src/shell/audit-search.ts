@@ -129,5 +129,5 @@ export async function searchAudit(dataSource: DataSource, search: AuditSearch, p
   const { sql, params } = auditPageQuery(search.filter, search.before, search.rows + 1);
   const rows: AuditRow[] = await dataSource.query(sql, params);
   const page = rows.slice(0, search.rows);
-  return { events: page.map((row) => exported(row, pseudonyms, true)), next: rows.length > search.rows ? page.at(-1)!.id : null };
+  return { events: page.map((row) => exported(row, pseudonyms, false)), next: rows.length > search.rows ? page.at(-1)!.id : null };
 }

@@ -200,7 +200,11 @@ form.search label { display: flex; flex-direction: column; font-size: 12px; colo
 form.search input { font: 14px ui-monospace, "SFMono-Regular", Menlo, monospace; padding: 6px 8px; border: 1px solid var(--line); border-radius: 6px; min-width: 200px; }
 form.search button { font: inherit; padding: 7px 18px; border: 0; border-radius: 6px; background: var(--accent); color: #fff; cursor: pointer; }
 section .problems { margin: 0 18px 14px; }
-td.details { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; font-size: 12px; word-break: break-all; max-width: 380px; }
+.scroll { overflow-x: auto; }
+#events td { overflow-wrap: anywhere; }
+#events .badge { overflow-wrap: normal; white-space: nowrap; }
+td.details { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; font-size: 12px; width: 34%; }
+td.at { white-space: nowrap; font-size: 13px; }
 .pager { display: flex; gap: 16px; justify-content: flex-end; padding: 12px 18px; border-top: 1px solid var(--line); }
 .pager a { color: var(--accent); }
 `;
@@ -285,17 +289,25 @@ function cell(value: ExportRow[string]): string {
   return escape(typeof value === "object" ? JSON.stringify(value) : String(value));
 }
 
+/** An event's details, one field a line (nested values as JSON). */
+function detailsCell(details: ExportRow[string]): string {
+  if (details === null || typeof details !== "object" || Array.isArray(details)) return cell(details);
+  const fields = Object.entries(details as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b));
+  if (fields.length === 0) return '<span class="muted">–</span>';
+  return fields.map(([k, v]) => `<div><span class="muted">${escape(k)}</span> ${escape(typeof v === "string" ? v : JSON.stringify(v))}</div>`).join("");
+}
+
 function auditRows(events: ExportRow[]): string {
   if (events.length === 0) return `<tr><td colspan="6" class="empty">No event matches.</td></tr>`;
   return events
     .map(
       (e) => `<tr data-id="${cell(e.id)}" data-kind="${cell(e.kind)}">
-  <td><time datetime="${cell(e.at)}">${cell(String(e.at).replace("T", " ").replace(/\.\d+Z$/, "Z"))}</time></td>
+  <td class="at"><time datetime="${cell(e.at)}">${cell(String(e.at).replace("T", " ").replace(/\.\d+Z$/, "Z"))}</time></td>
   <td class="jid">${cell(e.room)}</td>
   <td>${badge(String(e.kind), "info")}</td>
   <td class="jid">${cell(e.actor)}</td>
   <td class="jid">${cell(e.subject)}</td>
-  <td class="details">${cell(e.details)}</td>
+  <td class="details">${detailsCell(e.details)}</td>
 </tr>`,
     )
     .join("\n");
@@ -324,10 +336,10 @@ ${view.errors.length > 0 ? `<div class="problems" id="errors">${view.errors.map(
 ${
   view.page
     ? `<section id="events"><h2>Events, newest first</h2>
-<table><thead><tr><th>Time</th><th>Room</th><th>Kind</th><th>Actor</th><th>Subject</th><th>Details</th></tr></thead>
+<div class="scroll"><table><thead><tr><th>Time</th><th>Room</th><th>Kind</th><th>Actor</th><th>Subject</th><th>Details</th></tr></thead>
 <tbody>
 ${auditRows(view.page.events)}
-</tbody></table>
+</tbody></table></div>
 ${pager}</section>`
     : ""
 }

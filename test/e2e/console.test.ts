@@ -107,6 +107,7 @@ describe("the operator console", () => {
     assert.equal(entered.length, 1);
 
     const page = await browser!.newPage();
+    await page.setViewport({ width: 1280, height: 900 });
     await page.goto(`${base}/console?token=${TOKEN}`, { waitUntil: "load", timeout: WAIT_MS });
     await page.goto(`${base}/console/audit`, { waitUntil: "load", timeout: WAIT_MS });
     // Search by room and kind in the form, as a person would.

@@ -102,12 +102,13 @@ test("the audit page escapes what users wrote and keeps the filters in its pagin
     params,
     errors: [],
     page: {
-      events: [{ id: 7, at: "2026-12-02T09:00:00.000Z", room: "r@conference.example.org", kind: "message", actor: "a@example.org", subject: null, details: '{"nick":"<b>x</b>"}', seq: 3, hash: "h" }],
+      events: [{ id: 7, at: "2026-12-02T09:00:00.000Z", room: "r@conference.example.org", kind: "message", actor: "a@example.org", subject: null, details: { nick: "<b>x</b>", jid: "a@example.org/phone" }, seq: 3, hash: "h" }],
       next: "7",
     },
   });
   assert.doesNotMatch(html, /<b>x/);
   assert.match(html, /<tr data-id="7" data-kind="message">/);
+  assert.match(html, /<div><span class="muted">jid<\/span> a@example.org\/phone<\/div><div><span class="muted">nick<\/span> &#60;b&#62;x&#60;\/b&#62;<\/div>/);
   assert.match(html, /href="\/console\/audit\?room=r%40conference.example.org&#38;kind=message&#38;before=7" id="older"/);
   assert.match(html, /<input name="room" value="r@conference.example.org"/);
 });
