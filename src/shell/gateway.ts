@@ -23,7 +23,6 @@ import { GatewayMetrics } from "./metrics.js";
 import { logRoomChanges } from "./room-events.js";
 import { send as sendHttp, startHttp, stopHttp, type Handler } from "./http.js";
 import { consoleRoutes } from "./console.js";
-import { searchAudit } from "./audit-search.js";
 import { Pseudonymiser } from "../commands/export-format.js";
 import { VERSION } from "../version.js";
 import type { Server } from "node:http";
@@ -261,7 +260,8 @@ export class Gateway {
           state: () => this.state,
           notReady: () => this.notReady(),
           lastNetjoin: (role, room, peer) => this.metrics.links.lastNetjoin(role, room, peer),
-          searchAudit: (search) => searchAudit(this.database.dataSource, search, new Pseudonymiser(this.config.pseudonymiseExports ? this.config.secret : null)),
+          searchAudit: async (search) =>
+            (await import("./audit-search.js")).searchAudit(this.database.dataSource, search, new Pseudonymiser(this.config.pseudonymiseExports ? this.config.secret : null)),
         })
       : [];
     return new Map<string, Handler>([
