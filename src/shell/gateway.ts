@@ -23,6 +23,7 @@ import { GatewayMetrics } from "./metrics.js";
 import { logRoomChanges } from "./room-events.js";
 import { send as sendHttp, startHttp, stopHttp, type Handler } from "./http.js";
 import { consoleRoutes } from "./console.js";
+import { Pseudonymiser } from "../commands/export-format.js";
 import { VERSION } from "../version.js";
 import type { Server } from "node:http";
 import { ArchiveReader } from "./archive-reader.js";
@@ -133,7 +134,12 @@ export class Gateway {
     private state: ServiceState,
     private readonly lease: DomainLease,
   ) {
-    this.metrics = new GatewayMetrics(() => this.state, () => connection.online);
+    this.metrics = new GatewayMetrics({
+      state: () => this.state,
+      xmppOnline: () => connection.online,
+      health: () => this.runner.health,
+      databaseAnswers: async () => (await this.databaseProblem()) === null,
+    });
     this.store = new RoomStore(database.dataSource, config.domain);
     // Stanzas go out through the StanzaWriter: serialised once per fan-out, one socket write, and
     // multicast through the server when it offers it (issue 14).
@@ -253,6 +259,9 @@ export class Gateway {
           startedAt: this.startedAt,
           state: () => this.state,
           notReady: () => this.notReady(),
+          lastNetjoin: (role, room, peer) => this.metrics.links.lastNetjoin(role, room, peer),
+          searchAudit: async (search) =>
+            (await import("./audit-search.js")).searchAudit(this.database.dataSource, search, new Pseudonymiser(this.config.pseudonymiseExports ? this.config.secret : null)),
         })
       : [];
     return new Map<string, Handler>([
@@ -273,18 +282,25 @@ export class Gateway {
   private async notReady(): Promise<string[]> {
     const problems: string[] = [];
     if (!this.connection.online) problems.push("xmpp: not connected");
+    const database = await this.databaseProblem();
+    if (database !== null) problems.push(`database: ${database}`);
+    return problems;
+  }
+
+  /** Why the database does not answer a query within 2 s, or null when it does. */
+  private async databaseProblem(): Promise<string | null> {
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
         this.database.dataSource.query("SELECT 1"),
         new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("no answer within 2 s")), 2_000))),
       ]);
+      return null;
     } catch (err) {
-      problems.push(`database: ${(err as Error).message}`);
+      return (err as Error).message;
     } finally {
       clearTimeout(timer);
     }
-    return problems;
   }
 
   /**
