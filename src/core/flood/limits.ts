@@ -38,6 +38,8 @@ export const MUTE_MS = 100;
 
 /** The text of a message's wait/policy-violation, from the rate limit or while its flood is muted. */
 export const SENDING_TOO_FAST = "You are sending too fast; wait a moment";
+/** The text of an entry's, exit's or nick change's wait/policy-violation. */
+export const TOO_MANY_ENTRIES = "Too many entries, exits or nick changes; wait a moment";
 
 interface Bucket {
   readonly tokens: number;
@@ -79,7 +81,8 @@ export type FloodVerdict = "pass" | "refuse" | "coalesce";
 
 export interface RoomPresence {
   readonly roomJid: string;
-  readonly room: Room | undefined;
+  /** Who is in the room under which nick (a DMUC2 replica passes its copy's local sessions). */
+  readonly room: Pick<Room, "sessionNicks"> | undefined;
   readonly stanza: Element;
   readonly fromFull: string;
   readonly fromBare: string;
@@ -146,6 +149,18 @@ export function admitPresence(floods: FloodState, limits: FloodLimits, p: RoomPr
   const buckets = floods.coalesced.get(key) ? null : take(floods.buckets, [own, roomBudget], now, true);
   if (!buckets) return { verdict: "coalesce", floods: { ...floods, coalesced: floods.coalesced.with(key, { roomJid, stanza }) } };
   return { verdict: "pass", floods: { ...floods, buckets } };
+}
+
+/**
+ * A message or IQ to a room: one token from the user's bucket for that room (rate and burst of
+ * DMUC_RATE_LIMIT and DMUC_RATE_BURST). Rooms of this service keep that bucket in the room
+ * (plugins/limits.ts); a DMUC2 replica keeps its users' buckets for remote rooms here, so that it
+ * refuses a flood before relaying it (pruned when idle longer than the join buckets refill, at the
+ * defaults well after it is full again). Null when the bucket is empty.
+ */
+export function admitMessage(floods: FloodState, rate: { ratePerSecond: number; burst: number }, roomJid: string, fromBare: string, now: number): FloodState | null {
+  const buckets = take(floods.buckets, [{ key: `m\u0000${roomJid}\u0000${fromBare}`, rate: rate.ratePerSecond, burst: rate.burst }], now, true);
+  return buckets ? { ...floods, buckets } : null;
 }
 
 /**
