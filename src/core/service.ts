@@ -14,7 +14,7 @@ import type { Room, RoomConfig } from "./room/types.js";
 import { RoomTable } from "./room-table.js";
 import { emptyDmucState, type DmucState } from "./dmuc/state.js";
 import { checkRoomQuota, type RoomQuota } from "./room-quota.js";
-import { admitPresence, DEFAULT_FLOOD_LIMITS, emptyFloodState, isMuted, SENDING_TOO_FAST, TOO_MANY_ENTRIES, noteRefusal, pruneFloods, releaseCoalesced, type FloodLimits, type FloodState } from "./flood/limits.js";
+import { admitPresence, DEFAULT_FLOOD_LIMITS, emptyFloodState, isMuted, SENDING_TOO_FAST, TOO_MANY_ENTRIES, noteRefusal, answerRefusedMessage, pruneFloods, releaseCoalesced, type FloodLimits, type FloodState } from "./flood/limits.js";
 import type { LivenessState } from "./liveness.js";
 import type { Tombstone } from "./tombstones.js";
 
@@ -178,8 +178,11 @@ export class MucService {
       // Still, a message is answered, from its raw attributes, as Prosody's muc_limits answers every
       // stanza it drops: its sender's client must mark it as not sent. Presences stay silent.
       if (stanza.name !== "message") return { state, effects: [] };
+      // At most MESSAGE_ANSWERS_PER_SECOND a second per sender (limits.ts).
+      const floods = stanza.attrs.type === "error" ? null : answerRefusedMessage(state.floods, String(stanza.attrs.from), context.now.getTime());
+      if (!floods) return { state, effects: [] };
       const room = String(stanza.attrs.to ?? "").split("/")[0]!;
-      return { state, effects: this.failure(stanza, new StanzaError("wait", "policy-violation", SENDING_TOO_FAST, { by: room })) };
+      return { state: { ...state, floods }, effects: this.failure(stanza, new StanzaError("wait", "policy-violation", SENDING_TOO_FAST, { by: room })) };
     }
     const from = parseJid(stanza.attrs.from);
     // The server stamps `from` on everything it routes to us; without one there is nobody to answer.
@@ -310,6 +313,12 @@ export class MucService {
     const fromFull = jidToString(from);
     const noted = noteRefusal(state.floods, fromFull, stanza, context.now.getTime());
     if (!noted.answer && stanza.name === "presence") return { state: { ...state, floods: noted.floods }, effects: [] };
+    if (stanza.name === "message") {
+      // At most MESSAGE_ANSWERS_PER_SECOND a second per sender (limits.ts); IQs always get their answer.
+      const answered = answerRefusedMessage(noted.floods, fromFull, context.now.getTime());
+      if (!answered) return { state: { ...state, floods: noted.floods }, effects: [] };
+      noted.floods = answered;
+    }
     const effects = this.failure(stanza, err);
     if (noted.audit) {
       const roomJid = err.spec.by ?? null;

@@ -36,6 +36,14 @@ export const REFUSAL_EPISODE_MS = 60_000;
  */
 export const MUTE_MS = 100;
 
+/**
+ * Refused messages answered per second and sender; beyond, they are dropped unanswered. A person who
+ * types too fast gets every refusal (a client marks each message failed); a flooder gets ten a second,
+ * not one error per stanza that its server must route back (bench/RESULTS.md "Floods": those answers
+ * were half of the server's work during a message flood).
+ */
+export const MESSAGE_ANSWERS_PER_SECOND = 10;
+
 /** The text of a message's wait/policy-violation, from the rate limit or while its flood is muted. */
 export const SENDING_TOO_FAST = "You are sending too fast; wait a moment";
 /** The text of an entry's, exit's or nick change's wait/policy-violation. */
@@ -60,9 +68,20 @@ export interface FloodState {
   readonly refused: SharedMap<number>;
   /** muteKey() of a refused stanza -> until when its like are dropped unread. */
   readonly muted: SharedMap<number>;
+  /** Full JID -> refused messages answered in the second that began at `since`. */
+  readonly answers?: SharedMap<{ readonly since: number; readonly count: number }>;
 }
 
-export const emptyFloodState = (): FloodState => ({ buckets: SharedMap.empty(), coalesced: SharedMap.empty(), refused: SharedMap.empty(), muted: SharedMap.empty() });
+export const emptyFloodState = (): FloodState => ({ buckets: SharedMap.empty(), coalesced: SharedMap.empty(), refused: SharedMap.empty(), muted: SharedMap.empty(), answers: SharedMap.empty() });
+
+/** The flood state with one more refused message answered to `fullJid`, or null: its second's answers are used up. */
+export function answerRefusedMessage(floods: FloodState, fullJid: string, now: number): FloodState | null {
+  const answers = floods.answers ?? SharedMap.empty();
+  const current = answers.get(fullJid);
+  const fresh = !current || now - current.since >= 1_000;
+  if (!fresh && current.count >= MESSAGE_ANSWERS_PER_SECOND) return null;
+  return { ...floods, answers: answers.with(fullJid, fresh ? { since: now, count: 1 } : { since: current.since, count: current.count + 1 }) };
+}
 
 /**
  * What identifies "the same flood" from the raw attributes alone: sender, stanza name and the room's
@@ -213,5 +232,7 @@ export function pruneFloods(floods: FloodState, limits: FloodLimits, now: number
   const buckets = floods.buckets.filter((b) => now - b.at < idleMs);
   const refused = floods.refused.filter((at) => now - at < REFUSAL_EPISODE_MS);
   const muted = floods.muted.filter((until) => now < until);
-  return buckets === floods.buckets && refused === floods.refused && muted === floods.muted ? floods : { ...floods, buckets, refused, muted };
+  const answers = floods.answers?.filter((a) => now - a.since < 1_000);
+  const same = buckets === floods.buckets && refused === floods.refused && muted === floods.muted && answers === floods.answers;
+  return same ? floods : { ...floods, buckets, refused, muted, ...(answers && { answers }) };
 }
