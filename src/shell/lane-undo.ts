@@ -9,7 +9,8 @@
 //
 // A room can be put back only while nothing else changed it or depends on its stanzas: the record is
 // pinned (its units wait for the database, as before) when the room was changed from outside its lane
-// (the timer, an administrator, the service) or when its stanzas changed DMUC2 links or tombstones.
+// (the timer, an administrator, the service) or when its stanzas changed its DMUC2 links or copy, or
+// tombstones.
 import type { Element } from "@xmpp/xml";
 import type { Room } from "../core/room/types.js";
 import type { ServiceState } from "../core/service.js";
@@ -45,7 +46,11 @@ export class LaneUndo {
       record.pinned = true;
     }
     record.expected = after.rooms.get(lane);
-    if (before.dmuc !== after.dmuc || before.tombstones !== after.tombstones) record.pinned = true;
+    // The room's DMUC2 links or replicated copy, or a tombstone, depend on it now. (A remote domain being
+    // probed does not: it concerns no room, and what it finds is applied to the rooms as they are then.)
+    const { dmuc: d0 } = before;
+    const { dmuc: d1 } = after;
+    if (d0.links.get(lane) !== d1.links.get(lane) || d0.replicated.get(lane) !== d1.replicated.get(lane) || before.tombstones !== after.tombstones) record.pinned = true;
   }
 
   /** Whether the lane's room can be put back as it was before its queued stanzas, in `state`. */
