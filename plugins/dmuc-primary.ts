@@ -11,7 +11,8 @@ import { withLink, withoutRoomLinks } from "../src/core/dmuc/dmuc-state.js";
 import { NS } from "../src/xmpp/stanza.js";
 import { bareString, jidToString, parseJid } from "../src/xmpp/jid.js";
 import { errorCondition, markSplit, startNetjoin, UNREACHABLE } from "../src/core/dmuc/primary-netsplit.js";
-import { DMUC } from "../src/core/dmuc/wire.js";
+import { DMUC, isUnreplicate } from "../src/core/dmuc/wire.js";
+import { replicaLeaves } from "../src/core/dmuc/primary-unreplicate.js";
 import { fromReplica, heardFromReplica, isLinkMessage, noLink, tickLinks } from "../src/core/dmuc/primary-link-traffic.js";
 
 /** Who must answer each kind of query: an answer from anyone else is not taken. */
@@ -116,6 +117,11 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
           const split = now.state === "split" || now.state === "syncing" ? now : { ...now, state: "split" as const, splitSince: now.lastHeard };
           request.effects.push(send(xml("iq", { type: "result", id: stanza.attrs.id, from: roomJid, to: stanza.attrs.from })));
           if (split.state !== "syncing") startNetjoin(request, roomJid, split);
+          return true as const;
+        }
+        // A replica none of whose users is in the room leaves it (src/core/dmuc/replica-forget.ts).
+        if (link && type === "set" && isUnreplicate(stanza.getChild("unreplicate", DMUC))) {
+          replicaLeaves(request, roomJid, link);
           return true as const;
         }
         // Keepalive pings from a replica of one of our rooms.

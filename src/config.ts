@@ -182,6 +182,14 @@ export const SETTINGS = {
     },
     integer(100),
   ),
+  writeWaitSeconds: setting(
+    {
+      env: "DMUC_WRITE_WAIT",
+      doc: "seconds a stanza may wait for the database (an outage) to store what it changes; past it, it is undone and its sender gets `wait`/`resource-constraint`",
+      default: 10,
+    },
+    integer(1, 3600, "a whole number of seconds"),
+  ),
   maxHistoryKb: setting(
     { env: "DMUC_MAX_HISTORY_KB", doc: "kilobytes of history (serialised messages) a room keeps in memory; older messages stay in `history_messages`", default: 256 },
     integer(1),

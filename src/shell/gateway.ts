@@ -30,6 +30,7 @@ import { ArchiveReader } from "./archive-reader.js";
 import { listenForImportedRooms, ROOM_SERVED_CHANNEL } from "./room-notifications.js";
 import { purgeExpired } from "./retention.js";
 import { StanzaWriter } from "./delivery/stanza-writer.js";
+import { LaneUndo } from "./lane-undo.js";
 
 const TICK_MS = 1000;
 /** Retention purges run a minute after start, then hourly. */
@@ -124,6 +125,8 @@ export class Gateway {
   private purger: NodeJS.Timeout | null = null;
   private purging: Promise<void> | null = null;
   private readonly store: RoomStore;
+  /** Rooms as they were before their writes began to wait, to undo them if the database is away too long. */
+  private readonly undo = new LaneUndo();
 
   private constructor(
     private readonly config: GatewayConfig,
@@ -147,7 +150,11 @@ export class Gateway {
     connection.on("online", () => void writer.discover());
     connection.on("offline", () => writer.reset());
     connection.on("stanza", writer.notice);
-    this.runner = new EffectRunner(this.store, writer.send, log, new ArchiveReader(database.dataSource, log), config.writeQueueLimit, this.metrics);
+    this.runner = new EffectRunner(this.store, writer.send, log, new ArchiveReader(database.dataSource, log), config.writeQueueLimit, this.metrics, config.writeWaitSeconds * 1000, {
+      mayWithdraw: (lane) => this.undo.mayUndo(lane, this.state),
+      withdrawn: (lane, origins) => this.withdrawn(lane, origins),
+      idle: (lane) => this.undo.idle(lane),
+    });
   }
 
   /**
@@ -404,8 +411,10 @@ export class Gateway {
       }
       this.state = outcome.state;
       logRoomChanges(this.log, before, this.state, roomOf(stanza.attrs.to));
+      const queuedBefore = this.runner.isBusy(lane);
       // An IQ get reads: its answer never waits behind the room's pending writes.
-      this.runner.submit(outcome.effects, lane, stanza.name === "iq" && stanza.attrs.type === "get");
+      this.runner.submit(outcome.effects, lane, stanza.name === "iq" && stanza.attrs.type === "get", stanza);
+      this.undo.handled(lane, before, this.state, queuedBefore, this.runner.isBusy(lane));
     } catch (err) {
       // The service catches handler failures itself; reaching here is a bug, not a reason to exit.
       this.log.error("gateway.stanza_failed", { error: err, name: stanza.name, from: stanza.attrs.from });
@@ -418,6 +427,26 @@ export class Gateway {
       this.lastQueueRefusalLog = now;
       this.log.warn("gateway.queue_full", { ...this.runner.health, name: stanza.name, to: stanza.attrs.to });
     }
+    this.answerWait(stanza, lane);
+  }
+
+  /**
+   * The room's writes waited `DMUC_WRITE_WAIT` for the database and were taken out unstored and
+   * unsent: the room is put back as it was before them and their stanzas are answered (lane-undo.ts).
+   */
+  private withdrawn(lane: string, origins: Element[]): void {
+    const before = this.state;
+    this.state = this.undo.undo(lane, this.state);
+    logRoomChanges(this.log, before, this.state, lane);
+    const room = this.state.rooms.get(lane);
+    for (const stanza of origins) {
+      const answer = LaneUndo.answerFor(stanza, room);
+      if (answer === "again") this.process(stanza, lane);
+      else if (answer === "refuse") this.answerWait(stanza, lane);
+    }
+  }
+
+  private answerWait(stanza: Element, lane: string): void {
     if (!mayAnswerWithError(stanza)) return;
     const text = "The service cannot store anything right now; try again in a moment";
     this.runner.submit([send(errorReply(stanza, { type: "wait", condition: "resource-constraint", text, by: lane }))], lane, true);

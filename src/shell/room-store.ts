@@ -29,6 +29,11 @@ export class RoomStore {
   }
 
   /** Applies writes and audit records in order, in one transaction; returns the statement count. */
+  /** Throws while the database cannot be reached (the effect runner asks during an outage). */
+  async probe(): Promise<void> {
+    await this.dataSource.query("SELECT 1");
+  }
+
   async commit(writes: readonly StoreWrite[], audits: readonly AuditRecord[]): Promise<number> {
     return this.chains.exclusive(() => this.commitNow(writes, audits));
   }

@@ -33,7 +33,7 @@ function metrics(state: ServiceState, clock: { now: number }, health: Partial<Ef
   return new GatewayMetrics({
     state: () => state,
     xmppOnline: () => true,
-    health: () => ({ degraded: false, degradedSince: null, queuedEffects: 0, queuedUnits: 0, queueLimit: 10_000, ...health }),
+    health: () => ({ degraded: false, degradedSince: null, queuedEffects: 0, queuedUnits: 0, queueLimit: 10_000, waitLimitMs: 10_000, ...health }),
     databaseAnswers: async () => !health.degraded,
     now: () => clock.now,
   });
@@ -55,7 +55,7 @@ test("each link's unacknowledged stanzas and the age of the oldest are exported"
 
 test("a link that goes away leaves no stale series", async () => {
   let state = stateWithLink(1);
-  const m = new GatewayMetrics({ state: () => state, xmppOnline: () => true, health: () => ({ degraded: false, degradedSince: null, queuedEffects: 0, queuedUnits: 0, queueLimit: 1 }), databaseAnswers: async () => true });
+  const m = new GatewayMetrics({ state: () => state, xmppOnline: () => true, health: () => ({ degraded: false, degradedSince: null, queuedEffects: 0, queuedUnits: 0, queueLimit: 1, waitLimitMs: 10_000 }), databaseAnswers: async () => true });
   assert.match(await m.registry.metrics(), /dmuc_link_unacked_stanzas\{/);
   state = emptyServiceState();
   assert.doesNotMatch(await m.registry.metrics(), /dmuc_link_unacked_stanzas\{/);

@@ -15,6 +15,7 @@ import { withDomain, withLink, withoutLink, withoutPending, withPending } from "
 import { domainOf, replicaSeesJids } from "./primary-delivery.js";
 import { errorCondition, markSplit, netjoinAnswered, startNetjoin, UNREACHABLE } from "./primary-netsplit.js";
 import { newStream } from "./link/stream.js";
+import { linksOfDomain, MAX_LINKS_PER_DOMAIN } from "./primary-unreplicate.js";
 
 export interface PrimaryOptions {
   keepaliveSeconds: number;
@@ -76,6 +77,11 @@ export function ensureReplica(io: LinkIo, roomJid: string, domain: string, optio
   if (info.status !== "dmuc" || !info.replicaJid) return;
   const links = io.state.dmuc.links.get(roomJid);
   if ([...(links?.values() ?? [])].some((l) => l.domain === domain)) return;
+  // One remote domain may hold only so many links (primary-unreplicate.ts); past it, plain occupants.
+  if (linksOfDomain(io.state.dmuc, domain) >= MAX_LINKS_PER_DOMAIN) {
+    io.effects.push(logEffect("warn", "dmuc.domain_link_limit", { room: roomJid, domain, limit: MAX_LINKS_PER_DOMAIN }));
+    return;
+  }
   createLink(io, roomJid, domain, info.replicaJid, options);
 }
 

@@ -17,6 +17,7 @@ import { DIRECTED_TIMEOUT_MS, sendDivert, getRoom, isLocalUser, linkTimers, MODU
 import { errorCondition, isSplit, onNetjoin, onSplitDiverted, relayToPrimary, SPLIT_CONDITIONS } from "./replica-split.js";
 import { fromRoom, heardFromRoom, roomBounced, submit, tickLink } from "./replica-link.js";
 import { expireReplicateChecks, finishReplicate, onReplicate } from "./replica-replicate.js";
+import { finishUnreplicate, forgetIfEmpty } from "./replica-forget.js";
 
 /** The "service/route" handler: true when the stanza was the replica's. */
 export function routeReplica(request: ServiceRequest, to: Jid, options: ReplicaOptions): true | undefined {
@@ -108,6 +109,10 @@ function onAnswer(request: ServiceRequest, options: ReplicaOptions): true | unde
   if (query?.kind === "replica-iq" && fromModule) {
     setPending(request, id, null);
     if (failed) request.effects.push(logEffect("warn", "dmuc.module_error", { room: query.roomJid, condition }));
+    return true;
+  }
+  if (query?.kind === "unreplicate" && from.local !== null && bareString(from) === query.roomJid) {
+    finishUnreplicate(request, id, query, stanza);
     return true;
   }
   if (query) return undefined; // another role's query
@@ -212,6 +217,9 @@ export function tickReplica(work: Work, options: ReplicaOptions): void {
     }
     // Acknowledgements, resends, keepalive and split probes, detection (replica-link.ts).
     tickLink(work, room.roomJid, options);
+    // A room none of our users is in any more is left after a grace (replica-forget.ts).
+    const still = getRoom(work, room.roomJid);
+    if (still) forgetIfEmpty(work, still);
     const current = getRoom(work, room.roomJid);
     // The link is up again but the netjoin that ends local service has not come: ask again.
     if (current && isSplit(current) && current.link.end.kind === "active" && now - current.lastSent >= linkTimers(current, options).probeMs) {

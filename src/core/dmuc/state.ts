@@ -77,6 +77,8 @@ export interface ReplicatedRoom {
   readonly echoes: ReadonlySet<string>;
   /** Restored from the database at start: the server module must be asked to divert again. */
   readonly restored?: boolean;
+  /** Since when (ms) none of our users is in the room, as the tick saw it (replica-forget.ts). */
+  readonly emptySince?: number;
 }
 
 /** A local user's stanza submitted to the primary on the link (as the user sent it), and when (ms). */
@@ -122,7 +124,9 @@ export type PendingQuery =
     }
   | { readonly kind: "replica-iq"; readonly roomJid: string; readonly sent: number }
   /** A <replicate/> waiting for the server module to say whether any local user is in the room. */
-  | { readonly kind: "replicate-check"; readonly roomJid: string; readonly request: Element; readonly sent: number };
+  | { readonly kind: "replicate-check"; readonly roomJid: string; readonly request: Element; readonly sent: number }
+  /** The replica tells the primary it leaves a room none of its users is in (replica-forget.ts). */
+  | { readonly kind: "unreplicate"; readonly roomJid: string; readonly sent: number };
 
 export interface DmucState {
   /** Primary: room JID -> replica JID -> link. */

@@ -280,6 +280,15 @@ export function parseNetjoinAnswer(el: Element | undefined): NetjoinAnswer | nul
   return { occupants, messages: el.getChildren("message").map(unwrapStanza), kicks };
 }
 
+// <unreplicate/>: a replica leaves a room none of its users is in any more (docs/PROTOCOL.md)
+export function buildUnreplicate(): Element {
+  return xml("unreplicate", { xmlns: DMUC });
+}
+
+export function isUnreplicate(el: Element | undefined): boolean {
+  return el?.name === "unreplicate" && el.attrs.xmlns === DMUC;
+}
+
 // <resync/>: a split replica that hears from the room again asks for netjoin
 export function buildResync(): Element {
   return xml("resync", { xmlns: DMUC });
