@@ -10,7 +10,7 @@ import type { AuditRecord } from "../core/effects.js";
 import type { StoreWrite } from "../core/store-writes.js";
 import { AuditChains, type ChainAppend, type Queryable } from "./audit-chains.js";
 
-type HistoryWrite = Extract<StoreWrite, { op: "history.append" }>;
+export type HistoryWrite = Extract<StoreWrite, { op: "history.append" }>;
 /** Runs one statement of the batch. */
 type Run = (sql: string, params: unknown[]) => Promise<unknown>;
 
@@ -175,10 +175,10 @@ async function apply(run: Run, write: Exclude<StoreWrite, HistoryWrite>): Promis
  * The rows are inserted in the order the engine emitted them (WITH ORDINALITY ... ORDER BY), so that
  * `seq` follows the order the room broadcast them: the join with rooms alone may reorder them.
  */
-async function insertHistory(run: Run, writes: HistoryWrite[]): Promise<void> {
+export function historyInsert(writes: readonly HistoryWrite[]): { sql: string; params: unknown[] } {
   const column = <T>(pick: (w: HistoryWrite) => T) => writes.map(pick);
-  await run(
-    `INSERT INTO history_messages (room_id, room_jid, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at, archived)
+  return {
+    sql: `INSERT INTO history_messages (room_id, room_jid, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at, archived)
      SELECT r.id, r.jid, h.stanza_id, h.origin_id, h.occupant_id, h.nick, h.sender_jid, h.body, h.stanza, h.sent_at, h.archived
      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::boolean[])
        WITH ORDINALITY AS h(room_jid, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at, archived, n)
@@ -187,7 +187,7 @@ async function insertHistory(run: Run, writes: HistoryWrite[]): Promise<void> {
      -- alone may reorder them).
      ORDER BY h.n
      ON CONFLICT (room_id, stanza_id) DO NOTHING`,
-    [
+    params: [
       column((w) => w.roomJid),
       column((w) => w.entry.stanzaId),
       column((w) => w.entry.stanza.getChild("origin-id", "urn:xmpp:sid:0")?.attrs.id ?? null),
@@ -200,5 +200,10 @@ async function insertHistory(run: Run, writes: HistoryWrite[]): Promise<void> {
       column((w) => w.entry.at.toISOString()),
       column((w) => w.archived),
     ],
-  );
+  };
+}
+
+async function insertHistory(run: Run, writes: HistoryWrite[]): Promise<void> {
+  const { sql, params } = historyInsert(writes);
+  await run(sql, params);
 }
