@@ -277,7 +277,7 @@ export async function run(options: BenchOptions): Promise<Report> {
       "Counted at TypeORM's query logger: a statement is any query but START TRANSACTION/COMMIT; a statement outside a transaction is a transaction of its own; round trips include START TRANSACTION and COMMIT.",
       '"in commit": share of the wall time the group commit spent inside RoomStore.commit (one transaction at a time); the rest is Node building rows, running effects and the senders.',
       `Stored rows checked: ${stored} in history_messages for ${sent} messages; ${auditRows} audit rows for ${audited} audited messages, their ${verified.rooms} chains verified (${verified.problems.length} problems).`,
-      `"${FLOOR}": RoomStore's INSERT for a batch of "in flight" messages, sent back to back through the same DataSource with nothing else: the database's own limit for these rows, which the group commit can approach but not pass.`,
+      `"${FLOOR}": RoomStore's INSERT for a batch of "in flight" messages, sent back to back through the same DataSource with nothing else: the database's own rate for these rows, measured right after the group commit rows (on a shared machine the rate moves from one minute to the next: compare within a run, and across runs).`,
     );
     const columns = ["mode", "in flight", "messages", "msgs/s", "vs INSERT/msg", "vs statement alone", "p50 ms", "p99 ms", "tx/msg", "stmts/msg", "round trips/msg", "msgs/tx", "in commit"];
     return { tables: [{ title: "History messages stored: group commit vs one write per message", columns, rows }], notes };
