@@ -1,6 +1,7 @@
 // Loads every stored room into engine state at start: configuration, affiliations, live occupants
 // (so nobody is kicked by a restart) and the recent history each room sends on entering, in the
 // room's order (history_messages.seq: the order occupants saw, which times alone cannot give).
+import { keptPresence } from "../core/room/kept-presence.js";
 import { trimHistory } from "../core/room/history.js";
 import { randomUUID } from "node:crypto";
 import type { Tombstone } from "../core/tombstones.js";
@@ -75,7 +76,7 @@ export async function loadRooms(dataSource: DataSource, historyLimit: number, lo
     if (!presence) continue;
     update(row.room_id, (room) => {
       const existing = room.occupants.get(row.nick);
-      const session = { jid: row.real_jid, presence };
+      const session = { jid: row.real_jid, presence: keptPresence(presence) };
       const occupant: Occupant = existing
         ? { ...existing, sessions: new Map(existing.sessions).set(row.real_jid, session) }
         : { nick: row.nick, bareJid: bareOf(row.real_jid), role: row.role, occupantId: row.occupant_id, sessions: new Map([[row.real_jid, session]]) };
@@ -83,7 +84,6 @@ export async function loadRooms(dataSource: DataSource, historyLimit: number, lo
         ...room,
         occupants: new Map(room.occupants).set(row.nick, occupant),
         sessionNicks: new Map(room.sessionNicks).set(row.real_jid, row.nick),
-        occupantIds: new Map(room.occupantIds).set(occupant.bareJid, occupant.occupantId),
       };
     });
   }
