@@ -226,7 +226,7 @@ export const SETTINGS = {
   occupantPingSeconds: setting(
     {
       env: "DMUC_OCCUPANT_PING",
-      doc: "seconds between two pings of each occupant's session to find ghosts (every session is also pinged after each reconnection); `0`: only after reconnecting",
+      doc: "seconds between two pings of each occupant's session to find ghosts (every session is also pinged after each reconnection; a DMUC2 replica pings the sessions it serves likewise); `0`: only after reconnecting",
       default: 900,
     },
     integer(0),
