@@ -263,16 +263,52 @@ test("the audit trail names the replica that serves an entry, and direct entries
   assert.deepEqual(direct, ["direct"]);
 });
 
-test("a refused ENTER falls back to direct delivery of what the user would have got", () => {
+test("a refused ENTER falls back to direct delivery of what the user would have got, and of what went to the replica meanwhile", () => {
   const { p } = linkedRoom();
   const sent = p.send(`<presence from='${VALDIS}' to='${ROOM}/Valdis'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
   const enter = sentTo(sent, REPLICA).find((s) => s.name === "iq")!;
+  // While the replica checks, the room goes on: counted the replica's, Valdis gets this through it.
+  const meanwhile = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>while checking</body></message>`);
+  assert.deepEqual(sentTo(meanwhile, VALDIS), []);
   const fallback = p.send(`<iq type='error' id='${enter.attrs.id}' from='${REPLICA}' to='${ROOM}'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`);
   const direct = sentTo(fallback, VALDIS);
   assert.ok(direct.some((s) => s.name === "presence" && s.attrs.from === `${ROOM}/Valdis`), "own presence");
   assert.ok(direct.some((s) => s.getChild("subject")), "subject");
+  assert.deepEqual(bodies(direct), ["before the link", "while checking"], "the history, then what the replica did not deliver");
   assert.ok(!p.link()!.members.has(VALDIS));
   assert.ok(p.effects.some((e) => e.kind === "audit" && e.record.kind === "dmuc.refused"));
+  assert.deepEqual(bodies(sentTo(p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>direct</body></message>`), VALDIS)), ["direct"]);
+});
+
+test("a session whose ENTER was refused is moved onto the replica later (silent ENTER, with backoff), not served directly for good", () => {
+  const { p } = linkedRoom();
+  const entered = sentTo(p.send(entry(VALDIS, "Valdis")), REPLICA);
+  const enter = entered.find((s) => s.name === "iq")!;
+  const stream = entered.find((s) => s.name === "presence")!.getChild("link", DMUC)!.attrs.stream;
+  p.send(`<message from='${REPLICA}' to='${ROOM}'><link xmlns='${DMUC}' ack='2' acked='${stream}'/></message>`);
+  p.send(`<iq type='error' id='${enter.attrs.id}' from='${REPLICA}' to='${ROOM}'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`);
+  const enters = (out: Element[]) => sentTo(out, REPLICA).flatMap((s) => s.getChildren("enter", DMUC));
+  p.now += 4_000;
+  assert.deepEqual(enters(p.tick()), []);
+  p.now += 1_000;
+  const [again] = enters(p.tick());
+  assertMatches(again!, parseXml(`<enter xmlns='${DMUC}' jid='${VALDIS}' nick='Valdis' silent='true'/>`));
+  const retry = sentTo(p.effects.flatMap((e) => (e.kind === "send" ? [e.stanza] : [])), REPLICA).find((s) => s.getChild("enter", DMUC))!;
+  // Refused again: asked again after twice as long; the refusal is audited once.
+  p.send(`<iq type='error' id='${retry.attrs.id}' from='${REPLICA}' to='${ROOM}'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`);
+  assert.ok(!p.effects.some((e) => e.kind === "audit"));
+  p.now += 9_000;
+  assert.deepEqual(enters(p.tick()), []);
+  p.now += 1_000;
+  const third = sentTo(p.tick(), REPLICA).find((s) => s.getChild("enter", DMUC))!;
+  assert.ok(third);
+  p.send(`<iq type='result' id='${third.attrs.id}' from='${REPLICA}' to='${ROOM}'/>`);
+  assert.ok(p.link()!.members.has(VALDIS));
+  const said = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>through the replica</body></message>`);
+  assert.deepEqual(sentTo(said, VALDIS), [], "served by the replica now");
+  p.send(`<message from='${REPLICA}' to='${ROOM}'><link xmlns='${DMUC}' ack='3' acked='${stream}'/></message>`);
+  p.now += 20_000;
+  assert.deepEqual(enters(p.tick()), [], "taken: no more retries");
 });
 
 test("a replica user leaving: LEAVE with its own unavailable presence, before the broadcast copy", () => {
