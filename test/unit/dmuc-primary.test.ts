@@ -479,6 +479,22 @@ test("netjoin: the replica answers again, gets what it missed, and hands over it
   assert.ok(p.effects.some((e) => e.kind === "audit" && e.record.kind === "link.healed"));
 });
 
+test("netjoin: a session whose ENTER the replica never took is not taken for gone, but moved onto it again", () => {
+  const { p } = linkedRoom();
+  // Valdis enters; the link splits before the replica answers his ENTER (it may never have arrived).
+  p.send(entry(VALDIS, "Valdis"));
+  p.send(bounce(ROOM));
+  p.now += 6_000;
+  const [ping] = sentTo(p.tick(), REPLICA);
+  const [netjoin] = p.send(`<iq type='result' id='${ping!.attrs.id}' from='${REPLICA}' to='${ROOM}'/>`);
+  const healed = p.send(`<iq type='result' id='${netjoin!.attrs.id}' from='${REPLICA}' to='${ROOM}'><netjoin xmlns='${DMUC}'><occupant jid='${WUMPUS}' nick='Wumpus'/></netjoin></iq>`);
+  assert.ok(p.state.rooms.get(ROOM)!.sessionNicks.has(VALDIS), "still in the room");
+  assert.ok(!sentTo(healed, OWNER).some((s) => s.attrs.from === `${ROOM}/Valdis` && s.attrs.type === "unavailable"), "nobody sees him leave");
+  const enter = sentTo(healed, REPLICA).flatMap((s) => s.getChildren("enter", DMUC));
+  assert.deepEqual(enter.map((e) => `${e.attrs.jid} ${e.attrs.silent}`), [`${VALDIS} true`]);
+  assert.ok(p.link()!.members.has(VALDIS));
+});
+
 test("netjoin: a replica that lost the room is linked again from the start", () => {
   const p = twoOnReplica();
   p.send(bounce(ROOM));

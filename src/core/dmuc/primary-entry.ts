@@ -5,7 +5,9 @@
 // link when the replica accepted (the replica hands the user roster, history and subject: ENTER),
 // directly when the domain has no replica. The wait is bounded (entryWaitMs); past it the entries are
 // admitted directly and moved onto the link by a silent ENTER once it is up. An ENTER the replica
-// refuses is asked again later (silent), the session served directly meanwhile.
+// refuses is asked again later (silent), the session served directly meanwhile; one it has not taken
+// (in flight, or its answer lost in a split) keeps the session: a netjoin moves it again instead of
+// taking it for gone.
 import xml, { type Element } from "@xmpp/xml";
 import { logEffect, send } from "../effects.js";
 import type { PluginApi, ServiceRequest, ServiceState } from "../service.js";
@@ -15,7 +17,7 @@ import type { Room } from "../room/types.js";
 import { NS } from "../../xmpp/stanza.js";
 import { jidToString, type Jid } from "../../xmpp/jid.js";
 import { buildEnter } from "./wire.js";
-import type { DmucState, EnterRetry, EntryWait, HeldSession, RoomSnapshot } from "./state.js";
+import type { DmucState, EntryWait, HeldSession, RoomSnapshot, UnconfirmedEnter } from "./state.js";
 import { withLink, withPending } from "./dmuc-state.js";
 import type { LinkIo, PrimaryOptions } from "./primary-links.js";
 
@@ -49,14 +51,25 @@ function withWait(dmuc: DmucState, roomJid: string, domain: string, wait: EntryW
   return { ...dmuc, entryWaits };
 }
 
-function withRetry(dmuc: DmucState, roomJid: string, session: string, retry: EnterRetry | undefined): DmucState {
-  const room = new Map(dmuc.enterRetries.get(roomJid) ?? []);
-  if (retry) room.set(session, retry);
+function withUnconfirmed(dmuc: DmucState, roomJid: string, session: string, enter: UnconfirmedEnter | undefined): DmucState {
+  const room = new Map(dmuc.unconfirmedEnters.get(roomJid) ?? []);
+  if (enter) room.set(session, enter);
   else room.delete(session);
-  const enterRetries = new Map(dmuc.enterRetries);
-  if (room.size === 0) enterRetries.delete(roomJid);
-  else enterRetries.set(roomJid, room);
-  return { ...dmuc, enterRetries };
+  const unconfirmedEnters = new Map(dmuc.unconfirmedEnters);
+  if (room.size === 0) unconfirmedEnters.delete(roomJid);
+  else unconfirmedEnters.set(roomJid, room);
+  return { ...dmuc, unconfirmedEnters };
+}
+
+/** An ENTER of `session` goes to `replicaJid`: unconfirmed until the replica takes it. */
+export function withEnterInFlight(dmuc: DmucState, roomJid: string, session: string, replicaJid: string): DmucState {
+  const before = dmuc.unconfirmedEnters.get(roomJid)?.get(session);
+  return withUnconfirmed(dmuc, roomJid, session, { replicaJid, retryAt: null, refusals: before?.replicaJid === replicaJid ? before.refusals : 0 });
+}
+
+/** Whether the replica has not taken the ENTER of `session` (a netjoin must not take it for gone). */
+export function enterUnconfirmed(state: ServiceState, roomJid: string, session: string): boolean {
+  return state.dmuc.unconfirmedEnters.get(roomJid)?.has(session) === true;
 }
 
 function isEntry(stanza: Element, to: Jid, room: Room | undefined, session: string): room is Room {
@@ -174,6 +187,7 @@ export function sendSilentEnter(io: LinkIo, roomJid: string, replicaJid: string,
   const now = io.context.now.getTime();
   io.effects.push(send(xml("iq", { type: "set", id, from: roomJid, to: replicaJid }, buildEnter({ jid: session, nick, silent: true, history: null, codes: [] }))));
   let dmuc = withPending(io.state.dmuc, id, { kind: "link-iq", roomJid, replicaJid, session, sent: now, snapshot: roomSnapshot(room) });
+  dmuc = withEnterInFlight(dmuc, roomJid, session, replicaJid);
   dmuc = withLink(dmuc, roomJid, { ...link, members: new Set(link.members).add(session), lastSent: now });
   io.state = { ...io.state, dmuc };
 }
@@ -199,36 +213,35 @@ export function handOverMissed(io: LinkIo, roomJid: string, session: string, sna
   for (const entry of room.history.slice(index + 1)) io.effects.push(send(replayEntry(entry, room.jid, session)));
 }
 
-/** A refused ENTER of a session still in the room: asked again later, with backoff. */
+/** A refused ENTER of a session still in the room: asked again later, with backoff. Returns the refusals so far. */
 export function scheduleEnterRetry(io: LinkIo, roomJid: string, replicaJid: string, session: string, options: PrimaryOptions): number {
-  const before = io.state.dmuc.enterRetries.get(roomJid)?.get(session);
+  const before = io.state.dmuc.unconfirmedEnters.get(roomJid)?.get(session);
   const refusals = (before?.refusals ?? 0) + 1;
   const delay = Math.min(MAX_ENTER_RETRY_MS, options.splitPingSeconds * 1000 * 2 ** (refusals - 1));
-  io.state = { ...io.state, dmuc: withRetry(io.state.dmuc, roomJid, session, { replicaJid, due: io.context.now.getTime() + delay, refusals }) };
+  io.state = { ...io.state, dmuc: withUnconfirmed(io.state.dmuc, roomJid, session, { replicaJid, retryAt: io.context.now.getTime() + delay, refusals }) };
   return refusals;
 }
 
-/** An ENTER was taken: no more retries for that session. */
-export function enterTaken(io: LinkIo, roomJid: string, session: string): void {
-  if (io.state.dmuc.enterRetries.get(roomJid)?.has(session)) io.state = { ...io.state, dmuc: withRetry(io.state.dmuc, roomJid, session, undefined) };
+/** The replica took the ENTER (or the session is gone): nothing more to do for it. */
+export function enterSettled(io: LinkIo, roomJid: string, session: string): void {
+  if (enterUnconfirmed(io.state, roomJid, session)) io.state = { ...io.state, dmuc: withUnconfirmed(io.state.dmuc, roomJid, session, undefined) };
 }
 
 /** On every tick: refused ENTERs due again are sent again (silent), while the session stays and the link is up. */
 export function retryEnters(io: LinkIo): void {
-  if (io.state.dmuc.enterRetries.size === 0) return;
+  if (io.state.dmuc.unconfirmedEnters.size === 0) return;
   const now = io.context.now.getTime();
-  for (const [roomJid, retries] of io.state.dmuc.enterRetries) {
-    for (const [session, retry] of retries) {
-      const link = io.state.dmuc.links.get(roomJid)?.get(retry.replicaJid);
+  for (const [roomJid, enters] of io.state.dmuc.unconfirmedEnters) {
+    for (const [session, enter] of enters) {
+      const link = io.state.dmuc.links.get(roomJid)?.get(enter.replicaJid);
       if (!link || !io.state.rooms.get(roomJid)?.sessionNicks.has(session)) {
-        io.state = { ...io.state, dmuc: withRetry(io.state.dmuc, roomJid, session, undefined) };
+        enterSettled(io, roomJid, session);
         continue;
       }
-      // Split: the netjoin moves the domain's sessions onto the replica; the answer to that ENTER decides.
-      if (now < retry.due || link.state !== "active" || link.members.has(session)) continue;
-      io.state = { ...io.state, dmuc: withRetry(io.state.dmuc, roomJid, session, { ...retry, due: Number.POSITIVE_INFINITY }) };
-      sendSilentEnter(io, roomJid, retry.replicaJid, session);
-      io.effects.push(logEffect("info", "dmuc.enter_again", { room: roomJid, replica: retry.replicaJid, session, refusals: retry.refusals }));
+      // In flight, or the link split: the netjoin moves the domain's sessions onto the replica anyway.
+      if (enter.retryAt === null || now < enter.retryAt || link.state !== "active" || link.members.has(session)) continue;
+      sendSilentEnter(io, roomJid, enter.replicaJid, session);
+      io.effects.push(logEffect("info", "dmuc.enter_again", { room: roomJid, replica: enter.replicaJid, session, refusals: enter.refusals }));
     }
   }
 }

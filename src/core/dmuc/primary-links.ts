@@ -15,7 +15,7 @@ import { withDomain, withLink, withoutLink, withoutPending, withPending } from "
 import { domainOf, replicaSeesJids } from "./primary-delivery.js";
 import { errorCondition, markSplit, netjoinAnswered, startNetjoin, UNREACHABLE } from "./primary-netsplit.js";
 import { newStream } from "./link/stream.js";
-import { endWait, enteredSince, enterTaken, handOverMissed, roomsWaitingFor, scheduleEnterRetry, sendSilentEnter } from "./primary-entry.js";
+import { endWait, enteredSince, enterSettled, handOverMissed, roomsWaitingFor, scheduleEnterRetry, sendSilentEnter } from "./primary-entry.js";
 
 export interface PrimaryOptions {
   keepaliveSeconds: number;
@@ -245,6 +245,7 @@ export function primaryAnswer(io: LinkIo, api: PluginApi, id: string, q: Pending
       update(io, withoutPending(io.state.dmuc, id));
       const link = io.state.dmuc.links.get(q.roomJid)?.get(q.replicaJid);
       if (link) update(io, withLink(io.state.dmuc, q.roomJid, { ...link, lastHeard: answer ? io.context.now.getTime() : link.lastHeard }));
+      if (ok && q.session && q.snapshot) enterSettled(io, q.roomJid, q.session);
       const now = io.state.dmuc.links.get(q.roomJid)?.get(q.replicaJid);
       if (now && ok && now.state === "split") {
         startNetjoin(io, q.roomJid, now);
@@ -255,10 +256,7 @@ export function primaryAnswer(io: LinkIo, api: PluginApi, id: string, q: Pending
         return true;
       }
       if (!q.session) return true;
-      if (ok) {
-        if (q.snapshot) enterTaken(io, q.roomJid, q.session);
-        return true;
-      }
+      if (ok) return true;
       // The replica refused an ENTER or LEAVE: that session is served directly, from what the replica
       // did not deliver on; a refused ENTER is asked again later (primary-entry.ts).
       const current = io.state.dmuc.links.get(q.roomJid)?.get(q.replicaJid);
@@ -274,7 +272,7 @@ export function primaryAnswer(io: LinkIo, api: PluginApi, id: string, q: Pending
       if (q.snapshot && inRoom) {
         handOverMissed(io, q.roomJid, q.session, q.snapshot);
         if (current) refusals = scheduleEnterRetry(io, q.roomJid, q.replicaJid, q.session, options);
-      }
+      } else if (q.snapshot) enterSettled(io, q.roomJid, q.session);
       io.effects.push(logEffect("warn", "dmuc.session_direct", { room: q.roomJid, replica: q.replicaJid, session: q.session, refusals, answer: answer ? answer.toString() : "timeout" }));
       // Audited once per session, not at every retry.
       if (refusals <= 1) io.effects.push(audit({ kind: "dmuc.refused", roomJid: q.roomJid, actorJid: q.replicaJid, details: { session: q.session, timeout: answer === null } }));

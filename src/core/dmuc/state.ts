@@ -158,11 +158,15 @@ export interface EntryWait {
   readonly held: ReadonlyMap<string, HeldSession>;
 }
 
-/** Primary: a session whose ENTER the replica refused, served directly until a silent ENTER is taken. */
-export interface EnterRetry {
+/**
+ * Primary: a session of the room whose ENTER the replica has not taken yet: in flight (`retryAt` null;
+ * also when its answer was lost in a split), or refused and served directly until a silent ENTER is
+ * taken (sent again at `retryAt`, ms).
+ */
+export interface UnconfirmedEnter {
   readonly replicaJid: string;
-  /** When to send the next silent ENTER (ms), and how many were refused so far. */
-  readonly due: number;
+  readonly retryAt: number | null;
+  /** How many ENTERs of this session the replica refused so far. */
   readonly refusals: number;
 }
 
@@ -177,8 +181,8 @@ export interface DmucState {
   readonly pending: ReadonlyMap<string, PendingQuery>;
   /** Primary: room JID -> user domain -> entries waiting for that domain's link. */
   readonly entryWaits: ReadonlyMap<string, ReadonlyMap<string, EntryWait>>;
-  /** Primary: room JID -> session -> its refused ENTER, asked again later. */
-  readonly enterRetries: ReadonlyMap<string, ReadonlyMap<string, EnterRetry>>;
+  /** Primary: room JID -> session -> its ENTER not taken yet by the replica. */
+  readonly unconfirmedEnters: ReadonlyMap<string, ReadonlyMap<string, UnconfirmedEnter>>;
 }
 
-export const emptyDmucState = (): DmucState => ({ links: new Map(), domains: new Map(), replicated: new Map(), pending: new Map(), entryWaits: new Map(), enterRetries: new Map() });
+export const emptyDmucState = (): DmucState => ({ links: new Map(), domains: new Map(), replicated: new Map(), pending: new Map(), entryWaits: new Map(), unconfirmedEnters: new Map() });
