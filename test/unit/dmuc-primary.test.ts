@@ -177,6 +177,18 @@ test("users of a new domain entering at once wait for its link, enter through th
   assert.deepEqual(said.map((s) => s.attrs.to).sort(), [OWNER, REPLICA].sort());
 });
 
+test("what a waiting session may pile up is bounded: past 50 stanzas, wait/resource-constraint", () => {
+  const p = ownedRoom();
+  const [items] = sentTo(p.send(entry(WUMPUS, "Wumpus")), "oulubox.test");
+  for (let i = 1; i < 50; i++) assert.deepEqual(p.send(`<message from='${WUMPUS}' to='${ROOM}' type='groupchat' id='m${i}'><body>${i}</body></message>`), []);
+  const [refused] = p.send(`<message from='${WUMPUS}' to='${ROOM}' type='groupchat' id='m50'><body>50</body></message>`);
+  assertMatches(refused!, parseXml(`<message type='error' to='${WUMPUS}' id='m50'><error type='wait'><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`));
+  // The domain has no replica: his entry, then the 49 messages held after it, in order.
+  const released = p.send(`<iq type='result' id='${items!.attrs.id}' from='oulubox.test' to='${SERVICE}'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`);
+  assert.equal(presenceFrom(sentTo(released, OWNER), "Wumpus").length, 1);
+  assert.deepEqual(bodies(sentTo(released, OWNER)), Array.from({ length: 49 }, (_, i) => String(i + 1)));
+});
+
 test("an entry waits at most three link timeouts (15 s): then it is served directly, and moved onto the link once it is up", () => {
   const p = ownedRoom();
   const [items] = sentTo(p.send(entry(WUMPUS, "Wumpus")), "oulubox.test");

@@ -15,6 +15,7 @@ import { presenceVariants, addressed } from "../room/presence.js";
 import { replayEntry } from "../room/history.js";
 import type { Room } from "../room/types.js";
 import { NS } from "../../xmpp/stanza.js";
+import { StanzaError } from "../stanza-error.js";
 import { jidToString, type Jid } from "../../xmpp/jid.js";
 import { buildEnter } from "./wire.js";
 import type { DmucState, EntryWait, HeldSession, RoomSnapshot, UnconfirmedEnter } from "./state.js";
@@ -29,6 +30,14 @@ import type { LinkIo, PrimaryOptions } from "./primary-links.js";
 export function entryWaitMs(options: PrimaryOptions): number {
   return 3 * options.linkTimeoutMs;
 }
+
+/**
+ * Bounds on what waits, so that a remote server cannot fill memory through a slow set-up: stanzas held
+ * per session (past it, `wait`/`resource-constraint`), sessions held per room and domain (past it, the
+ * entry goes to the room at once, under the room's flood limits, and moves onto the link later).
+ */
+const MAX_HELD_STANZAS = 50;
+const MAX_HELD_SESSIONS = 500;
 
 /** The longest a refused ENTER waits before it is asked again (the backoff starts at DMUC_SPLIT_PING). */
 const MAX_ENTER_RETRY_MS = 5 * 60_000;
@@ -99,6 +108,7 @@ export function holdEntry(request: ServiceRequest, to: Jid, options: PrimaryOpti
   const wait = request.state.dmuc.entryWaits.get(roomJid)?.get(domain);
   const held = wait?.held.get(session);
   if (wait && held) {
+    if (held.stanzas.length >= MAX_HELD_STANZAS) throw new StanzaError("wait", "resource-constraint", "Entering this room is waiting for its link to your server");
     const more: HeldSession = { ...held, stanzas: [...held.stanzas, stanza] };
     request.state = { ...request.state, dmuc: withWait(request.state.dmuc, roomJid, domain, { ...wait, held: new Map(wait.held).set(session, more) }) };
     return roomJid;
@@ -106,7 +116,7 @@ export function holdEntry(request: ServiceRequest, to: Jid, options: PrimaryOpti
   const now = request.context.now.getTime();
   if (!isEntry(stanza, to, request.state.rooms.get(roomJid), session)) return null;
   // A wait that ran out lets the domain's later entries in directly until the set-up it waited for ends.
-  if (wait && now >= wait.until) return null;
+  if (wait && (now >= wait.until || wait.held.size >= MAX_HELD_SESSIONS)) return null;
   if (!linkPending(request.state, roomJid, domain, now)) return null;
   const next: EntryWait = { until: wait?.until ?? now + entryWaitMs(options), held: new Map(wait?.held ?? []).set(session, { since: now, stanzas: [stanza] }) };
   request.state = { ...request.state, dmuc: withWait(request.state.dmuc, roomJid, domain, next) };
