@@ -228,6 +228,11 @@ test("a domain without a replica: the waiting entry is admitted directly when di
   const valdis = p.send(entry(VALDIS, "Valdis"));
   assert.equal(presenceFrom(sentTo(valdis, VALDIS), "Valdis").length, 1);
   assert.deepEqual(sentTo(valdis, "oulubox.test"), []);
+  // Ten minutes on, the answer is old: the next entry is admitted at once while the domain is asked again.
+  p.now += 10 * 60_000;
+  const msa = p.send(entry(MSA, "Efchen"));
+  assert.equal(presenceFrom(sentTo(msa, MSA), "Efchen").length, 1);
+  assert.equal(sentTo(msa, "oulubox.test").length, 1, "asked again");
 });
 
 test("a replicate refused before an entry came is asked again at once, the entries still waiting; one refused for the entries themselves admits them directly", () => {

@@ -43,11 +43,12 @@ const MAX_HELD_SESSIONS = 500;
 const MAX_ENTER_RETRY_MS = 5 * 60_000;
 
 /** Whether the link of `domain` for `roomJid` is still to be found or set up (an entry would wait for it). */
-export function linkPending(state: ServiceState, roomJid: string, domain: string, now: number): boolean {
+export function linkPending(state: ServiceState, roomJid: string, domain: string): boolean {
   const link = [...(state.dmuc.links.get(roomJid)?.values() ?? [])].find((l) => l.domain === domain);
   if (link) return link.state === "negotiating";
-  const info = state.dmuc.domains.get(domain);
-  return !info || info.expires <= now || info.status !== "plain";
+  // A domain known to have no replica is served directly even when that answer is old: it is asked
+  // again in the background (ensureReplica, on the entry), and its users are moved if that changed.
+  return state.dmuc.domains.get(domain)?.status !== "plain";
 }
 
 function withWait(dmuc: DmucState, roomJid: string, domain: string, wait: EntryWait | undefined): DmucState {
@@ -117,7 +118,7 @@ export function holdEntry(request: ServiceRequest, to: Jid, options: PrimaryOpti
   if (!isEntry(stanza, to, request.state.rooms.get(roomJid), session)) return null;
   // A wait that ran out lets the domain's later entries in directly until the set-up it waited for ends.
   if (wait && (now >= wait.until || wait.held.size >= MAX_HELD_SESSIONS)) return null;
-  if (!linkPending(request.state, roomJid, domain, now)) return null;
+  if (!linkPending(request.state, roomJid, domain)) return null;
   const next: EntryWait = { until: wait?.until ?? now + entryWaitMs(options), held: new Map(wait?.held ?? []).set(session, { since: now, stanzas: [stanza] }) };
   request.state = { ...request.state, dmuc: withWait(request.state.dmuc, roomJid, domain, next) };
   request.effects.push(logEffect("debug", "dmuc.entry_held", { room: roomJid, session, until: new Date(next.until).toISOString() }));
@@ -175,7 +176,7 @@ export function settleEntries(io: LinkIo, api: PluginApi, options: PrimaryOption
   const now = io.context.now.getTime();
   for (const [roomJid, waits] of io.state.dmuc.entryWaits) {
     for (const [domain, wait] of waits) {
-      const pending = io.state.rooms.get(roomJid) !== undefined && linkPending(io.state, roomJid, domain, now);
+      const pending = io.state.rooms.get(roomJid) !== undefined && linkPending(io.state, roomJid, domain);
       if (!pending) release(io, api, roomJid, domain, false);
       else if (now >= wait.until && wait.held.size > 0) release(io, api, roomJid, domain, true);
       else if (now >= wait.until + 2 * options.queryTimeoutMs) io.state = { ...io.state, dmuc: withWait(io.state.dmuc, roomJid, domain, undefined) };

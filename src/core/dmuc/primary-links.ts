@@ -59,9 +59,13 @@ function query(io: LinkIo, to: string, from: string, type: "get" | "set", payloa
   update(io, withPending(io.state.dmuc, id, pending(io.context.now.getTime())));
 }
 
-/** Remote domains whose users a primary would serve through a replica (not its own users). */
+/**
+ * Remote domains whose users a primary would serve through a replica (not its own users: those of its
+ * local domain, by default the parent of its own, as the configuration derives it).
+ */
 export function isRemoteUserDomain(settings: ServiceSettings, domain: string): boolean {
-  return domain !== settings.domain && domain !== settings.localDomain && !domain.endsWith(`.${settings.domain}`);
+  const local = settings.localDomain ?? settings.domain.slice(settings.domain.indexOf(".") + 1);
+  return domain !== settings.domain && domain !== local && !domain.endsWith(`.${settings.domain}`);
 }
 
 /** Called for each remote domain with a session in a room: probe it, or link the room to its replica. */
