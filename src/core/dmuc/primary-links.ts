@@ -152,7 +152,9 @@ function linkAccepted(io: LinkIo, roomJid: string, link: ReplicaLink, answer: El
   }
   update(io, withLink(io.state.dmuc, roomJid, { ...active, lastSent: io.context.now.getTime() }));
   for (const session of sessions) sendSilentEnter(io, roomJid, link.replicaJid, session);
-  io.effects.push(logEffect("info", "dmuc.link_active", { room: roomJid, replica: link.replicaJid, sessions: sessions.length }));
+  // `entering`: the domain's entries that waited for this link; they go to the room right after.
+  const entering = io.state.dmuc.entryWaits.get(roomJid)?.get(link.domain)?.held.size ?? 0;
+  io.effects.push(logEffect("info", "dmuc.link_active", { room: roomJid, replica: link.replicaJid, sessions: sessions.length, entering }));
   io.effects.push(audit({ kind: "link.created", roomJid, actorJid: link.replicaJid, details: { domain: link.domain, sessions: sessions.length } }));
 }
 
