@@ -9,6 +9,7 @@ import { planDelivery, domainOf } from "../src/core/dmuc/primary-delivery.js";
 import { configToReplicas, DEFAULT_PRIMARY_OPTIONS, ensureReplica, isRemoteUserDomain, primaryAnswer, primaryTick, type PrimaryOptions } from "../src/core/dmuc/primary-links.js";
 import { withLink, withoutRoomLinks } from "../src/core/dmuc/dmuc-state.js";
 import { NS } from "../src/xmpp/stanza.js";
+import { holdEntry, retryEnters, settleEntries } from "../src/core/dmuc/primary-entry.js";
 import { bareString, jidToString, parseJid } from "../src/xmpp/jid.js";
 import { errorCondition, markSplit, startNetjoin, UNREACHABLE } from "../src/core/dmuc/primary-netsplit.js";
 import { DMUC, isUnreplicate } from "../src/core/dmuc/wire.js";
@@ -52,6 +53,15 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
         else if (before && (before.config.whois !== after.config.whois || before.config.presenceBroadcast !== after.config.presenceBroadcast || before.config.splitChat !== after.config.splitChat)) {
           configToReplicas(request, after);
         }
+      }));
+
+      // An entry whose domain's link is still to be found or set up waits for it (primary-entry.ts).
+      hooks.on("service/route", ({ request, to }) => recordingLinks(request, () => {
+        if (!isRemoteUserDomain(request.settings, request.from.domain)) return undefined;
+        const roomJid = holdEntry(request, to, settings);
+        if (roomJid === null) return undefined;
+        ensureReplica(request, roomJid, request.from.domain, settings);
+        return true as const;
       }));
 
       // Link traffic from a replica: acknowledgements, probes, its users' submissions.
@@ -104,7 +114,9 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
           if (!pending || expectedResponder(pending) !== jidToString(request.from)) return undefined;
           // An answer from the replica itself (not its server's error for it) is the replica being there.
           if (type === "result" && (pending.kind === "link-iq" || pending.kind === "netjoin")) heardFromReplica(request, api, pending.roomJid, pending.replicaJid, settings);
-          return primaryAnswer(request, api, id, pending, stanza, settings) ? true : undefined;
+          if (!primaryAnswer(request, api, id, pending, stanza, settings)) return undefined;
+          settleEntries(request, api, settings);
+          return true as const;
         }
         const roomJid = stanza.attrs.to ?? "";
         const link = request.state.dmuc.links.get(roomJid)?.get(bareString(request.from));
@@ -134,6 +146,8 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
       hooks.on("service/tick", (tick) => recordingLinks(tick, () => {
         primaryTick(tick, api, settings);
         tickLinks(tick, api, settings);
+        settleEntries(tick, api, settings);
+        retryEnters(tick);
       }));
     },
   };

@@ -212,6 +212,22 @@ test("enter: what is broadcast while a silent ENTER's check is out reaches the u
   assert.equal(done[1]!.getChildText("body"), "hello");
 });
 
+test("enter: what is broadcast while an ENTER's check is out follows the subject, unless the history asked for has it", () => {
+  const d = linked();
+  presenceBroadcast(d, "BigCheese", "participant");
+  const [q] = enter(d, RUBENRO, "BigCheese", "e4", "<history xmlns='http://jabber.org/protocol/muc' maxstanzas='0'/>");
+  d.send(`<message type='groupchat' from='${ROOM}/Wumpus' to='${REPLICA}'><body>meanwhile</body><stanza-id xmlns='urn:xmpp:sid:0' by='${ROOM}' id='s-mid'/></message>`);
+  const done = to(answerDirected(d, q!, true), RUBENRO);
+  assert.deepEqual(done.map((s) => s.getChildText("body") ?? (s.getChild("subject") ? "subject" : s.name)), ["presence", "presence", "subject", "meanwhile"]);
+  // Asked for the history: the message is in it, and not sent twice.
+  const e = linked();
+  presenceBroadcast(e, "BigCheese", "participant");
+  const [q2] = enter(e, RUBENRO, "BigCheese", "e5");
+  e.send(`<message type='groupchat' from='${ROOM}/Wumpus' to='${REPLICA}'><body>meanwhile</body><stanza-id xmlns='urn:xmpp:sid:0' by='${ROOM}' id='s-mid'/></message>`);
+  const bodies = to(answerDirected(e, q2!, true), RUBENRO).map((s) => s.getChildText("body")).filter((b) => b !== null);
+  assert.deepEqual(bodies, ["Honest! He did!!", "meanwhile"]);
+});
+
 test("enter without mod_dmuc_replica: refused unless the operator trusts the primary (DMUC_TRUST_PRIMARY_ENTER)", () => {
   const noModule = (q: Element) =>
     `<iq type='error' id='${q.attrs.id}' from='${LOCAL}' to='${REPLICA}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`;

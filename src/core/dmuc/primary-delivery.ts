@@ -11,6 +11,7 @@ import { buildBroadcastDelay, buildEnter, buildLeave } from "./wire.js";
 import type { DmucState, ReplicaLink } from "./state.js";
 import { withLink, withPending } from "./dmuc-state.js";
 import { sendOnLink } from "./primary-link-send.js";
+import { roomSnapshot, withEnterInFlight } from "./primary-entry.js";
 
 export function domainOf(jid: string): string {
   const at = jid.indexOf("@");
@@ -161,7 +162,8 @@ export function planDelivery(event: RoomHandled): void {
     const id = request.context.newId();
     const enter = buildEnter({ jid: session, nick, silent: false, history: join, codes: self ? statusCodes(self) : [] });
     out.push(send(xml("iq", { type: "set", id, from: roomJid, to: link.replicaJid }, enter)));
-    dmuc = withPending(dmuc, id, { kind: "link-iq", roomJid, replicaJid: link.replicaJid, session, fallback: replies, sent: clock });
+    dmuc = withPending(dmuc, id, { kind: "link-iq", roomJid, replicaJid: link.replicaJid, session, fallback: replies, sent: clock, snapshot: roomSnapshot(room) });
+    dmuc = withEnterInFlight(dmuc, roomJid, session, link.replicaJid);
     const current = dmuc.links.get(roomJid)?.get(link.replicaJid) ?? link;
     dmuc = withLink(dmuc, roomJid, { ...current, members: new Set(current.members).add(session), lastSent: clock });
   }

@@ -9,7 +9,7 @@ import { presenceVariants, primarySession } from "../room/presence.js";
 import { cloneElement } from "../../xmpp/element.js";
 import { NS } from "../../xmpp/stanza.js";
 import { parseJid } from "../../xmpp/jid.js";
-import { buildEnter, buildLeave, buildNetjoin, DMUC, parseNetjoinAnswer, type NetjoinKick } from "./wire.js";
+import { buildLeave, buildNetjoin, DMUC, parseNetjoinAnswer, type NetjoinKick } from "./wire.js";
 import type { ReplicaLink } from "./state.js";
 import { withLink, withoutLink, withPending } from "./dmuc-state.js";
 import { domainOf, replicaSeesJids } from "./primary-delivery.js";
@@ -19,6 +19,7 @@ import { DEFAULT_LINK_TIMERS } from "./link/channel.js";
 import { oldestInFlight } from "./link/sequence.js";
 import { splitRebased } from "./link/stream.js";
 import { sendOnLink } from "./primary-link-send.js";
+import { enterSettled, enterUnconfirmed, sendSilentEnter } from "./primary-entry.js";
 
 /** Error conditions that say the other side cannot be reached, rather than that it refused. */
 export const UNREACHABLE = new Set(["remote-server-not-found", "remote-server-timeout", "service-unavailable", "recipient-unavailable"]);
@@ -145,7 +146,8 @@ export function netjoinAnswered(io: LinkIo, api: PluginApi, roomJid: string, rep
   let left = 0;
   for (const session of link.members) {
     const nick = room?.sessionNicks.get(session);
-    if (nick === undefined || listed.has(session)) continue;
+    // A session whose ENTER the replica never took is not its to lose: it is moved again below.
+    if (nick === undefined || listed.has(session) || enterUnconfirmed(io.state, roomJid, session)) continue;
     const outcome = api.inject(io.state, xml("presence", { from: session, to: `${roomJid}/${nick}`, type: "unavailable" }), io.context);
     io.state = outcome.state;
     io.effects.push(...outcome.effects);
@@ -157,10 +159,11 @@ export function netjoinAnswered(io: LinkIo, api: PluginApi, roomJid: string, rep
   for (const session of after?.sessionNicks.keys() ?? []) {
     if (domainOf(session) !== link.domain) continue;
     members.add(session);
-    if (listed.has(session)) continue;
-    const enter = buildEnter({ jid: session, nick: after!.sessionNicks.get(session)!, silent: true, history: null, codes: [] });
-    const id = iq(io, replicaJid, roomJid, "set", enter);
-    io.state = { ...io.state, dmuc: withPending(io.state.dmuc, id, { kind: "link-iq", roomJid, replicaJid, session, sent: io.context.now.getTime() }) };
+    if (listed.has(session)) {
+      enterSettled(io, roomJid, session);
+      continue;
+    }
+    sendSilentEnter(io, roomJid, replicaJid, session);
   }
   setLink(io, roomJid, { ...current, state: "active", members, splitSince: undefined, lastHeard: io.context.now.getTime() });
   // Those shown away during the split are back (what they changed meanwhile came with the netjoin).

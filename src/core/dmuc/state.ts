@@ -1,7 +1,7 @@
 // DMUC2 (XEP-0282) state of one gateway, in both of its roles: primary for the rooms of its own domain,
 // replica for remote rooms its local users are in. Immutable, like the rooms.
 import type { Element } from "@xmpp/xml";
-import type { HistoryEntry, Role } from "../room/types.js";
+import type { HistoryEntry, Occupant, Role } from "../room/types.js";
 import type { LinkStream } from "./link/stream.js";
 
 export type LinkState = "negotiating" | "syncing" | "active" | "split";
@@ -102,13 +102,31 @@ export interface SplitKick {
   readonly reason?: string;
 }
 
+/** What a room was at some moment: its newest history entry and its occupants (shared, immutable). */
+export interface RoomSnapshot {
+  readonly after: string | undefined;
+  readonly occupants: ReadonlyMap<string, Occupant>;
+}
+
 /** An IQ we sent and whose answer continues some work. */
 export type PendingQuery =
   | { readonly kind: "disco-items"; readonly domain: string; readonly sent: number }
   | { readonly kind: "disco-info"; readonly domain: string; readonly item: string; readonly sent: number }
   | { readonly kind: "replicate"; readonly roomJid: string; readonly replicaJid: string; readonly sent: number }
-  /** An IQ to a replica (state, enter, leave, ping); `fallback` is what the session gets directly if it fails. */
-  | { readonly kind: "link-iq"; readonly roomJid: string; readonly replicaJid: string; readonly session?: string; readonly fallback?: readonly Element[]; readonly sent: number }
+  /**
+   * An IQ to a replica (state, enter, leave, ping); `fallback` is what the session gets directly if it
+   * fails. An ENTER carries `snapshot`, the room when it went, so that a refused one hands the session
+   * directly what went to the replica meanwhile.
+   */
+  | {
+      readonly kind: "link-iq";
+      readonly roomJid: string;
+      readonly replicaJid: string;
+      readonly session?: string;
+      readonly fallback?: readonly Element[];
+      readonly sent: number;
+      readonly snapshot?: RoomSnapshot;
+    }
   /** The netjoin sent to a replica that answers again. */
   | { readonly kind: "netjoin"; readonly roomJid: string; readonly replicaJid: string; readonly sent: number }
   /** `after`: the newest history entry when the ENTER came, so a silent ENTER can hand over what came while it waited. */
@@ -128,6 +146,34 @@ export type PendingQuery =
   /** The replica tells the primary it leaves a room none of its users is in (replica-forget.ts). */
   | { readonly kind: "unreplicate"; readonly roomJid: string; readonly sent: number };
 
+/** Primary: a session's stanzas to a room, held while its domain's link to the room is set up. */
+export interface HeldSession {
+  /** When its entry came (ms). */
+  readonly since: number;
+  /** The entry presence, then whatever else it sent the room meanwhile, in order. */
+  readonly stanzas: readonly Element[];
+}
+
+/** Primary: entries of one domain into one room waiting for the link (primary-entry.ts). */
+export interface EntryWait {
+  /** Until when entries are held (ms); after it they are admitted directly until the set-up ends. */
+  readonly until: number;
+  /** Held sessions (full JIDs), in the order their entries came. */
+  readonly held: ReadonlyMap<string, HeldSession>;
+}
+
+/**
+ * Primary: a session of the room whose ENTER the replica has not taken yet: in flight (`retryAt` null;
+ * also when its answer was lost in a split), or refused and served directly until a silent ENTER is
+ * taken (sent again at `retryAt`, ms).
+ */
+export interface UnconfirmedEnter {
+  readonly replicaJid: string;
+  readonly retryAt: number | null;
+  /** How many ENTERs of this session the replica refused so far. */
+  readonly refusals: number;
+}
+
 export interface DmucState {
   /** Primary: room JID -> replica JID -> link. */
   readonly links: ReadonlyMap<string, ReadonlyMap<string, ReplicaLink>>;
@@ -137,6 +183,10 @@ export interface DmucState {
   readonly replicated: ReadonlyMap<string, ReplicatedRoom>;
   /** IQ id -> what its answer continues. */
   readonly pending: ReadonlyMap<string, PendingQuery>;
+  /** Primary: room JID -> user domain -> entries waiting for that domain's link. */
+  readonly entryWaits: ReadonlyMap<string, ReadonlyMap<string, EntryWait>>;
+  /** Primary: room JID -> session -> its ENTER not taken yet by the replica. */
+  readonly unconfirmedEnters: ReadonlyMap<string, ReadonlyMap<string, UnconfirmedEnter>>;
 }
 
-export const emptyDmucState = (): DmucState => ({ links: new Map(), domains: new Map(), replicated: new Map(), pending: new Map() });
+export const emptyDmucState = (): DmucState => ({ links: new Map(), domains: new Map(), replicated: new Map(), pending: new Map(), entryWaits: new Map(), unconfirmedEnters: new Map() });
