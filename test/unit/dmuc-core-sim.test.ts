@@ -127,11 +127,15 @@ regression(
   { ...CALM, seed: 5, maxDelayMs: 157 },
 );
 regression(
+  "a user who leaves and enters again just before a split, whose ENTER the split swallows, is told it is out",
+  [leave(4), wait(20), enter(4), { t: "fault", r: 1, dir: "down", mode: "drop" }],
+  { ...CALM, seed: 400746371, maxDelayMs: 60 },
+);
+regression(
   "a user who left during a split is not told again by the primary's LEAVE at netjoin",
   [{ t: "fault", r: 1, dir: "both", mode: "bounce" }, say(4), enter(0), leave(4)],
   quick,
 );
-regression("a LEAVE that comes twice tells the user once", [{ t: "kick", m: 0, v: 2 }], { ...quick, seed: 1074812422, linkDuplicatePerMille: 33 });
 regression(
   "a message delivered early is not delivered again when the netjoin brings it before the acknowledgement",
   [{ t: "fault", r: 0, dir: "down", mode: "bounce" }, say(2)],

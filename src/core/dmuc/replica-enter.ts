@@ -32,11 +32,11 @@ export function onEnter(work: Work, room: ReplicatedRoom, iq: Element, payload: 
     refuse(work, iq, "enter for a nick without presence", { roomJid: room.roomJid, spec: UNKNOWN_NICK });
     return;
   }
-  if (room.toldGone?.has(enter.jid)) {
+  if (room.splitLeft?.has(enter.jid)) {
     // Back in the room: a later LEAVE is news again.
-    const toldGone = new Set(room.toldGone);
-    toldGone.delete(enter.jid);
-    putRoom(work, { ...room, toldGone: toldGone.size > 0 ? toldGone : undefined });
+    const splitLeft = new Set(room.splitLeft);
+    splitLeft.delete(enter.jid);
+    putRoom(work, { ...room, splitLeft: splitLeft.size > 0 ? splitLeft : undefined });
   }
   // Even a silent ENTER is verified: otherwise a primary could make us deliver a room to anybody.
   const id = work.context.newId();
@@ -126,21 +126,19 @@ export function onLeave(work: Work, room: ReplicatedRoom, iq: Element, payload: 
       refuse(work, query.enterIq, "left before the check ended", { roomJid: room.roomJid });
     }
   }
-  // A session told already (it left here during a netsplit, or this LEAVE came twice) is not told again.
-  if (leave.presence && !room.toldGone?.has(leave.jid)) {
+  // A session that left here during a netsplit was told then: the primary's LEAVE at netjoin is not news.
+  if (leave.presence && !room.splitLeft?.has(leave.jid)) {
     const out = cloneElement(leave.presence);
     out.attrs.to = leave.jid;
     work.effects.push(send(out));
   }
   const current = getRoom(work, room.roomJid) ?? room;
-  const toldGone = [...(current.toldGone ?? []), leave.jid].slice(-MAX_TOLD_GONE);
-  putRoom(work, dropLocal(work, { ...current, toldGone: new Set(toldGone) }, [leave.jid]));
+  const splitLeft = new Set(current.splitLeft ?? []);
+  splitLeft.delete(leave.jid);
+  putRoom(work, dropLocal(work, { ...current, splitLeft: splitLeft.size > 0 ? splitLeft : undefined }, [leave.jid]));
   work.effects.push(send(iqResult(iq)));
   work.effects.push(logEffect("info", "dmuc.left", { room: room.roomJid, session: leave.jid }));
 }
-
-/** How many sessions that were told they left a room are remembered (see ReplicatedRoom.toldGone). */
-const MAX_TOLD_GONE = 1_000;
 
 /** Answers to the ENTER that never got the module's answer. */
 export function expireDirected(work: Work, options: ReplicaOptions, timeoutMs: number): void {

@@ -147,7 +147,7 @@ export function splitKick(work: Work, room: ReplicatedRoom, stanza: Element, ses
     roster,
     splitPresences,
     splitGone: new Set(room.splitGone).add(request.nick),
-    toldGone: new Set([...(room.toldGone ?? []), ...kicked]),
+    splitLeft: new Set([...(room.splitLeft ?? []), ...kicked]),
     splitKicks: [...(room.splitKicks ?? []), ...records],
     splitEntered,
   });

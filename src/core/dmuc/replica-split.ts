@@ -139,17 +139,17 @@ function splitPresence(work: Work, room: ReplicatedRoom, stanza: Element, sessio
     const others = [...room.local].filter(([s, n]) => n === nick && s !== session);
     const splitPresences = new Map(room.splitPresences);
     splitPresences.delete(session);
-    const toldGone = new Set(room.toldGone ?? []).add(session);
+    const splitLeft = new Set(room.splitLeft ?? []).add(session);
     if (others.length > 0) {
       // Another session of the occupant stays: only this one leaves.
       work.effects.push(send(presenceForSelf(occupantPresence(room, nick, stanza, true), session)));
       const local = new Map(room.local);
       local.delete(session);
-      putRoom(work, { ...room, local, splitPresences, toldGone });
+      putRoom(work, { ...room, local, splitPresences, splitLeft });
     } else {
       onPresenceBroadcast(work, room, occupantPresence(room, nick, stanza, true), nick);
       const after = getRoom(work, room.roomJid)!;
-      putRoom(work, { ...after, splitPresences, splitGone: new Set(after.splitGone).add(nick), toldGone });
+      putRoom(work, { ...after, splitPresences, splitGone: new Set(after.splitGone).add(nick), splitLeft });
     }
     work.effects.push(logEffect("info", "dmuc.split_left", { room: room.roomJid, session, nick }));
     return;

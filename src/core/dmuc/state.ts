@@ -75,11 +75,11 @@ export interface ReplicatedRoom {
   /** Nicks that left here during the split: not taken back from the netjoin roster. */
   readonly splitGone: ReadonlySet<string>;
   /**
-   * Sessions that were told they left (here during a split, or by the primary's LEAVE): a LEAVE for
-   * them (the primary's after the netjoin, or the same LEAVE again) is not delivered a second time.
-   * A session leaves this set when it enters again.
+   * Local sessions that left (or were kicked) here during a split and were told so then: the primary's
+   * LEAVE for them, after the netjoin, is not delivered to them a second time. A session leaves this
+   * set with that LEAVE, or when it enters again.
    */
-  readonly toldGone?: ReadonlySet<string>;
+  readonly splitLeft?: ReadonlySet<string>;
   /** Non-local nicks shown away to local users since the split (their real presence follows the netjoin). */
   readonly splitAway?: ReadonlySet<string>;
   /** Local occupants kicked by local moderators during the split, in order (sent in the netjoin answer). */
