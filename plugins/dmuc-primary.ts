@@ -11,7 +11,7 @@ import { withLink, withoutRoomLinks } from "../src/core/dmuc/dmuc-state.js";
 import { NS } from "../src/xmpp/stanza.js";
 import { holdEntry, retryEnters, settleEntries } from "../src/core/dmuc/primary-entry.js";
 import { bareString, jidToString, parseJid } from "../src/xmpp/jid.js";
-import { errorCondition, markSplit, startNetjoin, UNREACHABLE } from "../src/core/dmuc/primary-netsplit.js";
+import { errorCondition, lastMessageReceived, markSplit, startNetjoin, UNREACHABLE } from "../src/core/dmuc/primary-netsplit.js";
 import { DMUC, isUnreplicate } from "../src/core/dmuc/wire.js";
 import { replicaLeaves } from "../src/core/dmuc/primary-unreplicate.js";
 import { fromReplica, heardFromReplica, isLinkMessage, noLink, tickLinks } from "../src/core/dmuc/primary-link-traffic.js";
@@ -126,7 +126,7 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
           // Hearing from it may have started the netjoin already (the link was split here too).
           const now = request.state.dmuc.links.get(roomJid)?.get(link.replicaJid);
           if (!now) return true as const;
-          const split = now.state === "split" || now.state === "syncing" ? now : { ...now, state: "split" as const, splitSince: now.lastHeard };
+          const split = now.state === "split" || now.state === "syncing" ? now : { ...now, state: "split" as const, splitSince: now.lastHeard, splitAfter: lastMessageReceived(request, roomJid, now) };
           request.effects.push(send(xml("iq", { type: "result", id: stanza.attrs.id, from: roomJid, to: stanza.attrs.from })));
           if (split.state !== "syncing") startNetjoin(request, roomJid, split);
           return true as const;

@@ -145,8 +145,9 @@ export async function loadLinks(dataSource: DataSource, rooms: ReadonlyMap<strin
       members,
       lastHeard: now,
       lastSent: now,
-      // A new stream (numbers are not kept yet): the replica takes it from its first stanza.
-      stream: newStream(randomUUID(), now),
+      // A new stream (numbers are not kept yet): the replica takes it from its first stanza, and we
+      // take the replica's from the first we see.
+      stream: { ...newStream(randomUUID(), now), lostPlace: true },
       ...(row.state === "split" ? { splitSince: row.split_since?.getTime() ?? now } : {}),
     };
     links.set(row.room, (links.get(row.room) ?? new Map()).set(link.replicaJid, link));

@@ -11,6 +11,7 @@ import { NS } from "../../xmpp/stanza.js";
 import { parseJid } from "../../xmpp/jid.js";
 import { buildLeave, buildNetjoin, DMUC, parseNetjoinAnswer, type NetjoinKick } from "./wire.js";
 import type { ReplicaLink } from "./state.js";
+import type { HistoryEntry } from "../room/types.js";
 import { withLink, withoutLink, withPending } from "./dmuc-state.js";
 import { domainOf, replicaSeesJids } from "./primary-delivery.js";
 import { replicaConfig, rosterForReplica, type LinkIo } from "./primary-links.js";
@@ -79,13 +80,35 @@ export function markSplit(io: LinkIo, roomJid: string, link: ReplicaLink, reason
   // What the replica has not acknowledged may be lost (the bounce that told us is one of them), and so
   // may what we sent since we last heard from it: the split counts from the older of the two, and the
   // netjoin resends it from the history; the replica keeps what it has by stanza-id. The link's stream
-  // starts again (numbered from 1) with the netjoin.
-  const since = Math.min(now, link.lastHeard, oldestInFlight(link.stream.end.channel.outbox) ?? now);
+  // starts again (numbered from 1) with the netjoin. A link split again before its netjoin was
+  // answered (syncing) still misses everything since the first split.
+  const since = Math.min(now, link.splitSince ?? now, link.lastHeard, oldestInFlight(link.stream.end.channel.outbox) ?? now);
+  const splitAfter = link.splitAfter !== undefined ? link.splitAfter : lastMessageReceived(io, roomJid, link);
   const stream = splitRebased(link.stream, io.context.newId(), now, DEFAULT_LINK_TIMERS);
-  setLink(io, roomJid, { ...link, state: "split", splitSince: since, lastSent: now, stream });
+  setLink(io, roomJid, { ...link, state: "split", splitSince: since, splitAfter, lastSent: now, stream });
   if (markAway) announceBehindSplit(io, roomJid, link, true);
   io.effects.push(logEffect("warn", "dmuc.link_split", { room: roomJid, replica: link.replicaJid, reason, members: link.members.size }));
   io.effects.push(audit({ kind: "link.split", roomJid, actorJid: link.replicaJid, details: { reason, members: link.members.size } }));
+}
+
+/**
+ * The last history message before the oldest message broadcast the replica has not acknowledged (or
+ * the last of all when it acknowledged everything): what it surely has. Null: none of the history.
+ */
+export function lastMessageReceived(io: LinkIo, roomJid: string, link: ReplicaLink): string | null {
+  const history = io.state.rooms.get(roomJid)?.history ?? [];
+  const unacked = new Set(link.stream.end.channel.outbox.unacked.flatMap(({ item }) => item.getChild("stanza-id", NS.STANZA_ID)?.attrs.id ?? []));
+  const first = history.findIndex((e) => unacked.has(e.stanzaId));
+  const known = first < 0 ? history.length : first;
+  return known > 0 ? history[known - 1]!.stanzaId : null;
+}
+
+/** What a split replica missed of the history, in the room's order. */
+function missedHistory(history: readonly HistoryEntry[], link: ReplicaLink, since: number): readonly HistoryEntry[] {
+  if (link.splitAfter === null) return history;
+  const after = link.splitAfter === undefined ? -1 : history.findIndex((e) => e.stanzaId === link.splitAfter);
+  // Not recorded, or older than what the room keeps: by time.
+  return after < 0 ? history.filter((e) => e.at.getTime() >= since) : history.slice(after + 1);
 }
 
 /** The replica answers again: send it what it missed (netjoin). */
@@ -97,7 +120,7 @@ export function startNetjoin(io: LinkIo, roomJid: string, link: ReplicaLink): vo
     return;
   }
   const since = link.splitSince ?? now;
-  const missed = room.history.filter((e) => e.at.getTime() >= since).map((entry) => replayEntry(entry, room.jid));
+  const missed = missedHistory(room.history, link, since).map((entry) => replayEntry(entry, room.jid));
   const netjoin = buildNetjoin({
     since: new Date(since),
     config: replicaConfig(room),
@@ -165,7 +188,7 @@ export function netjoinAnswered(io: LinkIo, api: PluginApi, roomJid: string, rep
     }
     sendSilentEnter(io, roomJid, replicaJid, session);
   }
-  setLink(io, roomJid, { ...current, state: "active", members, splitSince: undefined, lastHeard: io.context.now.getTime() });
+  setLink(io, roomJid, { ...current, state: "active", members, splitSince: undefined, splitAfter: undefined, lastHeard: io.context.now.getTime() });
   // Those shown away during the split are back (what they changed meanwhile came with the netjoin).
   if (markAway) announceBehindSplit(io, roomJid, { ...current, members }, false);
   io.effects.push(logEffect("info", "dmuc.link_healed", { room: roomJid, replica: replicaJid, taken, left, admitted, kicked, members: members.size }));

@@ -33,6 +33,12 @@ export function onEnter(work: Work, room: ReplicatedRoom, iq: Element, payload: 
     refuse(work, iq, "enter for a nick without presence", { roomJid: room.roomJid, spec: UNKNOWN_NICK });
     return;
   }
+  if (room.splitLeft?.has(enter.jid)) {
+    // Back in the room: a later LEAVE is news again.
+    const splitLeft = new Set(room.splitLeft);
+    splitLeft.delete(enter.jid);
+    putRoom(work, { ...room, splitLeft: splitLeft.size > 0 ? splitLeft : undefined });
+  }
   // Even a silent ENTER is verified: otherwise a primary could make us deliver a room to anybody.
   const id = work.context.newId();
   setPending(work, id, { kind: "directed", roomJid: room.roomJid, session: enter.jid, enterIq: cloneElement(iq), sent: work.context.now.getTime(), after: room.history.at(-1)?.stanzaId, roster: room.roster });
@@ -128,12 +134,16 @@ export function onLeave(work: Work, room: ReplicatedRoom, iq: Element, payload: 
       refuse(work, query.enterIq, "left before the check ended", { roomJid: room.roomJid });
     }
   }
-  if (leave.presence) {
+  // A session that left here during a netsplit was told then: the primary's LEAVE at netjoin is not news.
+  if (leave.presence && !room.splitLeft?.has(leave.jid)) {
     const out = cloneElement(leave.presence);
     out.attrs.to = leave.jid;
     work.effects.push(send(out));
   }
-  putRoom(work, dropLocal(work, getRoom(work, room.roomJid) ?? room, [leave.jid]));
+  const current = getRoom(work, room.roomJid) ?? room;
+  const splitLeft = new Set(current.splitLeft ?? []);
+  splitLeft.delete(leave.jid);
+  putRoom(work, dropLocal(work, { ...current, splitLeft: splitLeft.size > 0 ? splitLeft : undefined }, [leave.jid]));
   work.effects.push(send(iqResult(iq)));
   work.effects.push(logEffect("info", "dmuc.left", { room: room.roomJid, session: leave.jid }));
 }

@@ -139,16 +139,17 @@ function splitPresence(work: Work, room: ReplicatedRoom, stanza: Element, sessio
     const others = [...room.local].filter(([s, n]) => n === nick && s !== session);
     const splitPresences = new Map(room.splitPresences);
     splitPresences.delete(session);
+    const splitLeft = new Set(room.splitLeft ?? []).add(session);
     if (others.length > 0) {
       // Another session of the occupant stays: only this one leaves.
       work.effects.push(send(presenceForSelf(occupantPresence(room, nick, stanza, true), session)));
       const local = new Map(room.local);
       local.delete(session);
-      putRoom(work, { ...room, local, splitPresences });
+      putRoom(work, { ...room, local, splitPresences, splitLeft });
     } else {
       onPresenceBroadcast(work, room, occupantPresence(room, nick, stanza, true), nick);
       const after = getRoom(work, room.roomJid)!;
-      putRoom(work, { ...after, splitPresences, splitGone: new Set(after.splitGone).add(nick) });
+      putRoom(work, { ...after, splitPresences, splitGone: new Set(after.splitGone).add(nick), splitLeft });
     }
     work.effects.push(logEffect("info", "dmuc.split_left", { room: room.roomJid, session, nick }));
     return;
@@ -351,7 +352,13 @@ export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element
     out.append(xml("delay", { xmlns: NS.DELAY, from: work.settings.domain, stamp: q.at.toISOString() }));
     return out;
   });
-  const occupants = [...current.local].map(([jid, nick]) => ({ jid, nick }));
+  // A session whose unavailable presence is still on the link (submitted, not acknowledged) has left:
+  // the primary takes that presence before or after this answer, and listed here it would look like
+  // a user who entered during the split, whom the primary admits again.
+  const leaving = new Set(
+    current.link.end.channel.outbox.unacked.flatMap(({ item }) => (item.stanza.name === "presence" && item.stanza.attrs.type === "unavailable" ? [item.stanza.attrs.from] : [])),
+  );
+  const occupants = [...current.local].filter(([jid]) => !leaving.has(jid)).map(([jid, nick]) => ({ jid, nick }));
   const echoes = [...current.echoes, ...current.splitQueue.map((q) => q.stanza.getChild("origin-id", NS.STANZA_ID)?.attrs.id ?? "").filter((id) => id !== "")];
   const kicks = (current.splitKicks ?? []).map((k) => ({ ...k }));
   // The presences of users who entered here are not relayed: to the primary, before it admits them,

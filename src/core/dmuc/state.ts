@@ -21,6 +21,13 @@ export interface ReplicaLink {
   readonly lastSent: number;
   /** While split: since when (ms); the users' copies are held meanwhile. */
   readonly splitSince?: number;
+  /**
+   * While split: the stanza-id of the last history message the replica had surely received when the
+   * link split (null: none of the history); the netjoin sends every message broadcast after it, in the
+   * room's order. Times cannot say which: a message taken late keeps its original, earlier time.
+   * Absent (a link restored from the database): the netjoin goes by `splitSince`.
+   */
+  readonly splitAfter?: string | null;
   /** The reliable link (link/stream.ts): our broadcasts to the replica, its users' submissions to us. */
   readonly stream: LinkStream<Element>;
 }
@@ -67,6 +74,12 @@ export interface ReplicatedRoom {
   readonly splitPresences: ReadonlyMap<string, Element>;
   /** Nicks that left here during the split: not taken back from the netjoin roster. */
   readonly splitGone: ReadonlySet<string>;
+  /**
+   * Local sessions that left (or were kicked) here during a split and were told so then: the primary's
+   * LEAVE for them, after the netjoin, is not delivered to them a second time. A session leaves this
+   * set with that LEAVE, or when it enters again.
+   */
+  readonly splitLeft?: ReadonlySet<string>;
   /** Non-local nicks shown away to local users since the split (their real presence follows the netjoin). */
   readonly splitAway?: ReadonlySet<string>;
   /** Local occupants kicked by local moderators during the split, in order (sent in the netjoin answer). */
