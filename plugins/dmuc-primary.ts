@@ -12,6 +12,7 @@ import { NS } from "../src/xmpp/stanza.js";
 import { bareString, jidToString, parseJid } from "../src/xmpp/jid.js";
 import { errorCondition, markSplit, startNetjoin, UNREACHABLE } from "../src/core/dmuc/primary-netsplit.js";
 import { DMUC } from "../src/core/dmuc/wire.js";
+import { componentNotConnected, directCopyBounced, replicaGone } from "../src/core/dmuc/primary-replica-down.js";
 import { fromReplica, heardFromReplica, isLinkMessage, noLink, tickLinks } from "../src/core/dmuc/primary-link-traffic.js";
 
 /** Who must answer each kind of query: an answer from anyone else is not taken. */
@@ -82,10 +83,14 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
         const from = jidToString(request.from);
         const bounced = links.get(bareString(request.from));
         if (bounced) {
-          markSplit(request, roomJid, bounced, `bounce ${errorCondition(stanza) ?? ""}`.trim(), settings.markAway);
+          // Its own server saying the replica is not connected: its users are served directly meanwhile.
+          if (componentNotConnected(stanza)) replicaGone(request, roomJid, bounced, stanza, settings.markAway);
+          else markSplit(request, roomJid, bounced, `bounce ${errorCondition(stanza) ?? ""}`.trim(), settings.markAway);
           return true;
         }
         const behind = [...links.values()].find((l) => l.members.has(from));
+        // A direct copy to a user of a replica that is down came back: the netjoin leaves it to the replica.
+        if (behind?.state === "split" && directCopyBounced(request, roomJid, behind, from, stanza)) return true as const;
         if (!behind || !UNREACHABLE.has(errorCondition(stanza) ?? "")) return undefined;
         markSplit(request, roomJid, behind, `user bounce ${errorCondition(stanza)}`, settings.markAway);
         return true as const;

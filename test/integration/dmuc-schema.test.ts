@@ -23,7 +23,7 @@ const samples = {
   enter: wire.buildEnter({ jid: "rubenro@oulubox.test/shaver", nick: "BigCheese", silent: true, history: xml("history", { xmlns: "http://jabber.org/protocol/muc", maxstanzas: "5" }), codes: [201] }),
   leave: wire.buildLeave({ jid: "rubenro@oulubox.test/shaver", presence }),
   delay: wire.buildBroadcastDelay("wallops@dmuc.avalon.test", new Date(0), "m1"),
-  netjoin: wire.buildNetjoin({ since: new Date(0), config, presences: [presence], history: [message], subject: null }),
+  netjoin: wire.buildNetjoin({ since: new Date(0), config, presences: [presence], history: [message], subject: null, served: new Map([["sid-1", new Set(["argl@oulubox.test/laptop"])]]) }),
   answer: wire.buildNetjoinAnswer({ occupants: [{ jid: "argl@oulubox.test/laptop", nick: "Wumpus" }], messages: [message], kicks: [{ jid: "msa@oulubox.test/bicycle", nick: "Efchen", actor: "argl@oulubox.test/laptop", reason: "flood" }, { jid: "x@oulubox.test/r", nick: "X", actor: "argl@oulubox.test/laptop" }] }),
   resync: wire.buildResync(),
   relay: wire.buildRelay(message),

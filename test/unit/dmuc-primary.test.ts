@@ -411,3 +411,51 @@ test("a submission held through a split is taken with its own time, and the link
   p.tick();
   assert.equal(p.link()!.state, "active", "just sent: not taken for a stanza unacknowledged for a minute");
 });
+
+/** What Prosody sends back for a stanza to an external component that is not connected (mod_component). */
+const notConnected = (name: string, id: string, to: string) =>
+  `<${name} type='error' id='${id}' from='${REPLICA}' to='${to}'><error type='wait'><remote-server-timeout xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Component unavailable</text><not-connected xmlns='xmpp:prosody.im/protocol/component'/></error></${name}>`;
+
+test("a replica that is down (its own server says so): its users are served directly, and the netjoin says who got what", () => {
+  const p = twoOnReplica();
+  // A broadcast to the replica (addressed by its stanza-id) bounces from the replica's own server.
+  const first = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat' id='o-1'><body>first</body></message>`);
+  const copy = sentTo(first, REPLICA).find((s) => s.getChildText("body") === "first")!;
+  const delivered = p.send(notConnected("message", copy.attrs.id!, ROOM));
+  assert.equal(p.link()!.state, "split");
+  assert.deepEqual(sentTo(delivered, WUMPUS).concat(sentTo(delivered, VALDIS)).filter((s) => s.name === "message").map((s) => s.getChildText("body")), ["first", "first"], "the bounced message goes to the users directly");
+  // What the room says while the replica is down goes to them directly too; the user's own messages come over s2s.
+  const second = p.send(`<message from='${WUMPUS}' to='${ROOM}' type='groupchat' id='w-1'><body>second</body></message>`);
+  assert.deepEqual(sentTo(second, VALDIS).map((s) => s.getChildText("body")), ["second"]);
+  assert.deepEqual(sentTo(second, WUMPUS).map((s) => s.getChildText("body")), ["second"], "the sender gets its echo");
+  assert.deepEqual(sentTo(second, REPLICA), [], "nothing to the replica meanwhile");
+  // The direct copy to Valdis bounces after all (his server cut off): the replica must deliver it.
+  p.send(`<message type='error' id='w-1' from='${VALDIS}' to='${ROOM}'><error type='wait'><remote-server-timeout xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`);
+  assert.ok(p.state.rooms.get(ROOM)!.occupants.has("Valdis"), "a bounce during the split is not a departure");
+  // The replica is back: the netjoin lists, per message, the sessions served directly.
+  p.now += 6_000;
+  const ping = sentTo(p.tick(), REPLICA).find((s) => s.getChild("ping", "urn:xmpp:ping"))!;
+  const [netjoin] = p.send(`<iq type='result' id='${ping.attrs.id}' from='${REPLICA}' to='${ROOM}'/>`);
+  const element = netjoin!.getChild("netjoin", DMUC)!;
+  const served = (body: string) => {
+    const id = element.getChildren("message").find((m) => m.getChildText("body") === body)?.getChild("stanza-id", "urn:xmpp:sid:0")?.attrs.id;
+    return (element.getChildren("served").find((s) => s.attrs.id === id)?.getChildren("session") ?? []).map((s) => s.attrs.jid).sort();
+  };
+  assert.deepEqual(served("first"), [VALDIS, WUMPUS].sort());
+  assert.deepEqual(served("second"), [WUMPUS], "not Valdis: his copy bounced");
+  // Healed: copies go through the replica again, not directly.
+  p.send(`<iq type='result' id='${netjoin!.attrs.id}' from='${REPLICA}' to='${ROOM}'><netjoin xmlns='${DMUC}'><occupant jid='${WUMPUS}' nick='Wumpus'/><occupant jid='${VALDIS}' nick='Valdis'/></netjoin></iq>`);
+  const after = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>after</body></message>`);
+  assert.deepEqual(sentTo(after, WUMPUS).concat(sentTo(after, VALDIS)), []);
+  assert.equal(sentTo(after, REPLICA).filter((s) => s.getChildText("body") === "after").length, 1);
+});
+
+test("a bounce without the component's own word (a cut s2s link) still holds the users' copies", () => {
+  const p = twoOnReplica();
+  const first = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>first</body></message>`);
+  const copy = sentTo(first, REPLICA).find((s) => s.getChildText("body") === "first")!;
+  const bounced = p.send(`<message type='error' id='${copy.attrs.id}' from='${REPLICA}' to='${ROOM}'><error type='wait'><remote-server-timeout xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`);
+  assert.deepEqual(sentTo(bounced, WUMPUS).concat(sentTo(bounced, VALDIS)), []);
+  const during = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>during</body></message>`);
+  assert.deepEqual(during.map((s) => s.attrs.to), [OWNER]);
+});

@@ -35,3 +35,13 @@ export function withoutPending(dmuc: DmucState, id: string): DmucState {
   pending.delete(id);
   return { ...dmuc, pending };
 }
+
+/** The link with `session` counted among those that got the message `stanzaId` directly (or no longer, with `served` false). */
+export function withServed(link: ReplicaLink, stanzaId: string, copyId: string | undefined, session: string, served = true): ReplicaLink {
+  const before = link.served?.get(stanzaId);
+  const sessions = new Set(before?.sessions ?? []);
+  if (served) sessions.add(session);
+  else sessions.delete(session);
+  const map = new Map(link.served ?? []).set(stanzaId, { copyId: before?.copyId ?? copyId, sessions });
+  return { ...link, served: map };
+}

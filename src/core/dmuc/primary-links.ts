@@ -15,6 +15,7 @@ import { withDomain, withLink, withoutLink, withoutPending, withPending } from "
 import { domainOf, replicaSeesJids } from "./primary-delivery.js";
 import { errorCondition, markSplit, netjoinAnswered, startNetjoin, UNREACHABLE } from "./primary-netsplit.js";
 import { newStream } from "./link/stream.js";
+import { componentNotConnected, replicaGone } from "./primary-replica-down.js";
 
 export interface PrimaryOptions {
   keepaliveSeconds: number;
@@ -241,6 +242,10 @@ export function primaryAnswer(io: LinkIo, api: PluginApi, id: string, q: Pending
       const now = io.state.dmuc.links.get(q.roomJid)?.get(q.replicaJid);
       if (now && ok && now.state === "split") {
         startNetjoin(io, q.roomJid, now);
+        return true;
+      }
+      if (now && answer && componentNotConnected(answer)) {
+        replicaGone(io, q.roomJid, now, answer, options.markAway);
         return true;
       }
       if (now && unreachable) {
