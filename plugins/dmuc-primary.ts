@@ -12,7 +12,7 @@ import { NS } from "../src/xmpp/stanza.js";
 import { bareString, jidToString, parseJid } from "../src/xmpp/jid.js";
 import { errorCondition, markSplit, startNetjoin, UNREACHABLE } from "../src/core/dmuc/primary-netsplit.js";
 import { DMUC } from "../src/core/dmuc/wire.js";
-import { componentNotConnected, directCopyBounced, replicaGone } from "../src/core/dmuc/primary-replica-down.js";
+import { componentNotConnected, directCopyBounced, isAlreadyTaken, replicaGone } from "../src/core/dmuc/primary-replica-down.js";
 import { fromReplica, heardFromReplica, isLinkMessage, noLink, tickLinks } from "../src/core/dmuc/primary-link-traffic.js";
 
 /** Who must answer each kind of query: an answer from anyone else is not taken. */
@@ -71,6 +71,18 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
         fromReplica(request, api, roomJid, link, stanza, settings);
         return true as const;
       }));
+
+      // A DMUC2 user's groupchat message the room already took (same sender, same origin-id): it came
+      // both through the replica and over s2s from the users' server, which sends on what the replica
+      // did not acknowledge taking (mod_dmuc_replica). Taken once.
+      hooks.on("service/route", ({ request, to }) => {
+        if (to.local === null || to.resource !== null || to.domain !== request.settings.domain) return undefined;
+        const roomJid = bareString(to);
+        const links = request.state.dmuc.links.get(roomJid);
+        if (!links || !isAlreadyTaken(request.state.rooms.get(roomJid), request.stanza, request.from, links)) return undefined;
+        request.effects.push(logEffect("info", "dmuc.duplicate_dropped", { room: roomJid, from: jidToString(request.from) }));
+        return true as const;
+      });
 
       // Bounces: a replica's JID bouncing a room stanza splits its link; a replica user's server
       // bouncing one (remote-server-*) is the same netsplit seen from the user's side, not a departure.

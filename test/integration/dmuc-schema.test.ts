@@ -29,6 +29,7 @@ const samples = {
   relay: wire.buildRelay(message),
   divert: wire.buildDivert("wallops@dmuc.avalon.test"),
   undivert: wire.buildDivert("wallops@dmuc.avalon.test", false),
+  taken: wire.buildTaken({ stream: "c1", seq: 7 }),
   directed: wire.buildDirectedQuery("argl@oulubox.test/laptop", "wallops@dmuc.avalon.test"),
   answered: wire.buildDirectedAnswer(true),
   header: wire.buildLinkHeader({ stream: "Zq1-x_2", seq: 3, ack: 2, acked: "s2", probe: false }),

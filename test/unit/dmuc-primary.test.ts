@@ -459,3 +459,15 @@ test("a bounce without the component's own word (a cut s2s link) still holds the
   const during = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>during</body></message>`);
   assert.deepEqual(during.map((s) => s.attrs.to), [OWNER]);
 });
+
+test("a replica user's message that reaches the room twice (through the replica, then over s2s from the users' server) is taken once", () => {
+  const p = twoOnReplica();
+  const first = p.send(`<message from='${WUMPUS}' to='${ROOM}' type='groupchat' id='w1'><body>once</body><origin-id xmlns='urn:xmpp:sid:0' id='o-9'/></message>`);
+  assert.equal(sentTo(first, OWNER).filter((s) => s.getChildText("body") === "once").length, 1);
+  const again = p.send(`<message from='${WUMPUS}' to='${ROOM}' type='groupchat' id='w1'><body>once</body><origin-id xmlns='urn:xmpp:sid:0' id='o-9'/></message>`);
+  assert.deepEqual(again, [], "not broadcast, not stored again");
+  assert.equal(p.state.rooms.get(ROOM)!.history.filter((e) => e.stanza.getChildText("body") === "once").length, 1);
+  // Another user's message with the same origin-id is a different message.
+  const other = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>mine</body><origin-id xmlns='urn:xmpp:sid:0' id='o-9'/></message>`);
+  assert.equal(sentTo(other, OWNER).length, 1);
+});

@@ -9,6 +9,9 @@
 import type { Element } from "@xmpp/xml";
 import { logEffect, send } from "../effects.js";
 import { cloneElement } from "../../xmpp/element.js";
+import { NS } from "../../xmpp/stanza.js";
+import { bareString, parseJid, type Jid } from "../../xmpp/jid.js";
+import type { Room } from "../room/types.js";
 import type { ReplicaLink } from "./state.js";
 import { withLink, withServed } from "./dmuc-state.js";
 import { markSplit } from "./primary-netsplit.js";
@@ -69,4 +72,22 @@ export function directCopyBounced(io: LinkIo, roomJid: string, link: ReplicaLink
     }
   }
   return false;
+}
+
+/**
+ * Whether `stanza` is a groupchat message from a user of a linked domain that the room has taken
+ * already: the same bare JID and origin-id as a message in its history. The users' server module sends
+ * on over s2s what the replica did not acknowledge taking, and the replica may have submitted it just
+ * before it went (docs/PROTOCOL.md "What users send"). The room's history in memory is the window.
+ */
+export function isAlreadyTaken(room: Room | undefined, stanza: Element, from: Jid, links: ReadonlyMap<string, ReplicaLink>): boolean {
+  if (!room || stanza.name !== "message" || stanza.attrs.type !== "groupchat" || from.resource === null) return false;
+  const originId = stanza.getChild("origin-id", NS.STANZA_ID)?.attrs.id;
+  if (!originId || ![...links.values()].some((l) => l.domain === from.domain)) return false;
+  const sender = bareString(from);
+  return room.history.some((e) => {
+    if (e.stanza.getChild("origin-id", NS.STANZA_ID)?.attrs.id !== originId) return false;
+    const taken = parseJid(e.senderJid);
+    return taken !== null && bareString(taken) === sender;
+  });
 }

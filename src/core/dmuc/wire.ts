@@ -188,8 +188,26 @@ export function parseRelay(el: Element | undefined): Element | null {
   return inner && rest.length === 0 && ["message", "presence", "iq"].includes(inner.name) ? unwrapStanza(inner) : null;
 }
 
-export function buildDivert(roomJid: string, on = true): Element {
-  return xml(on ? "divert" : "undivert", { xmlns: DMUC, room: roomJid });
+/** `acks`: we acknowledge what the module hands us (<taken/>), so it keeps each stanza until then. */
+export function buildDivert(roomJid: string, on = true, acks = on): Element {
+  return xml(on ? "divert" : "undivert", { xmlns: DMUC, room: roomJid, acks: on && acks ? "true" : undefined });
+}
+
+// <diverted stream seq/> in a stanza the module hands us; <taken stream seq/> our cumulative answer
+export interface DivertedReceipt {
+  /** The module's numbering of one component connection. */
+  stream: string;
+  seq: number;
+}
+
+export function parseDiverted(stanza: Element): DivertedReceipt | null {
+  const el = stanza.getChild("diverted", DMUC);
+  const seq = positiveInt(el?.attrs.seq);
+  return el?.attrs.stream && seq !== null && seq >= 1 ? { stream: el.attrs.stream, seq } : null;
+}
+
+export function buildTaken(r: DivertedReceipt): Element {
+  return xml("taken", { xmlns: DMUC, stream: r.stream, seq: String(r.seq) });
 }
 
 export function parseDivert(el: Element | undefined): { room: string; on: boolean } | null {
