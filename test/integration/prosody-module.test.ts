@@ -359,6 +359,34 @@ describe("mod_dmuc_replica on two federated Prosody servers", () => {
     await replica.waitFor(withBody("after reload"), 5_000, "the message diverted after the reload");
     assertForbidden(await intruder.request(divert("dmuc2.a.test", "a.test", OTHER_ROOM)));
   });
+
+  it("(k) with acks, each diverted stanza is numbered and kept until taken; what was not taken goes over s2s in the user's name when the replica's connection ends", async () => {
+    const ackedDivert = xml("iq", { type: "set", from: "dmuc.a.test", to: "a.test" }, xml("divert", { xmlns: NS, room: ROOM, acks: "true" }));
+    assertResult(await replica.request(ackedDivert));
+    // A number the user wrote itself does not survive: only the module's.
+    await user.send(xml("message", { to: ROOM, type: "groupchat" }, xml("body", {}, "taken one"), xml("diverted", { xmlns: NS, stream: "forged", seq: "99" })));
+    const taken = await replica.waitFor(withBody("taken one"), 5_000, "the first numbered stanza");
+    const numbers = taken.getChildren("diverted", NS);
+    assert.equal(numbers.length, 1, taken.toString());
+    assert.notEqual(numbers[0]!.attrs.stream, "forged");
+    assert.ok(taken.getChild("origin-id", "urn:xmpp:sid:0")?.attrs.id, "a groupchat message gets an origin-id");
+    await replica.send(xml("message", { from: "dmuc.a.test", to: "a.test" }, xml("taken", { xmlns: NS, stream: numbers[0]!.attrs.stream, seq: numbers[0]!.attrs.seq })));
+    await user.send(message(ROOM, "never taken"));
+    const lostInFlight = await replica.waitFor(withBody("never taken"), 5_000, "the second numbered stanza");
+    assert.equal(Number(lostInFlight.getChild("diverted", NS)!.attrs.seq), Number(numbers[0]!.attrs.seq) + 1);
+    // A barrier: the module has handled <taken/> once it answers this.
+    assert.equal(presentOf(await replica.request(directed("dmuc.a.test", "a.test", user.jid, ROOM))), "true");
+    await replica.stop();
+    const sentOn = await muc.waitFor(withBody("never taken"), 10_000, "the stanza the replica did not take, over s2s");
+    assert.equal(sentOn.attrs.from, user.jid);
+    assert.equal(sentOn.getChild("diverted", NS), undefined, "sent on as the user sent it");
+    assert.equal(sentOn.getChild("origin-id", "urn:xmpp:sid:0")?.attrs.id, lostInFlight.getChild("origin-id", "urn:xmpp:sid:0")?.attrs.id, "with the origin-id the replica saw");
+    await user.send(message(ROOM, "after the resend"));
+    await muc.waitFor(withBody("after the resend"), 5_000, "a barrier over s2s");
+    assert.deepEqual(muc.inbox().filter((el) => el.getChildText("body") === "taken one"), [], "what was taken is not sent again");
+    replica = await RawComponent.connect(a, "dmuc.a.test", secretReplica);
+    cleanups.push(() => replica.stop());
+  });
 });
 
 describe("mod_dmuc_replica with a pinned dmuc_replica", () => {
