@@ -458,6 +458,12 @@ test("a bounce without the component's own word (a cut s2s link) still holds the
   assert.deepEqual(sentTo(bounced, WUMPUS).concat(sentTo(bounced, VALDIS)), []);
   const during = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>during</body></message>`);
   assert.deepEqual(during.map((s) => s.attrs.to), [OWNER]);
+  // The split ping then bounces from the replica's own server saying it is not connected: direct from now on.
+  p.now += 6_000;
+  const ping = sentTo(p.tick(), REPLICA).find((s) => s.getChild("ping", "urn:xmpp:ping"))!;
+  p.send(notConnected("iq", ping.attrs.id!, ROOM));
+  const later = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>later</body></message>`);
+  assert.deepEqual(later.map((s) => s.attrs.to).sort(), [OWNER, VALDIS, WUMPUS].sort());
 });
 
 test("a replica user's message that reaches the room twice (through the replica, then over s2s from the users' server) is taken once", () => {

@@ -72,13 +72,6 @@ export function planDelivery(event: RoomHandled): void {
   // (primary-replica-down.ts): then they go directly, and the netjoin says who got which message.
   const held = [...links.values()].filter((l) => l.state === "split");
   const heldBy = (session: string) => held.find((l) => l.members.has(session));
-  const serveDirectly = (effect: Effect & { kind: "send" }, split: ReplicaLink) => {
-    out.push(effect);
-    const stanza = effect.stanza;
-    const stanzaId = stanza.name === "message" && stanza.attrs.type === "groupchat" ? stanza.getChild("stanza-id", NS.STANZA_ID)?.attrs.id : undefined;
-    const current = dmuc.links.get(roomJid)?.get(split.replicaJid);
-    if (stanzaId && current) dmuc = withLink(dmuc, roomJid, withServed(current, stanzaId, stanza.attrs.id, stanza.attrs.to ?? ""));
-  };
 
   const joiners = new Map<string, ReplicaLink>();
   for (const session of inAfter.keys()) {
@@ -117,6 +110,15 @@ export function planDelivery(event: RoomHandled): void {
     dmuc = sent.dmuc;
     for (const stanza of sent.out) out.push(send(stanza));
     sentTo.add(link.replicaJid);
+  };
+
+  // A copy sent directly to a down replica's user: which message it is goes into the netjoin.
+  const serveDirectly = (effect: Effect & { kind: "send" }, split: ReplicaLink) => {
+    out.push(effect);
+    const stanza = effect.stanza;
+    const stanzaId = stanza.name === "message" && stanza.attrs.type === "groupchat" ? stanza.getChild("stanza-id", NS.STANZA_ID)?.attrs.id : undefined;
+    const current = dmuc.links.get(roomJid)?.get(split.replicaJid);
+    if (stanzaId && current) dmuc = withLink(dmuc, roomJid, withServed(current, stanzaId, stanza.attrs.id, stanza.attrs.to ?? ""));
   };
 
   for (const effect of request.effects) {
