@@ -443,6 +443,9 @@ test("a replica that is down (its own server says so): its users are served dire
   };
   assert.deepEqual(served("first"), [VALDIS, WUMPUS].sort());
   assert.deepEqual(served("second"), [WUMPUS], "not Valdis: his copy bounced");
+  // A late bounce from before the replica came back (another s2s connection) does not split it again.
+  p.send(notConnected("message", "an-old-copy", ROOM));
+  assert.equal(p.link()!.state, "syncing");
   // Healed: copies go through the replica again, not directly.
   p.send(`<iq type='result' id='${netjoin!.attrs.id}' from='${REPLICA}' to='${ROOM}'><netjoin xmlns='${DMUC}'><occupant jid='${WUMPUS}' nick='Wumpus'/><occupant jid='${VALDIS}' nick='Valdis'/></netjoin></iq>`);
   const after = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>after</body></message>`);

@@ -31,6 +31,10 @@ export function componentNotConnected(stanza: Element): boolean {
  * delivered to them now.
  */
 export function replicaGone(io: LinkIo, roomJid: string, link: ReplicaLink, bounce: Element, markAway: boolean): void {
+  // Syncing: the replica has answered since the split, so this bounce is older than that answer (a
+  // bounce and the restarted replica's stanzas need not share an s2s connection, nor its order). A
+  // replica that died again fails the netjoin, which splits the link; its pings then bounce anew.
+  if (link.state === "syncing") return;
   markSplit(io, roomJid, link, "replica not connected", markAway);
   const split = io.state.dmuc.links.get(roomJid)?.get(link.replicaJid);
   if (!split || split.state !== "split") return;
