@@ -480,3 +480,17 @@ test("a replica user's message that reaches the room twice (through the replica,
   const other = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>mine</body><origin-id xmlns='urn:xmpp:sid:0' id='o-9'/></message>`);
   assert.equal(sentTo(other, OWNER).length, 1);
 });
+
+test("a replica that is down: the bounce of a copy sent again is left to the netjoin (the first copy may have reached the replica)", () => {
+  const p = twoOnReplica();
+  const first = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>sent twice</body></message>`);
+  const copy = sentTo(first, REPLICA).find((s) => s.getChildText("body") === "sent twice")!;
+  p.now += 2_500;
+  const resent = sentTo(p.tick(), REPLICA).filter((s) => s.getChildText("body") === "sent twice");
+  assert.equal(resent.length, 1, "unacknowledged for 2 s: sent again");
+  const bounced = p.send(notConnected("message", copy.attrs.id!, ROOM));
+  assert.equal(p.link()!.state, "split");
+  assert.deepEqual(sentTo(bounced, WUMPUS).concat(sentTo(bounced, VALDIS)).filter((s) => s.name === "message"), [], "not delivered directly");
+  const later = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>later</body></message>`);
+  assert.equal(sentTo(later, WUMPUS).length + sentTo(later, VALDIS).length, 2, "what comes after goes directly");
+});

@@ -45,3 +45,13 @@ export function withServed(link: ReplicaLink, stanzaId: string, copyId: string |
   const map = new Map(link.served ?? []).set(stanzaId, { copyId: before?.copyId ?? copyId, sessions });
   return { ...link, served: map };
 }
+
+/** The most ids of copies sent again that a link remembers (they matter only until the next netjoin). */
+const MAX_RESENT = 500;
+
+/** The link with the copy `id` counted as sent more than once. */
+export function withResent(link: ReplicaLink, id: string): ReplicaLink {
+  if (link.resent?.has(id)) return link;
+  const ids = [...(link.resent ?? []), id];
+  return { ...link, resent: new Set(ids.slice(Math.max(0, ids.length - MAX_RESENT))) };
+}

@@ -170,7 +170,7 @@ export function netjoinAnswered(io: LinkIo, api: PluginApi, roomJid: string, rep
     const id = iq(io, replicaJid, roomJid, "set", enter);
     io.state = { ...io.state, dmuc: withPending(io.state.dmuc, id, { kind: "link-iq", roomJid, replicaJid, session, sent: io.context.now.getTime() }) };
   }
-  setLink(io, roomJid, { ...current, state: "active", members, splitSince: undefined, replicaDown: undefined, served: undefined, lastHeard: io.context.now.getTime() });
+  setLink(io, roomJid, { ...current, state: "active", members, splitSince: undefined, replicaDown: undefined, served: undefined, resent: undefined, lastHeard: io.context.now.getTime() });
   // Those shown away during the split are back (what they changed meanwhile came with the netjoin).
   if (markAway) announceBehindSplit(io, roomJid, { ...current, members }, false);
   io.effects.push(logEffect("info", "dmuc.link_healed", { room: roomJid, replica: replicaJid, taken, left, admitted, kicked, members: members.size }));

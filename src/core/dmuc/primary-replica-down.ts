@@ -42,7 +42,9 @@ export function replicaGone(io: LinkIo, roomJid: string, link: ReplicaLink, boun
     io.state = { ...io.state, dmuc: withLink(io.state.dmuc, roomJid, { ...split, replicaDown: true }) };
     io.effects.push(logEffect("warn", "dmuc.replica_down", { room: roomJid, replica: link.replicaJid, members: split.members.size }));
   }
-  if (bounce.name === "message" && bounce.attrs.id) deliverDirectly(io, roomJid, link.replicaJid, bounce.attrs.id);
+  // Only the bounce of a copy sent once proves the replica never had that message; a copy sent again
+  // may have reached the replica the first time (which delivered it): that one is left to the netjoin.
+  if (bounce.name === "message" && bounce.attrs.id && !split.resent?.has(bounce.attrs.id)) deliverDirectly(io, roomJid, link.replicaJid, bounce.attrs.id);
 }
 
 /** A message of the room's history, sent directly to the link's users that have not had it directly yet. */

@@ -33,6 +33,11 @@ export interface ReplicaLink {
    * which sessions: the netjoin tells the replica, so that it does not deliver them a second time.
    */
   readonly served?: ReadonlyMap<string, ServedDirectly>;
+  /**
+   * Ids of copies sent to the replica more than once since the last netjoin: a bounce of one of them
+   * does not prove the replica never had it (an earlier copy may have reached it before it went).
+   */
+  readonly resent?: ReadonlySet<string>;
 }
 
 /** A message the primary delivered directly to some of a split replica's users. */
