@@ -432,8 +432,11 @@ test("a replica that is down (its own server says so): its users are served dire
   // The direct copy to Valdis bounces after all (his server cut off): the replica must deliver it.
   p.send(`<message type='error' id='w-1' from='${VALDIS}' to='${ROOM}'><error type='wait'><remote-server-timeout xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`);
   assert.ok(p.state.rooms.get(ROOM)!.occupants.has("Valdis"), "a bounce during the split is not a departure");
-  // The replica is back: the netjoin lists, per message, the sessions served directly.
-  p.now += 6_000;
+  // The replica is back: the netjoin lists, per message, the sessions served directly. A replica
+  // that is down is asked every second whether it is back.
+  p.now += 1_000;
+  assert.ok(sentTo(p.tick(), REPLICA).some((s) => s.getChild("ping", "urn:xmpp:ping")), "pinged after a second");
+  p.now += 1_000;
   const ping = sentTo(p.tick(), REPLICA).find((s) => s.getChild("ping", "urn:xmpp:ping"))!;
   const [netjoin] = p.send(`<iq type='result' id='${ping.attrs.id}' from='${REPLICA}' to='${ROOM}'/>`);
   const element = netjoin!.getChild("netjoin", DMUC)!;
