@@ -92,6 +92,12 @@ local relaying = setmetatable({}, { __mode = "k" });
 local acking = false;
 local outbox = nil;
 local timer_running = false;
+-- While the replica is down: the rooms it had diverted, and the room messages (by stanza-id) each local
+-- session got straight from those rooms meanwhile (the primary serves a down replica's users directly),
+-- so that the restarted replica's catch-up does not give them a second copy: full JID -> { [id] = time }.
+local down_rooms = nil;
+local got_directly = {};
+local GOT_DIRECTLY_TTL = 600;
 -- Full JIDs whose session ended recently -> os.time() of the end.
 local recently_gone = {};
 local last_prune = os_time();
@@ -192,6 +198,7 @@ local function live_diversions()
 		local count = 0;
 		for _ in pairs(diverted) do count = count + 1; end
 		module:log("info", "dmuc.undivert the replica's connection ended: dropping %d diversion(s)", count);
+		down_rooms = diverted;
 		diverted, divert_session = {}, nil;
 		send_on_unacked("the replica's connection ended");
 		outbox, acking = nil, false;
@@ -208,6 +215,7 @@ local function bind_session(origin)
 			module:log("info", "dmuc.undivert the replica reconnected: dropping the old connection's diversions");
 		end
 		diverted, divert_session = {}, origin;
+		down_rooms = nil;
 		send_on_unacked("the replica reconnected");
 		outbox, acking = nil, false;
 	end
@@ -428,8 +436,45 @@ module:hook("message/host", function(event)
 	return true;
 end, 10);
 
+-- The room's stanza-id of a groupchat message from `room` (a bare JID), or nil.
+local function room_stanza_id(stanza, room)
+	for sid in stanza:childtags("stanza-id", xmlns_sid) do
+		if sid.attr.by == room then return sid.attr.id; end
+	end
+	return nil;
+end
+
+-- Room messages to a local session: recorded while they come straight from a room whose replica is
+-- down; from the restarted replica, a copy of one so recorded is not delivered again.
+module:hook("message/full", function(event)
+	local stanza, origin = event.stanza, event.origin;
+	if stanza.attr.type ~= "groupchat" then return nil; end
+	local to, room = stanza.attr.to, jid_bare(stanza.attr.from);
+	local id = room and room_stanza_id(stanza, room);
+	if not id or not to then return nil; end
+	live_diversions(); -- notices a replica connection that has ended (down_rooms)
+	local now = os_time();
+	if origin.type == "component" and origin.host == replica then
+		local got = got_directly[to];
+		if got and got[id] then
+			got[id] = nil;
+			module:log("debug", "dmuc.catchup_dropped %s already got %s from %s directly", to, id, room);
+			return true;
+		end
+	elseif down_rooms and down_rooms[room] and origin.type == "s2sin" then
+		local got = got_directly[to] or {};
+		got_directly[to] = got;
+		got[id] = now;
+		for old, at in pairs(got) do
+			if now - at > GOT_DIRECTLY_TTL then got[old] = nil; end
+		end
+	end
+	return nil;
+end, 100);
+
 module:hook("resource-unbind", function(event)
 	local session = event.session;
+	if session.full_jid then got_directly[session.full_jid] = nil; end
 	if relay_grace <= 0 or not session.full_jid then return; end
 	local now = os_time();
 	if now - last_prune > relay_grace then
@@ -443,7 +488,8 @@ end);
 
 -- A module reload (admin shell) keeps the claimed replica and the diversions of its live connection.
 function module.save()
-	return { replica = replica, diverted = diverted, divert_session = divert_session, recently_gone = recently_gone, acking = acking, outbox = outbox };
+	return { replica = replica, diverted = diverted, divert_session = divert_session, recently_gone = recently_gone, acking = acking, outbox = outbox,
+		down_rooms = down_rooms, got_directly = got_directly };
 end
 
 function module.restore(saved)
@@ -458,6 +504,7 @@ function module.restore(saved)
 		end
 	end
 	recently_gone = saved.recently_gone or {};
+	down_rooms, got_directly = saved.down_rooms, saved.got_directly or {};
 end
 
 module:log("info", "dmuc.loaded replica: %s", pinned and pinned

@@ -387,6 +387,31 @@ describe("mod_dmuc_replica on two federated Prosody servers", () => {
     replica = await RawComponent.connect(a, "dmuc.a.test", secretReplica);
     cleanups.push(() => replica.stop());
   });
+
+  it("(l) what a session got straight from a room while its replica was down is not delivered again by the restarted replica's catch-up", async () => {
+    assertResult(await replica.request(xml("iq", { type: "set", from: "dmuc.a.test", to: "a.test" }, xml("divert", { xmlns: NS, room: ROOM, acks: "true" }))));
+    await replica.stop();
+    const roomMessage = (from: string, body: string, id: string, to: string, delayed = false) =>
+      xml(
+        "message",
+        { from, to, type: "groupchat" },
+        xml("body", {}, body),
+        xml("stanza-id", { xmlns: "urn:xmpp:sid:0", by: ROOM, id }),
+        delayed ? xml("delay", { xmlns: "urn:xmpp:delay", from: ROOM, stamp: new Date().toISOString() }) : null,
+      );
+    // The primary serves the user directly meanwhile.
+    await muc.send(roomMessage(`${ROOM}/Wumpus`, "served directly", "sid-direct", user.jid));
+    await user.waitFor(withBody("served directly"), 10_000, "the direct copy over s2s");
+    replica = await RawComponent.connect(a, "dmuc.a.test", secretReplica);
+    cleanups.push(() => replica.stop());
+    assertResult(await replica.request(xml("iq", { type: "set", from: "dmuc.a.test", to: "a.test" }, xml("divert", { xmlns: NS, room: ROOM, acks: "true" }))));
+    // The restarted replica's catch-up: the message the user has is dropped, the one it lacks delivered.
+    await replica.send(roomMessage(`${ROOM}/Wumpus`, "served directly", "sid-direct", user.jid, true));
+    await replica.send(roomMessage(`${ROOM}/Wumpus`, "missed", "sid-missed", user.jid, true));
+    await user.waitFor(withBody("missed"), 5_000, "the catch-up the user lacked");
+    // One component stream to one user, in order: a second copy would have arrived before "missed".
+    assert.deepEqual(user.inbox().filter(withBody("served directly")), [], "no second copy");
+  });
 });
 
 describe("mod_dmuc_replica with a pinned dmuc_replica", () => {
