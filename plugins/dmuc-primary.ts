@@ -14,6 +14,7 @@ import { bareString, jidToString, parseJid } from "../src/xmpp/jid.js";
 import { errorCondition, lastMessageReceived, markSplit, startNetjoin, UNREACHABLE } from "../src/core/dmuc/primary-netsplit.js";
 import { DMUC, isUnreplicate } from "../src/core/dmuc/wire.js";
 import { replicaLeaves } from "../src/core/dmuc/primary-unreplicate.js";
+import { componentNotConnected, directCopyBounced, isAlreadyTaken, replicaGone } from "../src/core/dmuc/primary-replica-down.js";
 import { fromReplica, heardFromReplica, isLinkMessage, noLink, tickLinks } from "../src/core/dmuc/primary-link-traffic.js";
 
 /** Who must answer each kind of query: an answer from anyone else is not taken. */
@@ -82,6 +83,18 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
         return true as const;
       }));
 
+      // A DMUC2 user's groupchat message the room already took (same sender, same origin-id): it came
+      // both through the replica and over s2s from the users' server, which sends on what the replica
+      // did not acknowledge taking (mod_dmuc_replica). Taken once.
+      hooks.on("service/route", ({ request, to }) => {
+        if (to.local === null || to.resource !== null || to.domain !== request.settings.domain) return undefined;
+        const roomJid = bareString(to);
+        const links = request.state.dmuc.links.get(roomJid);
+        if (!links || !isAlreadyTaken(request.state.rooms.get(roomJid), request.stanza, request.from, links)) return undefined;
+        request.effects.push(logEffect("info", "dmuc.duplicate_dropped", { room: roomJid, from: jidToString(request.from) }));
+        return true as const;
+      });
+
       // Bounces: a replica's JID bouncing a room stanza splits its link; a replica user's server
       // bouncing one (remote-server-*) is the same netsplit seen from the user's side, not a departure.
       // A bounce the replica submitted on the link (its check found the session gone) is not a split:
@@ -95,10 +108,14 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
         const from = jidToString(request.from);
         const bounced = links.get(bareString(request.from));
         if (bounced) {
-          markSplit(request, roomJid, bounced, `bounce ${errorCondition(stanza) ?? ""}`.trim(), settings.markAway);
+          // Its own server saying the replica is not connected: its users are served directly meanwhile.
+          if (componentNotConnected(stanza)) replicaGone(request, roomJid, bounced, stanza, settings.markAway);
+          else markSplit(request, roomJid, bounced, `bounce ${errorCondition(stanza) ?? ""}`.trim(), settings.markAway);
           return true;
         }
         const behind = [...links.values()].find((l) => l.members.has(from));
+        // A direct copy to a user of a replica that is down came back: the netjoin leaves it to the replica.
+        if (request.context.submittedBy === undefined && behind?.state === "split" && directCopyBounced(request, roomJid, behind, from, stanza)) return true as const;
         if (!behind || request.context.submittedBy !== undefined || !UNREACHABLE.has(errorCondition(stanza) ?? "")) return undefined;
         markSplit(request, roomJid, behind, `user bounce ${errorCondition(stanza)}`, settings.markAway);
         return true as const;

@@ -607,3 +607,89 @@ test("a bounce the replica submits on the link (its check found the session gone
   assert.equal(leave?.getChild("leave", DMUC)!.attrs.jid, VALDIS, "the replica is told to stop serving the session");
   assert.ok(!p.link()!.members.has(VALDIS));
 });
+
+/** What Prosody sends back for a stanza to an external component that is not connected (mod_component). */
+const notConnected = (name: string, id: string, to: string) =>
+  `<${name} type='error' id='${id}' from='${REPLICA}' to='${to}'><error type='wait'><remote-server-timeout xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Component unavailable</text><not-connected xmlns='xmpp:prosody.im/protocol/component'/></error></${name}>`;
+
+test("a replica that is down (its own server says so): its users are served directly, and the netjoin says who got what", () => {
+  const p = twoOnReplica();
+  // A broadcast to the replica (addressed by its stanza-id) bounces from the replica's own server.
+  const first = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat' id='o-1'><body>first</body></message>`);
+  const copy = sentTo(first, REPLICA).find((s) => s.getChildText("body") === "first")!;
+  const delivered = p.send(notConnected("message", copy.attrs.id!, ROOM));
+  assert.equal(p.link()!.state, "split");
+  assert.deepEqual(sentTo(delivered, WUMPUS).concat(sentTo(delivered, VALDIS)).filter((s) => s.name === "message").map((s) => s.getChildText("body")), ["first", "first"], "the bounced message goes to the users directly");
+  // What the room says while the replica is down goes to them directly too; the user's own messages come over s2s.
+  const second = p.send(`<message from='${WUMPUS}' to='${ROOM}' type='groupchat' id='w-1'><body>second</body></message>`);
+  assert.deepEqual(sentTo(second, VALDIS).map((s) => s.getChildText("body")), ["second"]);
+  assert.deepEqual(sentTo(second, WUMPUS).map((s) => s.getChildText("body")), ["second"], "the sender gets its echo");
+  assert.deepEqual(sentTo(second, REPLICA), [], "nothing to the replica meanwhile");
+  // The direct copy to Valdis bounces after all (his server cut off): the replica must deliver it.
+  p.send(`<message type='error' id='w-1' from='${VALDIS}' to='${ROOM}'><error type='wait'><remote-server-timeout xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`);
+  assert.ok(p.state.rooms.get(ROOM)!.occupants.has("Valdis"), "a bounce during the split is not a departure");
+  // The replica is back: the netjoin lists, per message, the sessions served directly. A replica
+  // that is down is asked every second whether it is back.
+  p.now += 1_000;
+  assert.ok(sentTo(p.tick(), REPLICA).some((s) => s.getChild("ping", "urn:xmpp:ping")), "pinged after a second");
+  p.now += 1_000;
+  const ping = sentTo(p.tick(), REPLICA).find((s) => s.getChild("ping", "urn:xmpp:ping"))!;
+  const [netjoin] = p.send(`<iq type='result' id='${ping.attrs.id}' from='${REPLICA}' to='${ROOM}'/>`);
+  const element = netjoin!.getChild("netjoin", DMUC)!;
+  const served = (body: string) => {
+    const id = element.getChildren("message").find((m) => m.getChildText("body") === body)?.getChild("stanza-id", "urn:xmpp:sid:0")?.attrs.id;
+    return (element.getChildren("served").find((s) => s.attrs.id === id)?.getChildren("session") ?? []).map((s) => s.attrs.jid).sort();
+  };
+  assert.deepEqual(served("first"), [VALDIS, WUMPUS].sort());
+  assert.deepEqual(served("second"), [WUMPUS], "not Valdis: his copy bounced");
+  // A late bounce from before the replica came back (another s2s connection) does not split it again.
+  p.send(notConnected("message", "an-old-copy", ROOM));
+  assert.equal(p.link()!.state, "syncing");
+  // Healed: copies go through the replica again, not directly.
+  p.send(`<iq type='result' id='${netjoin!.attrs.id}' from='${REPLICA}' to='${ROOM}'><netjoin xmlns='${DMUC}'><occupant jid='${WUMPUS}' nick='Wumpus'/><occupant jid='${VALDIS}' nick='Valdis'/></netjoin></iq>`);
+  const after = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>after</body></message>`);
+  assert.deepEqual(sentTo(after, WUMPUS).concat(sentTo(after, VALDIS)), []);
+  assert.equal(sentTo(after, REPLICA).filter((s) => s.getChildText("body") === "after").length, 1);
+});
+
+test("a bounce without the component's own word (a cut s2s link) still holds the users' copies", () => {
+  const p = twoOnReplica();
+  const first = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>first</body></message>`);
+  const copy = sentTo(first, REPLICA).find((s) => s.getChildText("body") === "first")!;
+  const bounced = p.send(`<message type='error' id='${copy.attrs.id}' from='${REPLICA}' to='${ROOM}'><error type='wait'><remote-server-timeout xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`);
+  assert.deepEqual(sentTo(bounced, WUMPUS).concat(sentTo(bounced, VALDIS)), []);
+  const during = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>during</body></message>`);
+  assert.deepEqual(during.map((s) => s.attrs.to), [OWNER]);
+  // The split ping then bounces from the replica's own server saying it is not connected: direct from now on.
+  p.now += 6_000;
+  const ping = sentTo(p.tick(), REPLICA).find((s) => s.getChild("ping", "urn:xmpp:ping"))!;
+  p.send(notConnected("iq", ping.attrs.id!, ROOM));
+  const later = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>later</body></message>`);
+  assert.deepEqual(later.map((s) => s.attrs.to).sort(), [OWNER, VALDIS, WUMPUS].sort());
+});
+
+test("a replica user's message that reaches the room twice (through the replica, then over s2s from the users' server) is taken once", () => {
+  const p = twoOnReplica();
+  const first = p.send(`<message from='${WUMPUS}' to='${ROOM}' type='groupchat' id='w1'><body>once</body><origin-id xmlns='urn:xmpp:sid:0' id='o-9'/></message>`);
+  assert.equal(sentTo(first, OWNER).filter((s) => s.getChildText("body") === "once").length, 1);
+  const again = p.send(`<message from='${WUMPUS}' to='${ROOM}' type='groupchat' id='w1'><body>once</body><origin-id xmlns='urn:xmpp:sid:0' id='o-9'/></message>`);
+  assert.deepEqual(again, [], "not broadcast, not stored again");
+  assert.equal(p.state.rooms.get(ROOM)!.history.filter((e) => e.stanza.getChildText("body") === "once").length, 1);
+  // Another user's message with the same origin-id is a different message.
+  const other = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>mine</body><origin-id xmlns='urn:xmpp:sid:0' id='o-9'/></message>`);
+  assert.equal(sentTo(other, OWNER).length, 1);
+});
+
+test("a replica that is down: the bounce of a copy sent again is left to the netjoin (the first copy may have reached the replica)", () => {
+  const p = twoOnReplica();
+  const first = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>sent twice</body></message>`);
+  const copy = sentTo(first, REPLICA).find((s) => s.getChildText("body") === "sent twice")!;
+  p.now += 2_500;
+  const resent = sentTo(p.tick(), REPLICA).filter((s) => s.getChildText("body") === "sent twice");
+  assert.equal(resent.length, 1, "unacknowledged for 2 s: sent again");
+  const bounced = p.send(notConnected("message", copy.attrs.id!, ROOM));
+  assert.equal(p.link()!.state, "split");
+  assert.deepEqual(sentTo(bounced, WUMPUS).concat(sentTo(bounced, VALDIS)).filter((s) => s.name === "message"), [], "not delivered directly");
+  const later = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>later</body></message>`);
+  assert.equal(sentTo(later, WUMPUS).length + sentTo(later, VALDIS).length, 2, "what comes after goes directly");
+});

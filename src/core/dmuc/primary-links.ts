@@ -17,6 +17,7 @@ import { errorCondition, markSplit, netjoinAnswered, startNetjoin, UNREACHABLE }
 import { newStream } from "./link/stream.js";
 import { linksOfDomain, MAX_LINKS_PER_DOMAIN } from "./primary-unreplicate.js";
 import { endWait, enteredSince, enterSettled, handOverMissed, roomsWaitingFor, scheduleEnterRetry, sendSilentEnter } from "./primary-entry.js";
+import { componentNotConnected, replicaGone } from "./primary-replica-down.js";
 
 export interface PrimaryOptions {
   keepaliveSeconds: number;
@@ -36,6 +37,8 @@ export interface PrimaryOptions {
 export const DEFAULT_PRIMARY_OPTIONS: PrimaryOptions = { keepaliveSeconds: 30, linkTimeoutMs: 5_000, splitPingSeconds: 5, markAway: true, historyLimit: 50, domainTtlMs: 10 * 60_000, queryTimeoutMs: 30_000 };
 
 const STATE_CHUNK = 100;
+/** How often a replica that is down (primary-replica-down.ts) is pinged to see it back (ms). */
+const REPLICA_DOWN_PING_MS = 1_000;
 
 /** The room settings a replica applies itself. */
 export function replicaConfig(room: Room): ReplicaConfig {
@@ -263,6 +266,10 @@ export function primaryAnswer(io: LinkIo, api: PluginApi, id: string, q: Pending
         startNetjoin(io, q.roomJid, now);
         return true;
       }
+      if (now && answer && componentNotConnected(answer)) {
+        replicaGone(io, q.roomJid, now, answer, options.markAway);
+        return true;
+      }
       if (now && unreachable) {
         markSplit(io, q.roomJid, now, answer ? `error ${errorCondition(answer)}` : "no answer", options.markAway);
         return true;
@@ -311,7 +318,11 @@ export function primaryTick(io: LinkIo, api: PluginApi, options: PrimaryOptions)
   }
   for (const [roomJid, links] of io.state.dmuc.links) {
     for (const link of links.values()) {
-      if (link.state !== "split" || now - link.lastSent < options.splitPingSeconds * 1000) continue;
+      // A replica its own server says is down is asked every second: that server answers at once (no
+      // timeout to wait for), and the sooner the netjoin follows its return, the sooner its users leave
+      // the direct service whose record (the netjoin's <served/>) lives in this process only.
+      const every = link.replicaDown ? REPLICA_DOWN_PING_MS : options.splitPingSeconds * 1000;
+      if (link.state !== "split" || now - link.lastSent < every) continue;
       query(io, link.replicaJid, roomJid, "get", xml("ping", { xmlns: NS.PING }), (sent) => ({ kind: "link-iq", roomJid, replicaJid: link.replicaJid, sent }));
       update(io, withLink(io.state.dmuc, roomJid, { ...link, lastSent: now }));
     }

@@ -120,18 +120,26 @@ export function startNetjoin(io: LinkIo, roomJid: string, link: ReplicaLink): vo
     return;
   }
   const since = link.splitSince ?? now;
-  const missed = missedHistory(room.history, link, since).map((entry) => replayEntry(entry, room.jid));
+  const entries = missedHistory(room.history, link, since);
+  const missed = entries.map((entry) => replayEntry(entry, room.jid));
+  // The messages some of the link's users got directly while the replica was down, and who.
+  const served = new Map<string, ReadonlySet<string>>();
+  for (const entry of entries) {
+    const sessions = link.served?.get(entry.stanzaId)?.sessions;
+    if (sessions && sessions.size > 0) served.set(entry.stanzaId, sessions);
+  }
   const netjoin = buildNetjoin({
     since: new Date(since),
     config: replicaConfig(room),
     presences: rosterForReplica(room, link),
     history: missed,
     subject: room.subject,
+    served,
   });
   const id = iq(io, link.replicaJid, roomJid, "set", netjoin);
   io.state = { ...io.state, dmuc: withPending(io.state.dmuc, id, { kind: "netjoin", roomJid, replicaJid: link.replicaJid, sent: now }) };
   // Live broadcasts go to the replica again from now on, after the netjoin on the same stream.
-  setLink(io, roomJid, { ...link, state: "syncing", lastHeard: now, lastSent: now });
+  setLink(io, roomJid, { ...link, state: "syncing", replicaDown: undefined, lastHeard: now, lastSent: now });
   io.effects.push(logEffect("info", "dmuc.netjoin_sent", { room: roomJid, replica: link.replicaJid, messages: missed.length, since: new Date(since).toISOString() }));
 }
 
@@ -188,7 +196,7 @@ export function netjoinAnswered(io: LinkIo, api: PluginApi, roomJid: string, rep
     }
     sendSilentEnter(io, roomJid, replicaJid, session);
   }
-  setLink(io, roomJid, { ...current, state: "active", members, splitSince: undefined, splitAfter: undefined, lastHeard: io.context.now.getTime() });
+  setLink(io, roomJid, { ...current, state: "active", members, splitSince: undefined, splitAfter: undefined, replicaDown: undefined, served: undefined, resent: undefined, lastHeard: io.context.now.getTime() });
   // Those shown away during the split are back (what they changed meanwhile came with the netjoin).
   if (markAway) announceBehindSplit(io, roomJid, { ...current, members }, false);
   io.effects.push(logEffect("info", "dmuc.link_healed", { room: roomJid, replica: replicaJid, taken, left, admitted, kicked, members: members.size }));

@@ -43,7 +43,7 @@ export function cleaned(stanza: Element): Element {
   const x = copy.getChild("x", DMUC);
   if (x && x.attrs.id !== undefined) copy.attrs.id = x.attrs.id;
   else if (x && copy.attrs.id !== undefined && copy.getChild("stanza-id", "urn:xmpp:sid:0")?.attrs.id === copy.attrs.id) delete copy.attrs.id;
-  copy.children = copy.children.filter((c) => typeof c === "string" || !(c.is("x", DMUC) || c.is("link", DMUC)));
+  copy.children = copy.children.filter((c) => typeof c === "string" || c.attrs.xmlns !== DMUC);
   return copy;
 }
 

@@ -323,7 +323,8 @@ export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element
   // The messages we lack, in the primary's order: stored, then delivered as catch-up with their delay.
   const known = new Set(current.history.map((e) => e.stanzaId));
   const fresh: HistoryEntry[] = [];
-  const deliver: HistoryEntry[] = [];
+  // Each with the sessions the primary served it to directly while we were down (they have it).
+  const deliver: { entry: HistoryEntry; served: ReadonlySet<string> }[] = [];
   for (const message of netjoin.history) {
     if (!message.getChild("body")) continue;
     const entry = historyEntry(work, current, message, delayOf(message) ?? work.context.now);
@@ -332,11 +333,13 @@ export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element
     fresh.push(entry);
     const echoed = takeEcho(current, message);
     if (echoed) current = echoed;
-    else deliver.push(entry);
+    else deliver.push({ entry, served: netjoin.served.get(entry.stanzaId) ?? new Set() });
   }
   current = appendHistory(work, current, fresh);
   if (!catchUp) deliver.length = 0;
-  for (const entry of deliver) for (const [session] of current.local) work.effects.push(send(replayEntry(entry, roomJid, session)));
+  for (const { entry, served } of deliver) {
+    for (const [session] of current.local) if (!served.has(session)) work.effects.push(send(replayEntry(entry, roomJid, session)));
+  }
 
   if (netjoin.subject && !sameSubject(current.subject, netjoin.subject)) {
     // Users see the subject again only when it changed (not when only its time differs by a hair).

@@ -10,7 +10,7 @@ import type { DiscoInfo, ServiceRequest, ServiceSettings } from "../service.js";
 import { iqPayload, iqResult, NS } from "../../xmpp/stanza.js";
 import { bareString, type Jid } from "../../xmpp/jid.js";
 import type { ReplicatedRoom } from "./state.js";
-import { buildResync, DMUC, REPLICA_IDENTITY, parseDirectedAnswer, parseState } from "./wire.js";
+import { buildResync, buildTaken, DMUC, REPLICA_IDENTITY, parseDirectedAnswer, parseDiverted, parseState } from "./wire.js";
 import { appendHistory, historyEntry, cleaned } from "./replica-fanout.js";
 import { expireDirected, finishEnter, onEnter, onLeave } from "./replica-enter.js";
 import { DIRECTED_TIMEOUT_MS, sendDivert, getRoom, isLocalUser, linkTimers, MODULE_IQ_TIMEOUT_MS, putRoom, refuse, saveReplica, setPending, touch, type ReplicaOptions, type Work } from "./replica-util.js";
@@ -172,9 +172,22 @@ function delayOf(message: Element): Date | null {
  * module; anything else with a replicated room's address is refused.
  */
 function onDiverted(request: ServiceRequest, to: Jid, options: ReplicaOptions): true | undefined {
-  const { settings, stanza, from } = request;
+  const { settings, stanza } = request;
   if (to.local === null || to.domain === settings.localDomain) return undefined;
-  const roomJid = `${to.local}@${to.domain}`;
+  // The module numbers what it hands us and keeps it until we say we took it: once handled here (the
+  // submission, local delivery or relay is in the same batch of effects), we say so.
+  const receipt = parseDiverted(stanza);
+  if (receipt) stanza.children = stanza.children.filter((c) => typeof c === "string" || !c.is("diverted", DMUC));
+  const handled = handleDiverted(request, to, options);
+  if (receipt && isLocalUser(settings, request.from)) {
+    request.effects.push(send(xml("message", { from: settings.domain, to: settings.localDomain, id: request.context.newId() }, buildTaken(receipt))));
+  }
+  return handled;
+}
+
+function handleDiverted(request: ServiceRequest, to: Jid, options: ReplicaOptions): true | undefined {
+  const { settings, stanza, from } = request;
+  const roomJid = `${to.local!}@${to.domain}`;
   const replicated = request.state.dmuc.replicated.has(roomJid);
   if (!isLocalUser(settings, from)) {
     return replicated ? refuse(request, stanza, "relay for a user of another domain", { roomJid, from: settings.domain }) : undefined;

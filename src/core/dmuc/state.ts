@@ -30,6 +30,28 @@ export interface ReplicaLink {
   readonly splitAfter?: string | null;
   /** The reliable link (link/stream.ts): our broadcasts to the replica, its users' submissions to us. */
   readonly stream: LinkStream<Element>;
+  /**
+   * While split: the replica's own server said its component is not connected (the replica process is
+   * down, its server is up), so the link's users are served directly (primary-replica-down.ts).
+   */
+  readonly replicaDown?: boolean;
+  /**
+   * Groupchat messages (by stanza-id) delivered directly to the link's users since the split, and to
+   * which sessions: the netjoin tells the replica, so that it does not deliver them a second time.
+   */
+  readonly served?: ReadonlyMap<string, ServedDirectly>;
+  /**
+   * Ids of copies sent to the replica more than once since the last netjoin: a bounce of one of them
+   * does not prove the replica never had it (an earlier copy may have reached it before it went).
+   */
+  readonly resent?: ReadonlySet<string>;
+}
+
+/** A message the primary delivered directly to some of a split replica's users. */
+export interface ServedDirectly {
+  /** The `id` of the direct copies (the sender's), by which their bounces name them. */
+  readonly copyId?: string;
+  readonly sessions: ReadonlySet<string>;
 }
 
 /** What the adapter layer knows of a remote user domain. */

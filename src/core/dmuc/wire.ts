@@ -188,8 +188,26 @@ export function parseRelay(el: Element | undefined): Element | null {
   return inner && rest.length === 0 && ["message", "presence", "iq"].includes(inner.name) ? unwrapStanza(inner) : null;
 }
 
-export function buildDivert(roomJid: string, on = true): Element {
-  return xml(on ? "divert" : "undivert", { xmlns: DMUC, room: roomJid });
+/** `acks`: we acknowledge what the module hands us (<taken/>), so it keeps each stanza until then. */
+export function buildDivert(roomJid: string, on = true, acks = on): Element {
+  return xml(on ? "divert" : "undivert", { xmlns: DMUC, room: roomJid, acks: on && acks ? "true" : undefined });
+}
+
+// <diverted stream seq/> in a stanza the module hands us; <taken stream seq/> our cumulative answer
+export interface DivertedReceipt {
+  /** The module's numbering of one component connection. */
+  stream: string;
+  seq: number;
+}
+
+export function parseDiverted(stanza: Element): DivertedReceipt | null {
+  const el = stanza.getChild("diverted", DMUC);
+  const seq = positiveInt(el?.attrs.seq);
+  return el?.attrs.stream && seq !== null && seq >= 1 ? { stream: el.attrs.stream, seq } : null;
+}
+
+export function buildTaken(r: DivertedReceipt): Element {
+  return xml("taken", { xmlns: DMUC, stream: r.stream, seq: String(r.seq) });
 }
 
 export function parseDivert(el: Element | undefined): { room: string; on: boolean } | null {
@@ -223,11 +241,18 @@ export interface Netjoin {
   presences: Element[];
   history: Element[];
   subject: RoomState["subject"];
+  /**
+   * Messages (by stanza-id) the primary delivered directly to some of the replica's sessions while the
+   * replica was down: `<served id='STANZA-ID'><session jid='FULL'/>...</served>`. The replica delivers
+   * them to its other sessions only.
+   */
+  served: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 export function buildNetjoin(n: Netjoin): Element {
   const state = buildState({ last: true, config: n.config, presences: n.presences, history: n.history, subject: n.subject });
-  return xml("netjoin", { xmlns: DMUC, since: n.since.toISOString() }, ...state.getChildElements());
+  const served = [...n.served].map(([id, sessions]) => xml("served", { id }, ...[...sessions].map((jid) => xml("session", { jid }))));
+  return xml("netjoin", { xmlns: DMUC, since: n.since.toISOString() }, ...state.getChildElements(), ...served);
 }
 
 export function parseNetjoin(el: Element | undefined): Netjoin | null {
@@ -236,7 +261,13 @@ export function parseNetjoin(el: Element | undefined): Netjoin | null {
   if (Number.isNaN(since.getTime())) return null;
   const state = parseState(xml("state", { xmlns: DMUC }, ...el.getChildElements()));
   if (!state) return null;
-  return { since, config: state.config, presences: state.presences, history: state.history, subject: state.subject };
+  const served = new Map<string, ReadonlySet<string>>();
+  for (const s of el.getChildren("served")) {
+    const sessions = s.getChildren("session").map((e) => e.attrs.jid);
+    if (!s.attrs.id || !sessions.every(isFullJid)) return null;
+    served.set(s.attrs.id, new Set(sessions));
+  }
+  return { since, config: state.config, presences: state.presences, history: state.history, subject: state.subject, served };
 }
 
 // The replica's answer: <netjoin><occupant jid nick/>...<message/>...<kick/>...</netjoin>
