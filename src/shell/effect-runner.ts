@@ -93,6 +93,24 @@ export class EffectRunner {
     this.flushing ??= this.flushLoop();
   }
 
+  /**
+   * Runs effects only after every write submitted before them, of any lane, is committed: the timers'
+   * DMUC2 acknowledgements say what was applied, and must not leave before it is stored (docs/PROTOCOL.md
+   * "Durability"), whichever room's lane stored it.
+   */
+  submitAfterWrites(effects: Effect[], lane = ""): void {
+    if (effects.length === 0) return;
+    if (this.queue.length === 0 && !this.flushing) {
+      this.submit(effects, lane);
+      return;
+    }
+    this.queue.push({ effects, lane });
+    this.busyLanes.set(lane, (this.busyLanes.get(lane) ?? 0) + 1);
+    this.queuedEffects += effects.length;
+    this.queuedUnits++;
+    this.flushing ??= this.flushLoop();
+  }
+
   /** Whether `effects` fit in the queue (always true when they need no write or nothing waits). */
   accepts(effects: Effect[]): boolean {
     return this.queuedEffects === 0 || this.queuedEffects + effects.length <= this.queueLimit || !hasWrites(effects);

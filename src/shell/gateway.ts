@@ -324,7 +324,7 @@ export class Gateway {
     const outcome = this.service.tick(this.state, liveContext());
     this.state = outcome.state;
     logRoomChanges(this.log, before, this.state);
-    this.runner.submit(outcome.effects);
+    this.runner.submitAfterWrites(outcome.effects);
   }
 
   /** The write path's state: degraded while the database is away, and how full its queue is (a gauge). */

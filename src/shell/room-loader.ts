@@ -9,10 +9,11 @@ import parse from "@xmpp/xml/lib/parse.js";
 import type { Element } from "@xmpp/xml";
 import { DEFAULT_ROOM_CONFIG, newRoom, type AffiliationEntry, type HistoryEntry, type Occupant, type Role, type Room, type RoomConfig } from "../core/room/types.js";
 import type { Logger } from "../log.js";
-import type { DmucState, ReplicaLink, ReplicatedRoom } from "../core/dmuc/state.js";
+import type { DmucState, ReplicaLink, ReplicatedRoom, SplitMessage, Submission } from "../core/dmuc/state.js";
 import type { ReplicaRoomConfig } from "../core/store-writes.js";
 import { domainOf } from "../core/dmuc/primary-delivery.js";
-import { newStream, restoredStream } from "../core/dmuc/link/stream.js";
+import { freshRestoredStream, newStream, restoredStream, resumedStream, type LinkStream } from "../core/dmuc/link/stream.js";
+import type { Outgoing } from "../core/dmuc/link/sequence.js";
 import { orderBy } from "./archive-order.js";
 
 interface RoomRow { id: string; jid: string; config: Partial<RoomConfig>; subject: string | null; subject_nick: string | null; subject_changed_at: Date | null; locked: boolean; occupant_id_secret: string }
@@ -119,17 +120,19 @@ export async function loadRoomHistory(dataSource: DataSource, roomJid: string, l
   return [...trimHistory(entries, limit, maxHistoryChars)];
 }
 
-interface LinkRowDb { room: string; replica_jid: string; served_domain: string; state: "active" | "split"; keepalive_seconds: number; history_limit: number | null; split_since: Date | null }
+interface LinkRowDb { room: string; replica_jid: string; served_domain: string; state: "active" | "split"; keepalive_seconds: number; history_limit: number | null; split_since: Date | null; in_stream: string | null; in_applied: number | null }
 
 /**
  * The primary's DMUC2 links, so that a restart goes on delivering through the replicas: each link's
- * users are the room's restored sessions of its domain. A link that was being negotiated is dropped
+ * users are the room's restored sessions of its domain, its place in the replica's stream is where it was. A link that was being negotiated is dropped
  * (the adapter layer starts again); a split one stays split, and heals by netjoin.
  */
 export async function loadLinks(dataSource: DataSource, rooms: ReadonlyMap<string, Room>, now: number): Promise<DmucState["links"]> {
   const rows: LinkRowDb[] = await dataSource.query(
-    `SELECT r.jid AS room, p.replica_jid, p.served_domain, p.state, p.keepalive_seconds, p.history_limit, p.split_since
-     FROM replicas p JOIN rooms r ON r.id = p.room_id WHERE r.role = 'primary' AND p.state IN ('active', 'split')`,
+    `SELECT r.jid AS room, p.replica_jid, p.served_domain, p.state, p.keepalive_seconds, p.history_limit, p.split_since, l.in_stream, l.in_applied
+     FROM replicas p JOIN rooms r ON r.id = p.room_id
+     LEFT JOIN dmuc_link_positions l ON l.room_id = p.room_id AND l.peer_jid = p.replica_jid
+     WHERE r.role = 'primary' AND p.state IN ('active', 'split')`,
   );
   const links = new Map<string, Map<string, ReplicaLink>>();
   for (const row of rows) {
@@ -145,8 +148,10 @@ export async function loadLinks(dataSource: DataSource, rooms: ReadonlyMap<strin
       members,
       lastHeard: now,
       lastSent: now,
-      // A new stream (numbers are not kept yet): the replica takes it from its first stanza.
-      stream: newStream(randomUUID(), now),
+      // Our stream starts again (the replica takes it from its first stanza; the netjoin resends from the
+      // history what it missed); the replica's goes on where it was applied, so a resent submission is
+      // recognised as one already taken.
+      stream: resumedStream(newStream<Element>(randomUUID(), now), row.in_stream, row.in_applied ?? 0),
       ...(row.state === "split" ? { splitSince: row.split_since?.getTime() ?? now } : {}),
     };
     links.set(row.room, (links.get(row.room) ?? new Map()).set(link.replicaJid, link));
@@ -172,9 +177,16 @@ export async function loadReplicas(dataSource: DataSource, now: number, log: Log
      ) recent WHERE n <= 1000 ORDER BY ${orderBy("recent", "ASC")}`,
     [ids],
   );
+  const positions: PositionRow[] = await dataSource.query(
+    `SELECT room_id, out_stream, out_next_seq, in_stream, in_applied, early_origin_ids FROM dmuc_link_positions WHERE room_id = ANY($1::bigint[])`,
+    [ids],
+  );
+  const queued: QueueRow[] = await dataSource.query(`SELECT room_id, stream, seq, stanza, sent_at FROM dmuc_replica_queue WHERE room_id = ANY($1::bigint[]) ORDER BY id`, [ids]);
   const replicated = new Map<string, ReplicatedRoom>();
   for (const row of rooms) {
     const config = row.config;
+    const position = positions.find((p) => p.room_id === row.id);
+    const { link, splitQueue } = restoredLinkOf(position, queued.filter((q) => q.room_id === row.id), now, log);
     const roster = new Map<string, Element>();
     const local = new Map<string, string>();
     for (const o of occupants.filter((o) => o.room_id === row.id)) {
@@ -205,16 +217,39 @@ export async function loadReplicas(dataSource: DataSource, now: number, log: Log
       lastSent: now,
       splitChat: config.splitChat ?? true,
       splitSince: now,
-      // A new stream: nothing of the old one was kept (what the primary missed comes by netjoin).
-      link: restoredStream(randomUUID(), now),
-      splitQueue: [],
+      link,
+      splitQueue,
       splitPresences: new Map(),
       splitGone: new Set(),
-      echoes: new Set(),
+      echoes: new Set(position?.early_origin_ids ?? []),
       restored: true,
     });
   }
   return replicated;
+}
+
+interface PositionRow { room_id: string; out_stream: string | null; out_next_seq: number | null; in_stream: string | null; in_applied: number; early_origin_ids: string[] }
+interface QueueRow { room_id: string; stream: string | null; seq: number | null; stanza: string; sent_at: Date }
+
+/**
+ * A replica's link as it committed it: its stream with the submissions the primary had not
+ * acknowledged (sent again, with their numbers, when the room answers), its place in the primary's
+ * stream, and the messages its users sent during a split, kept for the netjoin. Nothing committed
+ * (a link older than this table): a new stream.
+ */
+function restoredLinkOf(position: PositionRow | undefined, rows: QueueRow[], now: number, log: Logger): { link: LinkStream<Submission>; splitQueue: SplitMessage[] } {
+  const splitQueue: SplitMessage[] = [];
+  const unacked: Outgoing<Submission>[] = [];
+  for (const row of rows) {
+    const stanza = parseStanza(row.stanza, log, "replica queued stanza");
+    if (!stanza) continue;
+    if (row.seq === null) splitQueue.push({ session: stanza.attrs.from ?? "", at: row.sent_at, stanza });
+    else if (row.stream === position?.out_stream) unacked.push({ seq: row.seq, item: { stanza, at: row.sent_at.getTime() }, transmitted: null });
+  }
+  if (!position?.out_stream || position.out_next_seq === null) return { link: freshRestoredStream<Submission>(randomUUID(), now), splitQueue };
+  unacked.sort((a, b) => a.seq - b.seq);
+  const saved = { id: position.out_stream, outbox: { nextSeq: position.out_next_seq, unacked }, peer: position.in_stream, inbox: { applied: position.in_applied } };
+  return { link: restoredStream(saved, now), splitQueue };
 }
 
 /** The tombstones of destroyed rooms that have not expired; expired ones are deleted. */

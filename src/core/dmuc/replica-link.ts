@@ -26,11 +26,14 @@ function isRoomChat(stanza: Element, roomJid: string): boolean {
   return stanza.name === "message" && stanza.attrs.type === "groupchat" && !!stanza.getChild("body") && parseJid(stanza.attrs.to)?.resource === null && stanza.attrs.to?.toLowerCase() === roomJid;
 }
 
-/** Submits a local user's stanza to the primary. Groupchat gets an origin-id, by which it is recognised when it comes back. */
-export function submit(work: Work, room: ReplicatedRoom, stanza: Element, options: ReplicaOptions): void {
+/**
+ * Submits a local user's stanza to the primary (sent now, or at `at`: a message kept through a split).
+ * Groupchat gets an origin-id, by which it is recognised when it comes back.
+ */
+export function submit(work: Work, room: ReplicatedRoom, stanza: Element, options: ReplicaOptions, at: Date = work.context.now): void {
   let item = cloneElement(stanza);
   if (isRoomChat(item, room.roomJid) && !item.getChild("origin-id", NS.STANZA_ID)) item.append(xml("origin-id", { xmlns: NS.STANZA_ID, id: work.context.newId() }));
-  const submission: Submission = { stanza: item, at: work.context.now.getTime() };
+  const submission: Submission = { stanza: item, at: at.getTime() };
   advance(work, room.roomJid, { type: "send", item: submission }, options);
 }
 

@@ -25,3 +25,48 @@ export function localSessionWrites(before: DmucState["replicated"], after: DmucS
     }
   }
 }
+
+/**
+ * Keeps a replica's link durable (docs/PROTOCOL.md "Durability"): its place in both streams, the
+ * origin-ids its users saw early, and the queue of what its users sent that the primary has not
+ * acknowledged (submissions on the link, messages kept for the netjoin). The rows are written in the
+ * same transaction as the change, before anything that follows from it is sent: a submission leaves
+ * only once its row is committed, and a restarted replica resends exactly what was not acknowledged.
+ */
+export function linkStateWrites(before: DmucState["replicated"], after: DmucState["replicated"], effects: Effect[]): void {
+  if (before === after) return;
+  for (const [roomJid, room] of after) {
+    const old = before.get(roomJid);
+    if (old?.link === room.link && old.echoes === room.echoes && old.splitQueue === room.splitQueue) continue;
+    const out = room.link.end.channel.outbox;
+    const inbox = room.link.end.channel.inbox;
+    const oldOut = old?.link.end.channel.outbox;
+    const sameStream = old?.link.id === room.link.id;
+    if (!old || !sameStream || oldOut!.nextSeq !== out.nextSeq || old.link.peer !== room.link.peer || old.link.end.channel.inbox.applied !== inbox.applied || !sameSet(old.echoes, room.echoes)) {
+      const position = { outStream: room.link.id, outNextSeq: out.nextSeq, inStream: room.link.peer, inApplied: inbox.applied, earlyOriginIds: [...room.echoes] };
+      effects.push(store({ op: "link.position", roomJid, peerJid: room.primaryJid, position }));
+    }
+    // Acknowledged (or, for a stream given up, every row of it).
+    if (old && oldOut!.unacked.length > 0) {
+      const firstLeft = sameStream ? (out.unacked[0]?.seq ?? out.nextSeq) : oldOut!.nextSeq;
+      if (oldOut!.unacked[0]!.seq < firstLeft) effects.push(store({ op: "queue.acknowledged", roomJid, stream: old.link.id, upTo: firstLeft - 1 }));
+    }
+    if (old?.splitQueue !== room.splitQueue) {
+      const kept = old?.splitQueue ?? [];
+      const appended = kept.every((q, i) => room.splitQueue[i] === q);
+      if (!appended) effects.push(store({ op: "queue.split-taken", roomJid }));
+      for (const q of room.splitQueue.slice(appended ? kept.length : 0)) effects.push(store({ op: "queue.add", roomJid, stream: null, seq: null, stanza: q.stanza, at: q.at }));
+    }
+    const firstNew = sameStream ? oldOut!.nextSeq : 1;
+    for (const e of out.unacked) {
+      if (e.seq >= firstNew) effects.push(store({ op: "queue.add", roomJid, stream: room.link.id, seq: e.seq, stanza: e.item.stanza, at: new Date(e.item.at) }));
+    }
+  }
+}
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a === b) return true;
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
+}

@@ -258,11 +258,11 @@ function sameSubject(a: ReplicatedRoom["subject"], b: ReplicatedRoom["subject"])
  * answer carries our sessions and the messages our users sent during the split. Returns the presences
  * local users changed during the split, for the caller to submit to the primary as if sent now.
  */
-export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element: Element): Element[] {
+export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element: Element): NetjoinSubmissions {
   const netjoin = parseNetjoin(element);
   if (!netjoin) {
     refuse(work, iq, "malformed netjoin", { roomJid: room.roomJid, spec: { type: "modify", condition: "bad-request" } });
-    return [];
+    return { messages: [], presences: [] };
   }
   const roomJid = room.roomJid;
   const wasSplit = isSplit(room);
@@ -345,12 +345,10 @@ export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element
   }
   if (netjoin.config || netjoin.subject) saveReplica(work, current);
 
-  // Our side: the sessions still here, and what they said during the split, each with its time.
-  const sentBack = current.splitQueue.map((q) => {
-    const out = cloneElement(q.stanza);
-    out.append(xml("delay", { xmlns: NS.DELAY, from: work.settings.domain, stamp: q.at.toISOString() }));
-    return out;
-  });
+  // Our side: the sessions still here. What they said during the split is submitted on the link after
+  // this answer (by the caller), each with its time: numbered and kept until the primary acknowledges
+  // it, so that neither side's restart loses it or has it taken twice (docs/PROTOCOL.md "Durability").
+  const splitMessages = current.splitQueue.map((q) => ({ stanza: cloneElement(q.stanza), at: q.at }));
   const occupants = [...current.local].map(([jid, nick]) => ({ jid, nick }));
   const echoes = [...current.echoes, ...current.splitQueue.map((q) => q.stanza.getChild("origin-id", NS.STANZA_ID)?.attrs.id ?? "").filter((id) => id !== "")];
   const kicks = (current.splitKicks ?? []).map((k) => ({ ...k }));
@@ -370,12 +368,18 @@ export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element
     echoes: new Set(echoes.slice(Math.max(0, echoes.length - MAX_ECHOES))),
   };
   putRoom(work, current);
-  work.effects.push(send(iqResult(iq, buildNetjoinAnswer({ occupants, messages: sentBack, kicks }))));
+  work.effects.push(send(iqResult(iq, buildNetjoinAnswer({ occupants, messages: [], kicks }))));
   touch(work, roomJid, { sent: true });
 
-  const counts = { received: fresh.length, delivered: deliver.length, sent: sentBack.length, occupants: occupants.length, rosterChanges, ...(kicks.length > 0 && { kicks: kicks.length }), ...(restored > 0 && { restored }) };
+  const counts = { received: fresh.length, delivered: deliver.length, sent: splitMessages.length, occupants: occupants.length, rosterChanges, ...(kicks.length > 0 && { kicks: kicks.length }), ...(restored > 0 && { restored }) };
   work.effects.push(logEffect("info", "dmuc.link_healed", { room: roomJid, wasSplit, catchUp, since: netjoin.since.toISOString(), splitSince: room.splitSince, ...counts }));
   work.effects.push(audit({ kind: "link.healed", roomJid, actorJid: room.primaryJid, details: { wasSplit, ...counts } }));
   // The presences local users changed during the split reach the primary as if sent now.
-  return relays.map(([, presence]) => cloneElement(presence));
+  return { messages: splitMessages, presences: relays.map(([, presence]) => cloneElement(presence)) };
+}
+
+/** What a netjoin leaves the replica to submit: its users' split-time messages (with their time), then their changed presences. */
+export interface NetjoinSubmissions {
+  readonly messages: readonly { readonly stanza: Element; readonly at: Date }[];
+  readonly presences: readonly Element[];
 }

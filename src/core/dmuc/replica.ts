@@ -74,8 +74,12 @@ function onIq(request: ServiceRequest, options: ReplicaOptions): true | undefine
   else if (type === "set" && payload.name === "enter") onEnter(request, current, stanza, payload);
   else if (type === "set" && payload.name === "leave") onLeave(request, current, stanza, payload);
   else if (type === "set" && payload.name === "netjoin") {
-    const presences = onNetjoin(request, current, stanza, payload);
+    const { messages, presences } = onNetjoin(request, current, stanza, payload);
     heardFromRoom(request, room.roomJid, options);
+    for (const message of messages) {
+      const after = getRoom(request, room.roomJid);
+      if (after) submit(request, after, message.stanza, options, message.at);
+    }
     for (const presence of presences) {
       const after = getRoom(request, room.roomJid);
       if (after) submit(request, after, presence, options);
