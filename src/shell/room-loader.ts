@@ -9,11 +9,11 @@ import parse from "@xmpp/xml/lib/parse.js";
 import type { Element } from "@xmpp/xml";
 import { DEFAULT_ROOM_CONFIG, newRoom, type AffiliationEntry, type HistoryEntry, type Occupant, type Role, type Room, type RoomConfig } from "../core/room/types.js";
 import type { Logger } from "../log.js";
-import type { DmucState, ReplicaLink, ReplicatedRoom, SplitMessage, Submission } from "../core/dmuc/state.js";
+import type { DmucState, ReplicaLink, ReplicatedRoom } from "../core/dmuc/state.js";
 import type { ReplicaRoomConfig } from "../core/store-writes.js";
 import { domainOf } from "../core/dmuc/primary-delivery.js";
-import { freshRestoredStream, newStream, restoredStream, resumedStream, type LinkStream } from "../core/dmuc/link/stream.js";
-import type { Outgoing } from "../core/dmuc/link/sequence.js";
+import { newStream, resumedStream } from "../core/dmuc/link/stream.js";
+import { restoredReplicaLink } from "../core/dmuc/replica-records.js";
 import { orderBy } from "./archive-order.js";
 
 interface RoomRow { id: string; jid: string; config: Partial<RoomConfig>; subject: string | null; subject_nick: string | null; subject_changed_at: Date | null; locked: boolean; occupant_id_secret: string }
@@ -185,8 +185,13 @@ export async function loadReplicas(dataSource: DataSource, now: number, log: Log
   const replicated = new Map<string, ReplicatedRoom>();
   for (const row of rooms) {
     const config = row.config;
-    const position = positions.find((p) => p.room_id === row.id);
-    const { link, splitQueue } = restoredLinkOf(position, queued.filter((q) => q.room_id === row.id), now, log);
+    const saved = positions.find((p) => p.room_id === row.id);
+    const position = saved ? { outStream: saved.out_stream, outNextSeq: saved.out_next_seq, inStream: saved.in_stream, inApplied: saved.in_applied, earlyOriginIds: saved.early_origin_ids } : null;
+    const rows = queued.flatMap((q) => {
+      const stanza = q.room_id === row.id ? parseStanza(q.stanza, log, "replica queued stanza") : null;
+      return stanza ? [{ stream: q.stream, seq: q.seq, stanza, at: q.sent_at }] : [];
+    });
+    const { link, splitQueue, echoes } = restoredReplicaLink(position, rows, randomUUID(), now);
     const roster = new Map<string, Element>();
     const local = new Map<string, string>();
     for (const o of occupants.filter((o) => o.room_id === row.id)) {
@@ -221,7 +226,7 @@ export async function loadReplicas(dataSource: DataSource, now: number, log: Log
       splitQueue,
       splitPresences: new Map(),
       splitGone: new Set(),
-      echoes: new Set(position?.early_origin_ids ?? []),
+      echoes,
       restored: true,
     });
   }
@@ -230,27 +235,6 @@ export async function loadReplicas(dataSource: DataSource, now: number, log: Log
 
 interface PositionRow { room_id: string; out_stream: string | null; out_next_seq: number | null; in_stream: string | null; in_applied: number; early_origin_ids: string[] }
 interface QueueRow { room_id: string; stream: string | null; seq: number | null; stanza: string; sent_at: Date }
-
-/**
- * A replica's link as it committed it: its stream with the submissions the primary had not
- * acknowledged (sent again, with their numbers, when the room answers), its place in the primary's
- * stream, and the messages its users sent during a split, kept for the netjoin. Nothing committed
- * (a link older than this table): a new stream.
- */
-function restoredLinkOf(position: PositionRow | undefined, rows: QueueRow[], now: number, log: Logger): { link: LinkStream<Submission>; splitQueue: SplitMessage[] } {
-  const splitQueue: SplitMessage[] = [];
-  const unacked: Outgoing<Submission>[] = [];
-  for (const row of rows) {
-    const stanza = parseStanza(row.stanza, log, "replica queued stanza");
-    if (!stanza) continue;
-    if (row.seq === null) splitQueue.push({ session: stanza.attrs.from ?? "", at: row.sent_at, stanza });
-    else if (row.stream === position?.out_stream) unacked.push({ seq: row.seq, item: { stanza, at: row.sent_at.getTime() }, transmitted: null });
-  }
-  if (!position?.out_stream || position.out_next_seq === null) return { link: freshRestoredStream<Submission>(randomUUID(), now), splitQueue };
-  unacked.sort((a, b) => a.seq - b.seq);
-  const saved = { id: position.out_stream, outbox: { nextSeq: position.out_next_seq, unacked }, peer: position.in_stream, inbox: { applied: position.in_applied } };
-  return { link: restoredStream(saved, now), splitQueue };
-}
 
 /** The tombstones of destroyed rooms that have not expired; expired ones are deleted. */
 export async function loadTombstones(dataSource: DataSource): Promise<Map<string, Tombstone>> {

@@ -411,3 +411,27 @@ test("a submission held through a split is taken with its own time, and the link
   p.tick();
   assert.equal(p.link()!.state, "active", "just sent: not taken for a stanza unacknowledged for a minute");
 });
+
+test("durability: the replica's stream position is written with the submission it applied; a restarted primary does not take it twice", async () => {
+  const { resumedStream, newStream } = await import("../../src/core/dmuc/link/stream.js");
+  const { p } = linkedRoom();
+  const submit = (seq: number, body: string) =>
+    `<message from='${REPLICA}' to='${ROOM}' id='s${seq}'><link xmlns='${DMUC}' stream='rs' seq='${seq}'/><submit xmlns='${DMUC}' stamp='${new Date(p.now).toISOString()}'><message from='${WUMPUS}' to='${ROOM}' type='groupchat'><body>${body}</body></message></submit></message>`;
+  p.send(submit(1, "taken once"));
+  const writes = p.effects.flatMap((e) => (e.kind === "store" ? [e.write] : []));
+  assert.ok(writes.some((w) => w.op === "history.append"));
+  const position = writes.find((w) => w.op === "link.position");
+  assert.deepEqual(position, { op: "link.position", roomJid: ROOM, peerJid: REPLICA, position: { outStream: null, outNextSeq: null, inStream: "rs", inApplied: 1, earlyOriginIds: [] } });
+
+  // Killed before the replica had the acknowledgement; restarted with what was committed: a new stream
+  // of its own, the replica's followed from where it was applied.
+  const link = p.link()!;
+  const committed = position!.op === "link.position" ? position.position : null;
+  const restarted = { ...link, stream: resumedStream(newStream<Element>("after-restart", p.now), committed!.inStream, committed!.inApplied) };
+  p.state = { ...p.state, dmuc: { ...p.state.dmuc, links: new Map([[ROOM, new Map([[REPLICA, restarted]])]]) } };
+  const resent = p.send(submit(1, "taken once"));
+  assert.equal(resent.filter((s) => s.getChildText("body") === "taken once").length, 0, "the resent submission is not taken again");
+  assert.deepEqual(sentTo(resent, REPLICA).map((s) => [LINK(s)?.attrs.ack, LINK(s)?.attrs.acked]), [["1", "rs"]], "it is acknowledged at once");
+  const next = p.send(submit(2, "the next one"));
+  assert.equal(sentTo(next, OWNER).filter((s) => s.getChildText("body") === "the next one").length, 1);
+});

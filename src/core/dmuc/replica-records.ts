@@ -3,7 +3,11 @@
 import { store, type Effect } from "../effects.js";
 import type { Role } from "../room/types.js";
 import { NS } from "../../xmpp/stanza.js";
-import type { DmucState } from "./state.js";
+import type { StoredLinkPosition } from "../store-writes.js";
+import type { Element } from "@xmpp/xml";
+import { freshRestoredStream, restoredStream, type LinkStream } from "./link/stream.js";
+import type { Outgoing } from "./link/sequence.js";
+import type { DmucState, SplitMessage, Submission } from "./state.js";
 
 const STORED_ROLES: readonly Role[] = ["moderator", "participant", "visitor"];
 
@@ -69,4 +73,35 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   if (a.size !== b.size) return false;
   for (const x of a) if (!b.has(x)) return false;
   return true;
+}
+
+/** A committed row of a replica's queue (what queue.add wrote and no acknowledgement deleted). */
+export interface QueuedStanza {
+  readonly stream: string | null;
+  readonly seq: number | null;
+  readonly stanza: Element;
+  readonly at: Date;
+}
+
+/**
+ * A replica's link as it committed it, for a restarted replica: its stream with the submissions the
+ * primary had not acknowledged (sent again, with their numbers, when the room answers), its place in
+ * the primary's stream, the origin-ids its users saw early, and the messages its users sent during a
+ * split, kept for the netjoin. Nothing committed (a link older than the durable link): a new stream `newId`.
+ */
+export function restoredReplicaLink(
+  position: StoredLinkPosition | null,
+  queued: readonly QueuedStanza[],
+  newId: string,
+  now: number,
+): { link: LinkStream<Submission>; splitQueue: SplitMessage[]; echoes: Set<string> } {
+  const splitQueue: SplitMessage[] = queued.filter((q) => q.seq === null).map((q) => ({ session: q.stanza.attrs.from ?? "", at: q.at, stanza: q.stanza }));
+  const echoes = new Set(position?.earlyOriginIds ?? []);
+  if (!position?.outStream || position.outNextSeq === null) return { link: freshRestoredStream<Submission>(newId, now), splitQueue, echoes };
+  const unacked: Outgoing<Submission>[] = queued
+    .filter((q) => q.seq !== null && q.stream === position.outStream)
+    .map((q) => ({ seq: q.seq!, item: { stanza: q.stanza, at: q.at.getTime() }, transmitted: null }))
+    .sort((a, b) => a.seq - b.seq);
+  const saved = { id: position.outStream, outbox: { nextSeq: position.outNextSeq, unacked }, peer: position.inStream, inbox: { applied: position.inApplied } };
+  return { link: restoredStream(saved, now), splitQueue, echoes };
 }
