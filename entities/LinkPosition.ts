@@ -47,6 +47,16 @@ export class LinkPosition {
   @Column({ name: "early_origin_ids", type: "text", array: true, default: () => "'{}'" })
   earlyOriginIds!: string[];
 
+  /**
+   * Replica: a netjoin's catch-up under way (null: none), read page by page: from the split's start
+   * (catchup_since), after the last message read (catchup_after; null: none read yet).
+   */
+  @Column({ name: "catchup_since", type: "timestamptz", nullable: true })
+  catchUpSince!: Date | null;
+
+  @Column({ name: "catchup_after", type: "text", nullable: true })
+  catchUpAfter!: string | null;
+
   @UpdateDateColumn({ name: "updated_at", type: "timestamptz" })
   updatedAt!: Date;
 }

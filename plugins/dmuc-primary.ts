@@ -12,6 +12,7 @@ import { NS } from "../src/xmpp/stanza.js";
 import { bareString, jidToString, parseJid } from "../src/xmpp/jid.js";
 import { errorCondition, markSplit, startNetjoin, UNREACHABLE } from "../src/core/dmuc/primary-netsplit.js";
 import { DMUC } from "../src/core/dmuc/wire.js";
+import { onCatchUpRequest } from "../src/core/dmuc/primary-catchup.js";
 import { fromReplica, heardFromReplica, isLinkMessage, noLink, tickLinks } from "../src/core/dmuc/primary-link-traffic.js";
 
 /** Who must answer each kind of query: an answer from anyone else is not taken. */
@@ -114,6 +115,13 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
           const split = now.state === "split" || now.state === "syncing" ? now : { ...now, state: "split" as const, splitSince: now.lastHeard };
           request.effects.push(send(xml("iq", { type: "result", id: stanza.attrs.id, from: roomJid, to: stanza.attrs.from })));
           if (split.state !== "syncing") startNetjoin(request, roomJid, split);
+          return true as const;
+        }
+        // A replica reading what it missed, page by page, after a netjoin.
+        const catchUp = stanza.getChild("catchup", DMUC);
+        if (link && type === "get" && catchUp) {
+          heardFromReplica(request, api, roomJid, link.replicaJid, settings);
+          onCatchUpRequest(request, roomJid, stanza, catchUp);
           return true as const;
         }
         // Keepalive pings from a replica of one of our rooms.

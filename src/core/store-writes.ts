@@ -58,6 +58,8 @@ export interface StoredLinkPosition {
   inApplied: number;
   /** A replica's origin-ids of messages its users saw early (local continuation); empty on the primary. */
   earlyOriginIds: readonly string[];
+  /** A replica's netjoin catch-up under way: from the split's start, after this stanza-id (null: none read). */
+  catchUp: { since: Date; after: string | null } | null;
 }
 
 /** What a replica keeps of a remote room's settings (the rooms.config JSON of a 'replica' row). */

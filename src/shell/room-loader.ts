@@ -124,8 +124,9 @@ interface LinkRowDb { room: string; replica_jid: string; served_domain: string; 
 
 /**
  * The primary's DMUC2 links, so that a restart goes on delivering through the replicas: each link's
- * users are the room's restored sessions of its domain, its place in the replica's stream is where it was. A link that was being negotiated is dropped
- * (the adapter layer starts again); a split one stays split, and heals by netjoin.
+ * users are the room's restored sessions of its domain, its place in the replica's stream is where it was,
+ * and it starts split: the first answer from the replica brings a netjoin. A link that was being
+ * negotiated is dropped (the adapter layer starts again).
  */
 export async function loadLinks(dataSource: DataSource, rooms: ReadonlyMap<string, Room>, now: number): Promise<DmucState["links"]> {
   const rows: LinkRowDb[] = await dataSource.query(
@@ -142,7 +143,9 @@ export async function loadLinks(dataSource: DataSource, rooms: ReadonlyMap<strin
     const link: ReplicaLink = {
       replicaJid: row.replica_jid,
       domain: row.served_domain,
-      state: row.state,
+      // Split until the replica answers our ping: what we broadcast before we stopped may never have left,
+      // and the netjoin's catch-up reads from the replica's own last message whatever it lacks.
+      state: "split",
       keepaliveSeconds: row.keepalive_seconds,
       historyLimit: row.history_limit ?? 0,
       members,
@@ -152,7 +155,7 @@ export async function loadLinks(dataSource: DataSource, rooms: ReadonlyMap<strin
       // history what it missed); the replica's goes on where it was applied, so a resent submission is
       // recognised as one already taken.
       stream: resumedStream(newStream<Element>(randomUUID(), now), row.in_stream, row.in_applied ?? 0),
-      ...(row.state === "split" ? { splitSince: row.split_since?.getTime() ?? now } : {}),
+      splitSince: row.split_since?.getTime() ?? now,
     };
     links.set(row.room, (links.get(row.room) ?? new Map()).set(link.replicaJid, link));
   }
@@ -178,7 +181,7 @@ export async function loadReplicas(dataSource: DataSource, now: number, log: Log
     [ids],
   );
   const positions: PositionRow[] = await dataSource.query(
-    `SELECT room_id, out_stream, out_next_seq, in_stream, in_applied, early_origin_ids FROM dmuc_link_positions WHERE room_id = ANY($1::bigint[])`,
+    `SELECT room_id, out_stream, out_next_seq, in_stream, in_applied, early_origin_ids, catchup_since, catchup_after FROM dmuc_link_positions WHERE room_id = ANY($1::bigint[])`,
     [ids],
   );
   const queued: QueueRow[] = await dataSource.query(`SELECT room_id, stream, seq, stanza, sent_at FROM dmuc_replica_queue WHERE room_id = ANY($1::bigint[]) ORDER BY id`, [ids]);
@@ -186,12 +189,12 @@ export async function loadReplicas(dataSource: DataSource, now: number, log: Log
   for (const row of rooms) {
     const config = row.config;
     const saved = positions.find((p) => p.room_id === row.id);
-    const position = saved ? { outStream: saved.out_stream, outNextSeq: saved.out_next_seq, inStream: saved.in_stream, inApplied: saved.in_applied, earlyOriginIds: saved.early_origin_ids } : null;
+    const position = saved ? { outStream: saved.out_stream, outNextSeq: saved.out_next_seq, inStream: saved.in_stream, inApplied: saved.in_applied, earlyOriginIds: saved.early_origin_ids, catchUp: saved.catchup_since ? { since: saved.catchup_since, after: saved.catchup_after } : null } : null;
     const rows = queued.flatMap((q) => {
       const stanza = q.room_id === row.id ? parseStanza(q.stanza, log, "replica queued stanza") : null;
       return stanza ? [{ stream: q.stream, seq: q.seq, stanza, at: q.sent_at }] : [];
     });
-    const { link, splitQueue, echoes } = restoredReplicaLink(position, rows, randomUUID(), now);
+    const { link, splitQueue, echoes, catchUp } = restoredReplicaLink(position, rows, randomUUID(), now);
     const roster = new Map<string, Element>();
     const local = new Map<string, string>();
     for (const o of occupants.filter((o) => o.room_id === row.id)) {
@@ -227,13 +230,23 @@ export async function loadReplicas(dataSource: DataSource, now: number, log: Log
       splitPresences: new Map(),
       splitGone: new Set(),
       echoes,
+      catchUp,
       restored: true,
     });
   }
   return replicated;
 }
 
-interface PositionRow { room_id: string; out_stream: string | null; out_next_seq: number | null; in_stream: string | null; in_applied: number; early_origin_ids: string[] }
+interface PositionRow {
+  room_id: string;
+  out_stream: string | null;
+  out_next_seq: number | null;
+  in_stream: string | null;
+  in_applied: number;
+  early_origin_ids: string[];
+  catchup_since: Date | null;
+  catchup_after: string | null;
+}
 interface QueueRow { room_id: string; stream: string | null; seq: number | null; stanza: string; sent_at: Date }
 
 /** The tombstones of destroyed rooms that have not expired; expired ones are deleted. */

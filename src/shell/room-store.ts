@@ -119,11 +119,15 @@ async function apply(run: Run, write: Exclude<StoreWrite, HistoryWrite>): Promis
       return;
     case "link.position":
       await run(
-        `INSERT INTO dmuc_link_positions (room_id, peer_jid, out_stream, out_next_seq, in_stream, in_applied, early_origin_ids)
-         SELECT id, $2, $3, $4, $5, $6, $7 FROM rooms WHERE jid = $1
+        `INSERT INTO dmuc_link_positions (room_id, peer_jid, out_stream, out_next_seq, in_stream, in_applied, early_origin_ids, catchup_since, catchup_after)
+         SELECT id, $2, $3, $4, $5, $6, $7, $8, $9 FROM rooms WHERE jid = $1
          ON CONFLICT (room_id, peer_jid) DO UPDATE SET out_stream = EXCLUDED.out_stream, out_next_seq = EXCLUDED.out_next_seq,
-           in_stream = EXCLUDED.in_stream, in_applied = EXCLUDED.in_applied, early_origin_ids = EXCLUDED.early_origin_ids, updated_at = now()`,
-        [write.roomJid, write.peerJid, write.position.outStream, write.position.outNextSeq, write.position.inStream, write.position.inApplied, [...write.position.earlyOriginIds]],
+           in_stream = EXCLUDED.in_stream, in_applied = EXCLUDED.in_applied, early_origin_ids = EXCLUDED.early_origin_ids,
+           catchup_since = EXCLUDED.catchup_since, catchup_after = EXCLUDED.catchup_after, updated_at = now()`,
+        [
+          write.roomJid, write.peerJid, write.position.outStream, write.position.outNextSeq, write.position.inStream, write.position.inApplied,
+          [...write.position.earlyOriginIds], write.position.catchUp?.since ?? null, write.position.catchUp?.after ?? null,
+        ],
       );
       return;
     case "link.position.delete":

@@ -101,7 +101,7 @@ describe("DMUC2 link state in PostgreSQL: written with each change, loaded back 
       [
         { op: "room.save", roomJid: PRIMARY_ROOM, config: DEFAULT_ROOM_CONFIG, subject: null, locked: false },
         { op: "link.save", roomJid: PRIMARY_ROOM, replicaJid: REPLICA, domain: LOCAL, state: "active", keepaliveSeconds: 30, historyLimit: 20, lastSeen: new Date(), splitSince: null },
-        { op: "link.position", roomJid: PRIMARY_ROOM, peerJid: REPLICA, position: { outStream: null, outNextSeq: null, inStream: "rs", inApplied: 7, earlyOriginIds: [] } },
+        { op: "link.position", roomJid: PRIMARY_ROOM, peerJid: REPLICA, position: { outStream: null, outNextSeq: null, inStream: "rs", inApplied: 7, earlyOriginIds: [], catchUp: null } },
       ],
       [],
     );

@@ -80,7 +80,7 @@ test("a submission is queued in the same commit as the stream's next number; the
   const stream = room(d).link.id;
   assert.deepEqual(header(sent!)?.attrs.seq, "1");
   assert.deepEqual(writes.map((w) => w.op), ["link.position", "queue.add"]);
-  assert.deepEqual(db.position, { outStream: stream, outNextSeq: 2, inStream: null, inApplied: 0, earlyOriginIds: [] });
+  assert.deepEqual(db.position, { outStream: stream, outNextSeq: 2, inStream: null, inApplied: 0, earlyOriginIds: [], catchUp: null });
   assert.deepEqual(db.queue.map((q) => [q.stream, q.seq, q.stanza.getChildText("body")]), [[stream, 1, "one"]]);
   d.send(`<message from='${ROOM}' to='${REPLICA}'><link xmlns='${DMUC}' ack='1' acked='${stream}'/></message>`);
   assert.deepEqual(db.take(d).map((w) => w.op), ["queue.acknowledged"]);
@@ -165,4 +165,57 @@ test("pure: a restored stream resends what was unacknowledged with its old numbe
   assert.deepEqual(dup.actions.map((a) => a.type), ["ack"]);
   const next = stepEstablished(resumed.end, { type: "heard", ack: 0, carried: { seq: 5, item: item(5) }, probe: false }, 1, DEFAULT_LINK_TIMERS);
   assert.deepEqual(next.actions.map((a) => a.type), ["deliver"]);
+});
+
+const chat = (sid: string, body: string, nick = "Wumpus") =>
+  `<message type='groupchat' from='${ROOM}/${nick}'><body>${body}</body><stanza-id xmlns='urn:xmpp:sid:0' by='${ROOM}' id='${sid}'/><delay xmlns='urn:xmpp:delay' from='${ROOM}' stamp='2026-01-01T00:00:00Z'/></message>`;
+
+test("netjoin catch-up: pages asked from the last message the replica has, stored and delivered once; the place survives a restart", () => {
+  const d = linked();
+  const db = new Committed();
+  // The replica has h1 (from a live broadcast).
+  d.send(`<message type='groupchat' from='${ROOM}/Wumpus' to='${REPLICA}'><body>before</body><stanza-id xmlns='urn:xmpp:sid:0' by='${ROOM}' id='h1'/></message>`);
+  db.take(d);
+  d.send(`<message type='error' from='${ROOM}' to='${REPLICA}'><error type='cancel'><remote-server-not-found xmlns='${STANZAS}'/></error></message>`);
+  const out = d.send(`<iq type='set' id='n1' from='${ROOM}' to='${REPLICA}'><netjoin xmlns='${DMUC}' since='2025-12-31T23:59:00Z'>${rosterPresence("Wumpus", "moderator")}${rosterPresence("BigCheese", "participant")}${rosterPresence("Efchen", "participant")}</netjoin></iq>`);
+  const [ask] = to(out, ROOM).filter((s) => s.getChild("catchup", DMUC));
+  assert.equal(ask?.attrs.type, "get");
+  assert.deepEqual(ask!.getChild("catchup", DMUC)!.attrs, { xmlns: DMUC, since: "2025-12-31T23:59:00.000Z", after: "h1" });
+  db.take(d);
+  assert.deepEqual(db.position?.catchUp, { since: new Date("2025-12-31T23:59:00Z"), after: "h1" });
+
+  // First page: m1, m2, more to come. Delivered, stored, and the next page is asked after m2.
+  const page1 = d.send(`<iq type='result' id='${ask!.attrs.id}' from='${ROOM}' to='${REPLICA}'><catchup xmlns='${DMUC}' complete='false'>${chat("m1", "one")}${chat("m2", "two")}</catchup></iq>`);
+  assert.deepEqual(to(page1, RUBENRO).map((m) => m.getChildText("body")), ["one", "two"]);
+  assert.ok(to(page1, RUBENRO).every((m) => m.getChild("delay", "urn:xmpp:delay")));
+  const [ask2] = to(page1, ROOM).filter((s) => s.getChild("catchup", DMUC));
+  assert.equal(ask2!.getChild("catchup", DMUC)!.attrs.after, "m2");
+  const writes = db.take(d);
+  assert.deepEqual(writes.filter((w) => w.op === "history.append").map((w) => w.op === "history.append" && w.entry.stanzaId), ["m1", "m2"]);
+  assert.deepEqual(db.position?.catchUp?.after, "m2");
+
+  // Killed before the answer; restarted: the next netjoin goes on after m2, not from the newest message.
+  db.restart(d);
+  d.send(`<message type='groupchat' from='${ROOM}/Wumpus' to='${REPLICA}'><body>live</body><stanza-id xmlns='urn:xmpp:sid:0' by='${ROOM}' id='m9'/><link xmlns='${DMUC}' stream='P2' seq='1'/></message>`);
+  const again = d.send(`<iq type='set' id='n2' from='${ROOM}' to='${REPLICA}'><netjoin xmlns='${DMUC}' since='2026-01-01T00:00:00Z'>${rosterPresence("Wumpus", "moderator")}${rosterPresence("BigCheese", "participant")}${rosterPresence("Efchen", "participant")}</netjoin></iq>`);
+  const [ask3] = to(again, ROOM).filter((s) => s.getChild("catchup", DMUC));
+  assert.deepEqual(ask3!.getChild("catchup", DMUC)!.attrs, { xmlns: DMUC, since: "2025-12-31T23:59:00.000Z", after: "m2" });
+  // The last page repeats m2 (had) and brings m3: only m3 is new; the catch-up ends.
+  const last = d.send(`<iq type='result' id='${ask3!.attrs.id}' from='${ROOM}' to='${REPLICA}'><catchup xmlns='${DMUC}' complete='true'>${chat("m2", "two")}${chat("m3", "three")}</catchup></iq>`);
+  assert.deepEqual(to(last, RUBENRO).map((m) => m.getChildText("body")), ["three"]);
+  assert.equal(to(last, ROOM).filter((s) => s.getChild("catchup", DMUC)).length, 0);
+  assert.equal(room(d).catchUp, null);
+  db.take(d);
+  assert.equal(db.position?.catchUp, null);
+});
+
+test("netjoin catch-up: a page not answered within the link timeout is asked again from the same place", () => {
+  const d = linked();
+  d.send(`<message type='error' from='${ROOM}' to='${REPLICA}'><error type='cancel'><remote-server-not-found xmlns='${STANZAS}'/></error></message>`);
+  const out = d.send(`<iq type='set' id='n1' from='${ROOM}' to='${REPLICA}'><netjoin xmlns='${DMUC}' since='2025-12-31T23:59:00Z'>${rosterPresence("BigCheese", "participant")}${rosterPresence("Efchen", "participant")}</netjoin></iq>`);
+  const [ask] = to(out, ROOM).filter((s) => s.getChild("catchup", DMUC));
+  d.now = new Date(d.now.getTime() + 6_000);
+  const [again] = to(d.tick(), ROOM).filter((s) => s.getChild("catchup", DMUC));
+  assert.ok(again && again.attrs.id !== ask!.attrs.id);
+  assert.equal(again.getChild("catchup", DMUC)!.attrs.after, ask!.getChild("catchup", DMUC)!.attrs.after);
 });

@@ -38,7 +38,7 @@ export function linkWrites(before: DmucState["links"], after: DmucState["links"]
         );
       }
       if (samePosition(old, link)) continue;
-      const position = { outStream: null, outNextSeq: null, inStream: link.stream.peer, inApplied: link.stream.end.channel.inbox.applied, earlyOriginIds: [] };
+      const position = { outStream: null, outNextSeq: null, inStream: link.stream.peer, inApplied: link.stream.end.channel.inbox.applied, earlyOriginIds: [], catchUp: null };
       effects.push(store({ op: "link.position", roomJid, peerJid: link.replicaJid, position }));
     }
   }

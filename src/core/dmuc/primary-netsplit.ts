@@ -14,7 +14,6 @@ import type { ReplicaLink } from "./state.js";
 import { withLink, withoutLink, withPending } from "./dmuc-state.js";
 import { domainOf, replicaSeesJids } from "./primary-delivery.js";
 import { replicaConfig, rosterForReplica, type LinkIo } from "./primary-links.js";
-import { replayEntry } from "../room/history.js";
 import { DEFAULT_LINK_TIMERS } from "./link/channel.js";
 import { oldestInFlight } from "./link/sequence.js";
 import { splitRebased } from "./link/stream.js";
@@ -96,19 +95,20 @@ export function startNetjoin(io: LinkIo, roomJid: string, link: ReplicaLink): vo
     return;
   }
   const since = link.splitSince ?? now;
-  const missed = room.history.filter((e) => e.at.getTime() >= since).map((entry) => replayEntry(entry, room.jid));
+  // The messages it missed are not in the netjoin: the replica reads them from our history afterwards,
+  // page by page, from the last one it has (primary-catchup.ts), whatever the split's length.
   const netjoin = buildNetjoin({
     since: new Date(since),
     config: replicaConfig(room),
     presences: rosterForReplica(room, link),
-    history: missed,
+    history: [],
     subject: room.subject,
   });
   const id = iq(io, link.replicaJid, roomJid, "set", netjoin);
   io.state = { ...io.state, dmuc: withPending(io.state.dmuc, id, { kind: "netjoin", roomJid, replicaJid: link.replicaJid, sent: now }) };
   // Live broadcasts go to the replica again from now on, after the netjoin on the same stream.
   setLink(io, roomJid, { ...link, state: "syncing", lastHeard: now, lastSent: now });
-  io.effects.push(logEffect("info", "dmuc.netjoin_sent", { room: roomJid, replica: link.replicaJid, messages: missed.length, since: new Date(since).toISOString() }));
+  io.effects.push(logEffect("info", "dmuc.netjoin_sent", { room: roomJid, replica: link.replicaJid, since: new Date(since).toISOString() }));
 }
 
 /**

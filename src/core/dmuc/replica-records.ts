@@ -7,7 +7,7 @@ import type { StoredLinkPosition } from "../store-writes.js";
 import type { Element } from "@xmpp/xml";
 import { freshRestoredStream, restoredStream, type LinkStream } from "./link/stream.js";
 import type { Outgoing } from "./link/sequence.js";
-import type { DmucState, SplitMessage, Submission } from "./state.js";
+import type { CatchUp, DmucState, SplitMessage, Submission } from "./state.js";
 
 const STORED_ROLES: readonly Role[] = ["moderator", "participant", "visitor"];
 
@@ -41,13 +41,14 @@ export function linkStateWrites(before: DmucState["replicated"], after: DmucStat
   if (before === after) return;
   for (const [roomJid, room] of after) {
     const old = before.get(roomJid);
-    if (old?.link === room.link && old.echoes === room.echoes && old.splitQueue === room.splitQueue) continue;
+    if (old?.link === room.link && old.echoes === room.echoes && old.splitQueue === room.splitQueue && old.catchUp === room.catchUp) continue;
     const out = room.link.end.channel.outbox;
     const inbox = room.link.end.channel.inbox;
     const oldOut = old?.link.end.channel.outbox;
     const sameStream = old?.link.id === room.link.id;
-    if (!old || !sameStream || oldOut!.nextSeq !== out.nextSeq || old.link.peer !== room.link.peer || old.link.end.channel.inbox.applied !== inbox.applied || !sameSet(old.echoes, room.echoes)) {
-      const position = { outStream: room.link.id, outNextSeq: out.nextSeq, inStream: room.link.peer, inApplied: inbox.applied, earlyOriginIds: [...room.echoes] };
+    if (!old || !sameStream || oldOut!.nextSeq !== out.nextSeq || old.link.peer !== room.link.peer || old.link.end.channel.inbox.applied !== inbox.applied || !sameSet(old.echoes, room.echoes) || !sameCatchUp(old.catchUp, room.catchUp)) {
+      const catchUp = room.catchUp ? { since: room.catchUp.since, after: room.catchUp.after } : null;
+      const position = { outStream: room.link.id, outNextSeq: out.nextSeq, inStream: room.link.peer, inApplied: inbox.applied, earlyOriginIds: [...room.echoes], catchUp };
       effects.push(store({ op: "link.position", roomJid, peerJid: room.primaryJid, position }));
     }
     // Acknowledged (or, for a stream given up, every row of it).
@@ -66,6 +67,12 @@ export function linkStateWrites(before: DmucState["replicated"], after: DmucStat
       if (e.seq >= firstNew) effects.push(store({ op: "queue.add", roomJid, stream: room.link.id, seq: e.seq, stanza: e.item.stanza, at: new Date(e.item.at) }));
     }
   }
+}
+
+/** The committed part of a catch-up: where it reads from (not when it last asked). */
+function sameCatchUp(a: CatchUp | null | undefined, b: CatchUp | null | undefined): boolean {
+  if (!a || !b) return !a === !b;
+  return a.since.getTime() === b.since.getTime() && a.after === b.after;
 }
 
 function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
@@ -94,14 +101,16 @@ export function restoredReplicaLink(
   queued: readonly QueuedStanza[],
   newId: string,
   now: number,
-): { link: LinkStream<Submission>; splitQueue: SplitMessage[]; echoes: Set<string> } {
+): { link: LinkStream<Submission>; splitQueue: SplitMessage[]; echoes: Set<string>; catchUp: CatchUp | null } {
   const splitQueue: SplitMessage[] = queued.filter((q) => q.seq === null).map((q) => ({ session: q.stanza.attrs.from ?? "", at: q.at, stanza: q.stanza }));
   const echoes = new Set(position?.earlyOriginIds ?? []);
-  if (!position?.outStream || position.outNextSeq === null) return { link: freshRestoredStream<Submission>(newId, now), splitQueue, echoes };
+  // Read again at the next netjoin from where it was (delivered: the netjoin says whether).
+  const catchUp = position?.catchUp ? { since: position.catchUp.since, after: position.catchUp.after, deliver: true, asked: null } : null;
+  if (!position?.outStream || position.outNextSeq === null) return { link: freshRestoredStream<Submission>(newId, now), splitQueue, echoes, catchUp };
   const unacked: Outgoing<Submission>[] = queued
     .filter((q) => q.seq !== null && q.stream === position.outStream)
     .map((q) => ({ seq: q.seq!, item: { stanza: q.stanza, at: q.at.getTime() }, transmitted: null }))
     .sort((a, b) => a.seq - b.seq);
   const saved = { id: position.outStream, outbox: { nextSeq: position.outNextSeq, unacked }, peer: position.inStream, inbox: { applied: position.inApplied } };
-  return { link: restoredStream(saved, now), splitQueue, echoes };
+  return { link: restoredStream(saved, now), splitQueue, echoes, catchUp };
 }

@@ -17,6 +17,7 @@ import { DIRECTED_TIMEOUT_MS, sendDivert, getRoom, isLocalUser, linkTimers, MODU
 import { errorCondition, isSplit, onNetjoin, onSplitDiverted, relayToPrimary, SPLIT_CONDITIONS } from "./replica-split.js";
 import { fromRoom, heardFromRoom, roomBounced, submit, tickLink } from "./replica-link.js";
 import { expireReplicateChecks, finishReplicate, onReplicate } from "./replica-replicate.js";
+import { onCatchUpAnswer, startCatchUp, tickCatchUp } from "./replica-catchup.js";
 
 /** The "service/route" handler: true when the stanza was the replica's. */
 export function routeReplica(request: ServiceRequest, to: Jid, options: ReplicaOptions): true | undefined {
@@ -74,16 +75,17 @@ function onIq(request: ServiceRequest, options: ReplicaOptions): true | undefine
   else if (type === "set" && payload.name === "enter") onEnter(request, current, stanza, payload);
   else if (type === "set" && payload.name === "leave") onLeave(request, current, stanza, payload);
   else if (type === "set" && payload.name === "netjoin") {
-    const { messages, presences } = onNetjoin(request, current, stanza, payload);
+    const joined = onNetjoin(request, current, stanza, payload);
     heardFromRoom(request, room.roomJid, options);
-    for (const message of messages) {
+    for (const message of joined?.messages ?? []) {
       const after = getRoom(request, room.roomJid);
       if (after) submit(request, after, message.stanza, options, message.at);
     }
-    for (const presence of presences) {
+    for (const presence of joined?.presences ?? []) {
       const after = getRoom(request, room.roomJid);
       if (after) submit(request, after, presence, options);
     }
+    if (joined) startCatchUp(request, room.roomJid, joined.since, joined.catchUp);
   } else return refuse(request, stanza, "unknown dmuc request", { roomJid: room.roomJid, spec: { type: "cancel", condition: "feature-not-implemented" } });
   heardFromRoom(request, room.roomJid, options);
   if (request.effects.some((e) => e.kind === "send" && e.stanza.attrs.to === room.primaryJid)) touch(request, room.roomJid, { sent: true });
@@ -112,6 +114,12 @@ function onAnswer(request: ServiceRequest, options: ReplicaOptions): true | unde
   if (query?.kind === "replica-iq" && fromModule) {
     setPending(request, id, null);
     if (failed) request.effects.push(logEffect("warn", "dmuc.module_error", { room: query.roomJid, condition }));
+    return true;
+  }
+  if (query?.kind === "catchup" && from.local !== null && getRoom(request, bareString(from))?.primaryJid === bareString(from) && query.roomJid === bareString(from)) {
+    touch(request, query.roomJid, { heard: true });
+    onCatchUpAnswer(request, id, query, stanza);
+    heardFromRoom(request, query.roomJid, options);
     return true;
   }
   if (query) return undefined; // another role's query
@@ -216,6 +224,7 @@ export function tickReplica(work: Work, options: ReplicaOptions): void {
     }
     // Acknowledgements, resends, keepalive and split probes, detection (replica-link.ts).
     tickLink(work, room.roomJid, options);
+    tickCatchUp(work, room.roomJid, options);
     const current = getRoom(work, room.roomJid);
     // The link is up again but the netjoin that ends local service has not come: ask again.
     if (current && isSplit(current) && current.link.end.kind === "active" && now - current.lastSent >= linkTimers(current, options).probeMs) {

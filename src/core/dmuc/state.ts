@@ -77,6 +77,20 @@ export interface ReplicatedRoom {
   readonly echoes: ReadonlySet<string>;
   /** Restored from the database at start: the server module must be asked to divert again. */
   readonly restored?: boolean;
+  /** What the replica still reads of the room's history after a netjoin, page by page (null: nothing). */
+  readonly catchUp?: CatchUp | null;
+}
+
+/** A netjoin's catch-up under way (docs/PROTOCOL.md "Netjoin"): where the next page starts. */
+export interface CatchUp {
+  /** The split's start, as the netjoin gave it: where reading starts when we have none of the room's messages. */
+  readonly since: Date;
+  /** The stanza-id of the last message read, in the room's order (null: none yet). */
+  readonly after: string | null;
+  /** Whether what is read is delivered to local users (the netjoin's catchup attribute), or only stored. */
+  readonly deliver: boolean;
+  /** When the request for the next page went out (null: none out). */
+  readonly asked: number | null;
 }
 
 /** A local user's stanza submitted to the primary on the link (as the user sent it), and when (ms). */
@@ -121,6 +135,8 @@ export type PendingQuery =
       readonly roster?: ReadonlyMap<string, Element>;
     }
   | { readonly kind: "replica-iq"; readonly roomJid: string; readonly sent: number }
+  /** A replica's request for the next page of a netjoin's catch-up. */
+  | { readonly kind: "catchup"; readonly roomJid: string; readonly sent: number }
   /** A <replicate/> waiting for the server module to say whether any local user is in the room. */
   | { readonly kind: "replicate-check"; readonly roomJid: string; readonly request: Element; readonly sent: number };
 

@@ -280,6 +280,41 @@ export function parseNetjoinAnswer(el: Element | undefined): NetjoinAnswer | nul
   return { occupants, messages: el.getChildren("message").map(unwrapStanza), kicks };
 }
 
+// <catchup since after?/> (replica -> room, iq get): the next page of what the replica missed, read from
+// the room's history: the messages after the one with stanza-id `after` (the last the replica has), or,
+// without `after`, those sent at or after `since`. The answer <catchup complete>message...</catchup>
+// carries them in the room's order, each with its stanza-id and <delay/>; complete='true' on the last page.
+export interface CatchUpRequest {
+  since: Date;
+  after: string | null;
+}
+
+export function buildCatchUpRequest(r: CatchUpRequest): Element {
+  return xml("catchup", { xmlns: DMUC, since: r.since.toISOString(), ...(r.after !== null && { after: r.after }) });
+}
+
+export function parseCatchUpRequest(el: Element | undefined): CatchUpRequest | null {
+  if (!el?.is("catchup", DMUC)) return null;
+  const since = new Date(el.attrs.since ?? "");
+  const after = el.attrs.after ?? null;
+  if (Number.isNaN(since.getTime()) || (after !== null && (after.length === 0 || after.length > 256))) return null;
+  return { since, after };
+}
+
+export interface CatchUpPage {
+  messages: Element[];
+  complete: boolean;
+}
+
+export function buildCatchUpPage(p: CatchUpPage): Element {
+  return xml("catchup", { xmlns: DMUC, complete: String(p.complete) }, ...p.messages);
+}
+
+export function parseCatchUpPage(el: Element | undefined): CatchUpPage | null {
+  if (!el?.is("catchup", DMUC) || (el.attrs.complete !== "true" && el.attrs.complete !== "false")) return null;
+  return { messages: el.getChildren("message").map(unwrapStanza), complete: el.attrs.complete === "true" };
+}
+
 // <resync/>: a split replica that hears from the room again asks for netjoin
 export function buildResync(): Element {
   return xml("resync", { xmlns: DMUC });

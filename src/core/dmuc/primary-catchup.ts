@@ -1,0 +1,52 @@
+// A netjoin's catch-up on the primary (docs/PROTOCOL.md "Netjoin"): a replica of the room asks for the
+// next page of what it missed, from the last message it has; the page is read from the room's history
+// table (not from memory: a split of any length), in the room's order (history_messages.seq).
+import type { Element } from "@xmpp/xml";
+import { archiveRead, logEffect, send, type Effect } from "../effects.js";
+import type { ArchiveQuery, ArchiveReadResult } from "../archive/query.js";
+import { replayEntry } from "../room/history.js";
+import { errorReply, iqResult } from "../../xmpp/stanza.js";
+import { buildCatchUpPage, parseCatchUpRequest, type CatchUpRequest } from "./wire.js";
+import type { LinkIo } from "./primary-links.js";
+
+/** Messages per page: with bodies of up to 10,000 characters, a page stays well under a server's s2s stanza limit. */
+export const CATCHUP_PAGE = 50;
+
+/** `<iq type='get'><catchup/></iq>` from a linked replica of `roomJid`. */
+export function onCatchUpRequest(io: LinkIo, roomJid: string, iq: Element, payload: Element): void {
+  const request = parseCatchUpRequest(payload);
+  if (!request) {
+    io.effects.push(send(errorReply(iq, { type: "modify", condition: "bad-request", by: roomJid })));
+    return;
+  }
+  io.effects.push(readPage(roomJid, iq, request));
+}
+
+function query(roomJid: string, request: CatchUpRequest): ArchiveQuery {
+  return {
+    roomJid,
+    sender: { kind: "anyone" },
+    // Every message of the room's history, archived or not (a room may keep no archive).
+    includeUnarchived: true,
+    ...(request.after !== null ? { afterId: request.after } : { start: request.since }),
+    from: "oldest",
+    max: CATCHUP_PAGE,
+  };
+}
+
+function readPage(roomJid: string, iq: Element, request: CatchUpRequest): Effect {
+  return archiveRead(query(roomJid, request), (result) => answer(roomJid, iq, request, result));
+}
+
+function answer(roomJid: string, iq: Element, request: CatchUpRequest, result: ArchiveReadResult): Effect[] {
+  if (!result.ok && result.reason === "unknown-id" && request.after !== null) {
+    // The replica's last message is not (or no longer) in our history (purged by retention, or from
+    // before a move): everything since the split, then.
+    return [logEffect("info", "dmuc.catchup_unknown_position", { room: roomJid, after: request.after }), readPage(roomJid, iq, { since: request.since, after: null })];
+  }
+  if (!result.ok) return [send(errorReply(iq, { type: "wait", condition: "internal-server-error", by: roomJid }))];
+  const messages = result.items.map((item) =>
+    replayEntry({ stanzaId: item.archiveId, nick: item.nick, occupantId: "", senderJid: item.senderJid ?? "", at: item.at, stanza: item.stanza, chars: 0 }, roomJid),
+  );
+  return [send(iqResult(iq, buildCatchUpPage({ messages, complete: result.complete }))), logEffect("debug", "dmuc.catchup_page_sent", { room: roomJid, replica: iq.attrs.from, messages: messages.length, complete: result.complete })];
+}
