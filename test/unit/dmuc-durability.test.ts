@@ -219,3 +219,20 @@ test("netjoin catch-up: a page not answered within the link timeout is asked aga
   assert.ok(again && again.attrs.id !== ask!.attrs.id);
   assert.equal(again.getChild("catchup", DMUC)!.attrs.after, ask!.getChild("catchup", DMUC)!.attrs.after);
 });
+
+test("netjoin catch-up: it ends at the first message that came live since the netjoin (nothing twice however long the catch-up)", () => {
+  const d = linked();
+  d.send(`<message type='error' from='${ROOM}' to='${REPLICA}'><error type='cancel'><remote-server-not-found xmlns='${STANZAS}'/></error></message>`);
+  const out = d.send(`<iq type='set' id='n1' from='${ROOM}' to='${REPLICA}'><netjoin xmlns='${DMUC}' since='2025-12-31T23:59:00Z'>${rosterPresence("BigCheese", "participant")}${rosterPresence("Efchen", "participant")}</netjoin></iq>`);
+  const [ask] = to(out, ROOM).filter((s) => s.getChild("catchup", DMUC));
+  // m5 is broadcast live while the first page is on its way.
+  const live = d.send(`<message type='groupchat' from='${ROOM}/Wumpus' to='${REPLICA}'><body>five</body><stanza-id xmlns='urn:xmpp:sid:0' by='${ROOM}' id='m5'/><link xmlns='${DMUC}' stream='P2' seq='1'/></message>`);
+  assert.deepEqual(to(live, RUBENRO).map((m) => m.getChildText("body")), ["five"]);
+  const page = d.send(`<iq type='result' id='${ask!.attrs.id}' from='${ROOM}' to='${REPLICA}'><catchup xmlns='${DMUC}' complete='false'>${chat("m4", "four")}${chat("m5", "five")}${chat("m6", "six")}</catchup></iq>`);
+  assert.deepEqual(to(page, RUBENRO).map((m) => m.getChildText("body")), ["four"]);
+  assert.equal(to(page, ROOM).filter((s) => s.getChild("catchup", DMUC)).length, 0, "no further page");
+  assert.equal(room(d).catchUp, null);
+  // An answer to a request that was replaced (timed out) is not taken.
+  const stale = d.send(`<iq type='result' id='${ask!.attrs.id}' from='${ROOM}' to='${REPLICA}'><catchup xmlns='${DMUC}' complete='true'>${chat("m7", "seven")}</catchup></iq>`);
+  assert.equal(to(stale, RUBENRO).length, 0);
+});

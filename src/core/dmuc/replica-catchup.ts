@@ -23,14 +23,25 @@ function delayOf(message: Element): Date | null {
  * `deliver`) delivered to local users with their delay; our own users' messages coming back are stored
  * only (they saw them). Returns the room and the stanza-id of the last message given, had or not.
  */
-export function takeMissed(work: Work, room: ReplicatedRoom, messages: readonly Element[], deliver: boolean): { room: ReplicatedRoom; stored: number; delivered: number; last: string | null } {
+export function takeMissed(
+  work: Work,
+  room: ReplicatedRoom,
+  messages: readonly Element[],
+  deliver: boolean,
+  until: string | null = null,
+): { room: ReplicatedRoom; stored: number; delivered: number; last: string | null; reachedLive: boolean } {
   let current = room;
   const known = new Set(current.history.map((e) => e.stanzaId));
   const fresh: HistoryEntry[] = [];
   const toDeliver: HistoryEntry[] = [];
   let last: string | null = null;
+  let reachedLive = false;
   for (const message of messages) {
     const entry = historyEntry(work, current, message, delayOf(message) ?? work.context.now);
+    if (until !== null && entry.stanzaId === until) {
+      reachedLive = true;
+      break;
+    }
     last = entry.stanzaId;
     // A retracted message (its tombstone) keeps its place in the order, and is not delivered.
     if (!message.getChild("body")) continue;
@@ -44,7 +55,7 @@ export function takeMissed(work: Work, room: ReplicatedRoom, messages: readonly 
   current = appendHistory(work, current, fresh);
   if (!deliver) toDeliver.length = 0;
   for (const entry of toDeliver) for (const [session] of current.local) work.effects.push(send(replayEntry(entry, current.roomJid, session)));
-  return { room: current, stored: fresh.length, delivered: toDeliver.length, last };
+  return { room: current, stored: fresh.length, delivered: toDeliver.length, last, reachedLive };
 }
 
 /**
@@ -55,13 +66,16 @@ export function startCatchUp(work: Work, roomJid: string, since: Date, deliver: 
   const room = getRoom(work, roomJid);
   if (!room) return;
   const under = room.catchUp;
+  // A new netjoin follows a new split: what comes live from now on starts after a new gap (until: null).
   const catchUp: CatchUp = under
-    ? { since: under.since < since ? under.since : since, after: under.after, deliver, asked: null }
-    : { since, after: room.history.at(-1)?.stanzaId ?? null, deliver, asked: null };
+    ? { since: under.since < since ? under.since : since, after: under.after, deliver, asked: null, until: null }
+    : { since, after: room.history.at(-1)?.stanzaId ?? null, deliver, asked: null, until: null };
   askPage(work, { ...room, catchUp });
 }
 
 function askPage(work: Work, room: ReplicatedRoom & { catchUp: CatchUp }): void {
+  // One page in flight: an answer to an earlier request (one that timed out, or of an earlier netjoin) is not taken.
+  for (const [old, q] of work.state.dmuc.pending) if (q.kind === "catchup" && q.roomJid === room.roomJid) setPending(work, old, null);
   const id = work.context.newId();
   const now = work.context.now.getTime();
   work.effects.push(send(xml("iq", { type: "get", id, from: work.settings.domain, to: room.primaryJid }, buildCatchUpRequest({ since: room.catchUp.since, after: room.catchUp.after }))));
@@ -81,10 +95,10 @@ export function onCatchUpAnswer(work: Work, id: string, query: Extract<PendingQu
     work.effects.push(logEffect("warn", "dmuc.catchup_failed", { room: room.roomJid, condition: answer.getChild("error")?.getChildElements()[0]?.name ?? "malformed" }));
     return;
   }
-  const taken = takeMissed(work, room, page.messages, room.catchUp.deliver);
+  const taken = takeMissed(work, room, page.messages, room.catchUp.deliver, room.catchUp.until ?? null);
   const after = taken.last ?? room.catchUp.after;
   work.effects.push(logEffect("debug", "dmuc.catchup_page", { room: room.roomJid, messages: page.messages.length, stored: taken.stored, delivered: taken.delivered, complete: page.complete }));
-  if (page.complete || taken.last === null) {
+  if (page.complete || taken.reachedLive || taken.last === null) {
     putRoom(work, { ...taken.room, catchUp: null });
     work.effects.push(logEffect("info", "dmuc.catchup_done", { room: room.roomJid, after }));
     return;
@@ -92,11 +106,21 @@ export function onCatchUpAnswer(work: Work, id: string, query: Extract<PendingQu
   askPage(work, { ...taken.room, catchUp: { ...room.catchUp, after } });
 }
 
+/**
+ * A message the room broadcast to us live: during a catch-up, the first one marks where the catch-up
+ * ends (it and what follows came on the link; read again, they could reach users twice).
+ */
+export function noteLive(work: Work, roomJid: string, message: Element): void {
+  const room = getRoom(work, roomJid);
+  if (!room?.catchUp || (room.catchUp.until ?? null) !== null || message.name !== "message" || message.attrs.type !== "groupchat") return;
+  const sid = message.getChildren("stanza-id", NS.STANZA_ID).find((s) => s.attrs.by === roomJid)?.attrs.id;
+  if (sid) putRoom(work, { ...room, catchUp: { ...room.catchUp, until: sid } });
+}
+
 /** A page asked for and not answered within the link timeout: asked again, from the same place. */
 export function tickCatchUp(work: Work, roomJid: string, options: ReplicaOptions): void {
   const room = getRoom(work, roomJid);
   if (!room?.catchUp || room.catchUp.asked === null || room.link.end.kind !== "active") return;
   if (work.context.now.getTime() - room.catchUp.asked < linkTimers(room, options).splitAfterMs) return;
-  for (const [id, q] of work.state.dmuc.pending) if (q.kind === "catchup" && q.roomJid === roomJid) setPending(work, id, null);
   askPage(work, { ...room, catchUp: room.catchUp });
 }

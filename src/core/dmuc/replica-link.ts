@@ -17,6 +17,7 @@ import { buildResync, buildSubmit, DMUC, parseLinkHeader } from "./wire.js";
 import { ignoreFromRoom, onMessageBroadcast, onPresenceBroadcast } from "./replica-fanout.js";
 import { getRoom, linkTimers, putRoom, sendDivert, touch, type ReplicaOptions, type Work } from "./replica-util.js";
 import { isSplit, localGroupchat, markSplit } from "./replica-split.js";
+import { noteLive } from "./replica-catchup.js";
 
 /** At most this many origin-ids of messages delivered early are kept waiting for their broadcast. */
 const MAX_EARLY = 500;
@@ -72,6 +73,7 @@ export function tickLink(work: Work, roomJid: string, options: ReplicaOptions): 
 }
 
 function applyFromRoom(work: Work, roomJid: string, stanza: Element): void {
+  noteLive(work, roomJid, stanza);
   const room = getRoom(work, roomJid);
   if (!room) return;
   const resource = parseJid(stanza.attrs.from)?.resource ?? null;

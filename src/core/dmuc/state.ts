@@ -91,6 +91,11 @@ export interface CatchUp {
   readonly deliver: boolean;
   /** When the request for the next page went out (null: none out). */
   readonly asked: number | null;
+  /**
+   * The stanza-id of the first message broadcast live to us since the netjoin (null: none yet): it and
+   * everything after it came on the link, so the catch-up ends there.
+   */
+  readonly until?: string | null;
 }
 
 /** A local user's stanza submitted to the primary on the link (as the user sent it), and when (ms). */
