@@ -13,6 +13,8 @@ import { loadLinks, loadReplicas } from "../../src/shell/room-loader.js";
 import { DEFAULT_ROOM_CONFIG, newRoom } from "../../src/core/room/types.js";
 import { startTestDatabase, type TestDatabase } from "../support/postgres.js";
 import { RoomDriver } from "../helpers/room-driver.js";
+import { ArchiveReader } from "../../src/shell/archive-reader.js";
+import xml from "@xmpp/xml";
 
 const ROOM = "wallops@channel.avalon.test";
 const REPLICA = "dmuc.oulubox.test";
@@ -107,10 +109,30 @@ describe("DMUC2 link state in PostgreSQL: written with each change, loaded back 
     );
     const rooms = new Map([[PRIMARY_ROOM, newRoom(PRIMARY_ROOM, DEFAULT_ROOM_CONFIG)]]);
     const link = (await loadLinks(dataSource, rooms, Date.now())).get(PRIMARY_ROOM)!.get(REPLICA)!;
+    assert.equal(link.state, "split", "split until the replica answers: the netjoin covers what may never have left");
     assert.equal(link.stream.peer, "rs");
     assert.equal(link.stream.end.channel.inbox.applied, 7);
     await primary.commit([{ op: "link.delete", roomJid: PRIMARY_ROOM, replicaJid: REPLICA }, { op: "link.position.delete", roomJid: PRIMARY_ROOM, peerJid: REPLICA }], []);
     const left: unknown[] = await dataSource.query(`SELECT 1 FROM dmuc_link_positions p JOIN rooms r ON r.id = p.room_id WHERE r.jid = $1`, [PRIMARY_ROOM]);
     assert.equal(left.length, 0);
+  });
+
+  it("a catch-up page is read after a message of the history that is not archived (a room without archive)", async () => {
+    const primary = new RoomStore(dataSource, "dmuc.avalon.test");
+    const entry = (i: number) => ({
+      stanzaId: `u${i}`,
+      nick: "WiZ",
+      occupantId: "o",
+      senderJid: "squit@eris.test/x",
+      at: new Date(Date.UTC(2026, 0, 1, 0, 0, i)),
+      stanza: xml("message", { type: "groupchat", from: `${PRIMARY_ROOM}/WiZ` }, xml("body", {}, `m${i}`), xml("stanza-id", { xmlns: "urn:xmpp:sid:0", by: PRIMARY_ROOM, id: `u${i}` })),
+      chars: 1,
+    });
+    await primary.commit([1, 2, 3].map((i) => ({ op: "history.append" as const, roomJid: PRIMARY_ROOM, entry: entry(i), archived: false })), []);
+    const reader = new ArchiveReader(dataSource, log);
+    const page = await reader.read({ roomJid: PRIMARY_ROOM, sender: { kind: "anyone" }, includeUnarchived: true, afterId: "u1", from: "oldest", max: 50 });
+    assert.deepEqual(page.ok && page.items.map((m) => m.archiveId), ["u2", "u3"]);
+    const archiveOnly = await reader.read({ roomJid: PRIMARY_ROOM, sender: { kind: "anyone" }, afterId: "u1", from: "oldest", max: 50 });
+    assert.deepEqual(archiveOnly, { ok: false, reason: "unknown-id" }, "a MAM query still knows archived messages only");
   });
 });
