@@ -236,3 +236,13 @@ test("netjoin catch-up: it ends at the first message that came live since the ne
   const stale = d.send(`<iq type='result' id='${ask!.attrs.id}' from='${ROOM}' to='${REPLICA}'><catchup xmlns='${DMUC}' complete='true'>${chat("m7", "seven")}</catchup></iq>`);
   assert.equal(to(stale, RUBENRO).length, 0);
 });
+
+test("local continuation of more than 500 unacknowledged messages delivers each early once", () => {
+  const d = linked();
+  for (let i = 0; i < 600; i++) d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c${i}'><body>m${i}</body></message>`);
+  d.now = new Date(d.now.getTime() + 2_500);
+  const first = to(d.tick(), MSA);
+  assert.equal(first.length, 600, "suspect: all of them reach the other local user at once");
+  d.now = new Date(d.now.getTime() + 1_000);
+  assert.equal(to(d.tick(), MSA).length, 0, "and not again");
+});

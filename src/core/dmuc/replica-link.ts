@@ -148,7 +148,10 @@ function continueLocally(work: Work, roomJid: string): void {
     }
     work.effects.push(logEffect("debug", "dmuc.delivered_early", { room: roomJid, nick, originId }));
   }
-  if (echoes) putRoom(work, { ...room, echoes: new Set([...echoes].slice(Math.max(0, echoes.size - MAX_EARLY))) });
+  if (!echoes) return;
+  // Never fewer than the messages still waiting: one forgotten while it waits would be delivered early again.
+  const keep = Math.max(MAX_EARLY, room.link.end.channel.outbox.unacked.length);
+  putRoom(work, { ...room, echoes: new Set([...echoes].slice(Math.max(0, echoes.size - keep))) });
 }
 
 /**
