@@ -9,10 +9,13 @@ import { planDelivery, domainOf } from "../src/core/dmuc/primary-delivery.js";
 import { configToReplicas, DEFAULT_PRIMARY_OPTIONS, ensureReplica, isRemoteUserDomain, primaryAnswer, primaryTick, type PrimaryOptions } from "../src/core/dmuc/primary-links.js";
 import { withLink, withoutRoomLinks } from "../src/core/dmuc/dmuc-state.js";
 import { NS } from "../src/xmpp/stanza.js";
+import { holdEntry, retryEnters, settleEntries } from "../src/core/dmuc/primary-entry.js";
 import { bareString, jidToString, parseJid } from "../src/xmpp/jid.js";
-import { errorCondition, markSplit, startNetjoin, UNREACHABLE } from "../src/core/dmuc/primary-netsplit.js";
-import { DMUC } from "../src/core/dmuc/wire.js";
+import { errorCondition, lastMessageReceived, markSplit, startNetjoin, UNREACHABLE } from "../src/core/dmuc/primary-netsplit.js";
+import { DMUC, isUnreplicate } from "../src/core/dmuc/wire.js";
 import { onCatchUpRequest } from "../src/core/dmuc/primary-catchup.js";
+import { replicaLeaves } from "../src/core/dmuc/primary-unreplicate.js";
+import { componentNotConnected, directCopyBounced, isAlreadyTaken, replicaGone } from "../src/core/dmuc/primary-replica-down.js";
 import { fromReplica, heardFromReplica, isLinkMessage, noLink, tickLinks } from "../src/core/dmuc/primary-link-traffic.js";
 
 /** Who must answer each kind of query: an answer from anyone else is not taken. */
@@ -54,6 +57,15 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
         }
       }));
 
+      // An entry whose domain's link is still to be found or set up waits for it (primary-entry.ts).
+      hooks.on("service/route", ({ request, to }) => recordingLinks(request, () => {
+        if (!isRemoteUserDomain(request.settings, request.from.domain)) return undefined;
+        const roomJid = holdEntry(request, to, settings);
+        if (roomJid === null) return undefined;
+        ensureReplica(request, roomJid, request.from.domain, settings);
+        return true as const;
+      }));
+
       // Link traffic from a replica: acknowledgements, probes, its users' submissions.
       hooks.on("service/route", ({ request }) => recordingLinks(request, () => {
         const { stanza } = request;
@@ -72,8 +84,22 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
         return true as const;
       }));
 
+      // A DMUC2 user's groupchat message the room already took (same sender, same origin-id): it came
+      // both through the replica and over s2s from the users' server, which sends on what the replica
+      // did not acknowledge taking (mod_dmuc_replica). Taken once.
+      hooks.on("service/route", ({ request, to }) => {
+        if (to.local === null || to.resource !== null || to.domain !== request.settings.domain) return undefined;
+        const roomJid = bareString(to);
+        const links = request.state.dmuc.links.get(roomJid);
+        if (!links || !isAlreadyTaken(request.state.rooms.get(roomJid), request.stanza, request.from, links)) return undefined;
+        request.effects.push(logEffect("info", "dmuc.duplicate_dropped", { room: roomJid, from: jidToString(request.from) }));
+        return true as const;
+      });
+
       // Bounces: a replica's JID bouncing a room stanza splits its link; a replica user's server
       // bouncing one (remote-server-*) is the same netsplit seen from the user's side, not a departure.
+      // A bounce the replica submitted on the link (its check found the session gone) is not a split:
+      // it came over the link; the room removes the session as any that bounces.
       hooks.on("service/route", ({ request }) => recordingLinks(request, () => {
         const { stanza } = request;
         if (stanza.name === "iq" || stanza.attrs.type !== "error") return undefined;
@@ -83,11 +109,15 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
         const from = jidToString(request.from);
         const bounced = links.get(bareString(request.from));
         if (bounced) {
-          markSplit(request, roomJid, bounced, `bounce ${errorCondition(stanza) ?? ""}`.trim(), settings.markAway);
+          // Its own server saying the replica is not connected: its users are served directly meanwhile.
+          if (componentNotConnected(stanza)) replicaGone(request, roomJid, bounced, stanza, settings.markAway);
+          else markSplit(request, roomJid, bounced, `bounce ${errorCondition(stanza) ?? ""}`.trim(), settings.markAway);
           return true;
         }
         const behind = [...links.values()].find((l) => l.members.has(from));
-        if (!behind || !UNREACHABLE.has(errorCondition(stanza) ?? "")) return undefined;
+        // A direct copy to a user of a replica that is down came back: the netjoin leaves it to the replica.
+        if (request.context.submittedBy === undefined && behind?.state === "split" && directCopyBounced(request, roomJid, behind, from, stanza)) return true as const;
+        if (!behind || request.context.submittedBy !== undefined || !UNREACHABLE.has(errorCondition(stanza) ?? "")) return undefined;
         markSplit(request, roomJid, behind, `user bounce ${errorCondition(stanza)}`, settings.markAway);
         return true as const;
       }));
@@ -102,7 +132,9 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
           if (!pending || expectedResponder(pending) !== jidToString(request.from)) return undefined;
           // An answer from the replica itself (not its server's error for it) is the replica being there.
           if (type === "result" && (pending.kind === "link-iq" || pending.kind === "netjoin")) heardFromReplica(request, api, pending.roomJid, pending.replicaJid, settings);
-          return primaryAnswer(request, api, id, pending, stanza, settings) ? true : undefined;
+          if (!primaryAnswer(request, api, id, pending, stanza, settings)) return undefined;
+          settleEntries(request, api, settings);
+          return true as const;
         }
         const roomJid = stanza.attrs.to ?? "";
         const link = request.state.dmuc.links.get(roomJid)?.get(bareString(request.from));
@@ -112,7 +144,7 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
           // Hearing from it may have started the netjoin already (the link was split here too).
           const now = request.state.dmuc.links.get(roomJid)?.get(link.replicaJid);
           if (!now) return true as const;
-          const split = now.state === "split" || now.state === "syncing" ? now : { ...now, state: "split" as const, splitSince: now.lastHeard };
+          const split = now.state === "split" || now.state === "syncing" ? now : { ...now, state: "split" as const, splitSince: now.lastHeard, splitAfter: lastMessageReceived(request, roomJid, now) };
           request.effects.push(send(xml("iq", { type: "result", id: stanza.attrs.id, from: roomJid, to: stanza.attrs.from })));
           if (split.state !== "syncing") startNetjoin(request, roomJid, split);
           return true as const;
@@ -121,7 +153,12 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
         const catchUp = stanza.getChild("catchup", DMUC);
         if (link && type === "get" && catchUp) {
           heardFromReplica(request, api, roomJid, link.replicaJid, settings);
-          onCatchUpRequest(request, roomJid, stanza, catchUp);
+          onCatchUpRequest(request, roomJid, link, stanza, catchUp);
+          return true as const;
+        }
+        // A replica none of whose users is in the room leaves it (src/core/dmuc/replica-forget.ts).
+        if (link && type === "set" && isUnreplicate(stanza.getChild("unreplicate", DMUC))) {
+          replicaLeaves(request, roomJid, link);
           return true as const;
         }
         // Keepalive pings from a replica of one of our rooms.
@@ -134,6 +171,8 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
       hooks.on("service/tick", (tick) => recordingLinks(tick, () => {
         primaryTick(tick, api, settings);
         tickLinks(tick, api, settings);
+        settleEntries(tick, api, settings);
+        retryEnters(tick);
       }));
     },
   };

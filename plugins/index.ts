@@ -24,6 +24,7 @@ import { roomCreationPlugin } from "./room-creation.js";
 import { tombstonesPlugin } from "./tombstones.js";
 import { invitePlugin } from "./invite.js";
 import { registerPlugin } from "./register.js";
+import { replicaLimitsPlugin } from "./replica-limits.js";
 import { selfPingPlugin } from "./self-ping.js";
 import { serviceAdminPlugin } from "./service-admin.js";
 
@@ -41,8 +42,10 @@ export interface PluginOptions extends LimitOptions {
 }
 
 export function createPlugins(options: PluginOptions): Plugin[] {
+  const input: InputLimits = { ...DEFAULT_INPUT_LIMITS, ...options.input, maxBodyChars: options.maxBodyChars };
   return [
-    inputLimitsPlugin({ ...DEFAULT_INPUT_LIMITS, ...options.input, maxBodyChars: options.maxBodyChars }),
+    inputLimitsPlugin(input),
+    replicaLimitsPlugin(input, options),
     discoPlugin,
     pingPlugin,
     roomDiscoPlugin,

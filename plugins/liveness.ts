@@ -2,6 +2,11 @@
 // the component and once per interval, and removes the sessions that are gone (src/core/liveness.ts).
 // A removal goes through the room engine as the presence bounce it amounts to, so that everyone sees
 // what Prosody shows for a bounce: unavailable with status 333 and "Kicked: <condition>".
+// As a DMUC2 replica, the gateway verifies the local sessions it serves in remote rooms too; the bounce
+// of a gone one takes the way of any local user's stanza to the room: the replica submits it to the
+// primary on the link, which removes the session as it removes any that bounces (and sends <leave/>).
+// While the room is split the replica serves it alone: the gone session leaves there as with an
+// unavailable presence, and the netjoin answer, which lists the replica's occupants, no longer has it.
 import xml, { type Element } from "@xmpp/xml";
 import type { Effect } from "../src/core/effects.js";
 import type { EngineContext, Plugin, PluginApi, ServiceState } from "../src/core/service.js";
@@ -29,8 +34,17 @@ function goneBounce(ref: SessionRef, condition: string, text: string | undefined
   );
 }
 
+/** A gone session of a split replicated room: it leaves the replica's copy as with an unavailable presence. */
+function leftDuringSplit(state: ServiceState, ref: SessionRef): Element | null {
+  const room = state.dmuc.replicated.get(ref.roomJid);
+  const nick = room?.local.get(ref.jid);
+  if (!room || room.splitSince === null || nick === undefined) return null;
+  return xml("presence", { type: "unavailable", from: ref.jid, to: `${ref.roomJid}/${nick}` });
+}
+
 function remove(api: PluginApi, state: ServiceState, ref: SessionRef, condition: string, text: string | undefined, context: EngineContext, effects: Effect[]): ServiceState {
-  const outcome = api.inject(state, goneBounce(ref, condition, text), context);
+  const stanza = (ref.replica !== undefined && leftDuringSplit(state, ref)) || goneBounce(ref, condition, text);
+  const outcome = api.inject(state, stanza, context);
   effects.push(...outcome.effects);
   return outcome.state;
 }
@@ -41,12 +55,14 @@ export function livenessPlugin(options: Partial<LivenessOptions> = {}): Plugin {
     name: "liveness",
     register(api) {
       const { hooks } = api;
+      // The replica's own address pings the sessions it serves: their answers stay on their server.
+      const replica = api.settings.localDomain ? api.settings.domain : undefined;
       hooks.on("service/online", (event) => {
-        event.state = verifyEveryone(event.state);
+        event.state = verifyEveryone(event.state, replica);
       });
 
       hooks.on("service/tick", (tick) => {
-        const { state, timedOut } = livenessTick(tick.state, tick.context.now.getTime(), tick.context.newId, settings, tick.effects);
+        const { state, timedOut } = livenessTick(tick.state, tick.context.now.getTime(), tick.context.newId, settings, tick.effects, replica);
         tick.state = state;
         for (const check of timedOut) {
           tick.state = remove(api, tick.state, check, "remote-server-timeout", "No answer to the room's ping", tick.context, tick.effects);

@@ -12,6 +12,7 @@ import { badRequest, StanzaError } from "../src/core/stanza-error.js";
 import type { RoomIq } from "../src/core/room/engine.js";
 import { broadcastEffects } from "../src/core/room/broadcast.js";
 import { defaultRole } from "../src/core/room/privileges.js";
+import { occupantIdFor } from "../src/core/room/occupant-id.js";
 import type { HistoryEntry, Room } from "../src/core/room/types.js";
 import type { ArchiveReadResult } from "../src/core/archive/query.js";
 import {
@@ -90,8 +91,7 @@ function moderate(iq: RoomIq, payload: Element): typeof REPLY_LATER {
   const nick = iq.occupant?.nick ?? target.affiliations.get(request.fromBare)?.nick;
   const notice: ModerationNotice = { stanzaId: parsed.stanzaId };
   if (nick !== undefined) notice.by = `${target.jid}/${nick}`;
-  const moderatorOccupantId = iq.occupant?.occupantId ?? target.occupantIds.get(request.fromBare);
-  if (moderatorOccupantId !== undefined) notice.moderatorOccupantId = moderatorOccupantId;
+  notice.moderatorOccupantId = iq.occupant?.occupantId ?? occupantIdFor(target, request.fromBare);
   if (parsed.reason !== undefined) notice.reason = parsed.reason;
 
   // Out of the join history at once; the stored copy becomes a tombstone once it is found.

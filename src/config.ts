@@ -182,6 +182,14 @@ export const SETTINGS = {
     },
     integer(100),
   ),
+  writeWaitSeconds: setting(
+    {
+      env: "DMUC_WRITE_WAIT",
+      doc: "seconds a stanza may wait for the database (an outage) to store what it changes; past it, it is undone and its sender gets `wait`/`resource-constraint`",
+      default: 10,
+    },
+    integer(1, 3600, "a whole number of seconds"),
+  ),
   maxHistoryKb: setting(
     { env: "DMUC_MAX_HISTORY_KB", doc: "kilobytes of history (serialised messages) a room keeps in memory; older messages stay in `history_messages`", default: 256 },
     integer(1),
@@ -218,7 +226,7 @@ export const SETTINGS = {
   occupantPingSeconds: setting(
     {
       env: "DMUC_OCCUPANT_PING",
-      doc: "seconds between two pings of each occupant's session to find ghosts (every session is also pinged after each reconnection); `0`: only after reconnecting",
+      doc: "seconds between two pings of each occupant's session to find ghosts (every session is also pinged after each reconnection; a DMUC2 replica pings the sessions it serves likewise); `0`: only after reconnecting",
       default: 900,
     },
     integer(0),

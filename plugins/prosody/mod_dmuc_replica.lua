@@ -13,12 +13,22 @@
 --        of this host? (the replica accepts to replicate ROOM only then)
 --   <relay xmlns='urn:xmpp:tmp:dmuc:0'>STANZA</relay>     (set)  send STANZA on (over s2s) as if the
 --        user named by its 'from' had sent it; it is not diverted back to the replica.
+--   <divert room='ROOM' acks='true'/>: the replica acknowledges what it is handed. Each diverted stanza
+--        then carries <diverted xmlns='urn:xmpp:tmp:dmuc:0' stream='S' seq='N'/> (numbered per component
+--        connection), and the replica answers, cumulatively, with a message to this host:
+--        <message><taken xmlns='urn:xmpp:tmp:dmuc:0' stream='S' seq='N'/></message>. The module keeps
+--        each diverted stanza until it is taken; when the component's connection ends (or nothing is
+--        taken for dmuc_divert_ack_timeout seconds) the stanzas not taken are sent on over s2s as the
+--        users' own, so nothing written into a dying component connection is lost.
 --
 -- Options (on the VirtualHost, or global):
 --   dmuc_replica = "dmuc.oulubox.test"
 --        The replica component. Requests from any other entity are refused (forbidden). Without it, the
 --        first component of this host (a Component named *.<host>) that sends a well-formed request
 --        becomes the replica until Prosody restarts or the module reloads.
+--   dmuc_divert_ack_timeout = 30
+--        Seconds a diverted stanza may wait for the replica's acknowledgement before it is sent on over
+--        s2s in the user's name (a replica that is connected but stuck).
 --   dmuc_relay_grace = 60
 --        Seconds after a session ended during which a relayed unavailable presence from its full JID is
 --        still accepted (a client that sends unavailable and disconnects at once must still leave the
@@ -44,6 +54,7 @@
 
 local st = require "util.stanza";
 local jid_lib = require "util.jid";
+local new_id = require "util.id";
 
 local jid_split, jid_prep, jid_bare, jid_host = jid_lib.split, jid_lib.prep, jid_lib.bare, jid_lib.host;
 local jid_prepped_split = jid_lib.prepped_split;
@@ -53,10 +64,12 @@ local core_route_stanza = prosody.core_route_stanza;
 local os_time, next, pairs, setmetatable = os.time, next, pairs, setmetatable;
 
 local xmlns_dmuc = "urn:xmpp:tmp:dmuc:0";
+local xmlns_sid = "urn:xmpp:sid:0";
 local host = module.host;
 
 local pinned = module:get_option_string("dmuc_replica");
 local relay_grace = module:get_option_number("dmuc_relay_grace", 60);
+local ack_timeout = module:get_option_number("dmuc_divert_ack_timeout", 30);
 
 if pinned then
 	local prepped = jid_prep(pinned);
@@ -74,6 +87,17 @@ local diverted = {};
 local divert_session = nil;
 -- Stanzas this module is relaying right now: route/remote lets them through.
 local relaying = setmetatable({}, { __mode = "k" });
+-- Whether the replica's connection asked to acknowledge what it is handed (<divert acks='true'/>),
+-- and what it has not acknowledged yet: { stream = name, next = number, items = { [seq] = { stanza, at } } }.
+local acking = false;
+local outbox = nil;
+local timer_running = false;
+-- While the replica is down: the rooms it had diverted, and the room messages (by stanza-id) each local
+-- session got straight from those rooms meanwhile (the primary serves a down replica's users directly),
+-- so that the restarted replica's catch-up does not give them a second copy: full JID -> { [id] = time }.
+local down_rooms = nil;
+local got_directly = {};
+local GOT_DIRECTLY_TTL = 600;
 -- Full JIDs whose session ended recently -> os.time() of the end.
 local recently_gone = {};
 local last_prune = os_time();
@@ -140,14 +164,44 @@ local function claim(domain)
 	end
 end
 
--- The diverted rooms, or nil when the replica's connection that diverted them has ended.
+-- Sends a diverted stanza the replica did not take on over s2s, as the user's own: from the user's
+-- session while it lasts (the same path as had it never been diverted), else from the host.
+local function send_on(stanza)
+	local origin = full_sessions[stanza.attr.from] or hosts[host];
+	relaying[stanza] = true;
+	core_route_stanza(origin, stanza);
+	relaying[stanza] = nil;
+end
+
+-- Sends on, in order, the diverted stanzas not taken: all of them, or those handed over before `before`.
+local function send_on_unacked(reason, before)
+	if not outbox then return; end
+	local seqs = {};
+	for seq, item in pairs(outbox.items) do
+		if not before or item.at < before then seqs[#seqs + 1] = seq; end
+	end
+	if #seqs == 0 then return; end
+	table.sort(seqs);
+	module:log("warn", "dmuc.divert_resent %d stanza(s) the replica did not take go over s2s: %s", #seqs, reason);
+	for _, seq in ipairs(seqs) do
+		local item = outbox.items[seq];
+		outbox.items[seq] = nil;
+		send_on(item.stanza);
+	end
+end
+
+-- The diverted rooms, or nil when the replica's connection that diverted them has ended (what it did
+-- not take is then sent on over s2s).
 local function live_diversions()
 	if not divert_session then return nil; end
 	if divert_session.destroyed or divert_session.type ~= "component" then
 		local count = 0;
 		for _ in pairs(diverted) do count = count + 1; end
 		module:log("info", "dmuc.undivert the replica's connection ended: dropping %d diversion(s)", count);
+		down_rooms = diverted;
 		diverted, divert_session = {}, nil;
+		send_on_unacked("the replica's connection ended");
+		outbox, acking = nil, false;
 		return nil;
 	end
 	return diverted;
@@ -161,7 +215,34 @@ local function bind_session(origin)
 			module:log("info", "dmuc.undivert the replica reconnected: dropping the old connection's diversions");
 		end
 		diverted, divert_session = {}, origin;
+		down_rooms = nil;
+		send_on_unacked("the replica reconnected");
+		outbox, acking = nil, false;
 	end
+end
+
+-- Once a second while stanzas wait for the replica: a connection that ended (nothing else may be
+-- routed to notice), and stanzas not taken within dmuc_divert_ack_timeout.
+local function watch_outbox()
+	live_diversions();
+	if outbox then send_on_unacked("not taken within " .. ack_timeout .. " s", os_time() - ack_timeout); end
+	if outbox and next(outbox.items) then return 1; end
+	timer_running = false;
+end
+
+-- Keeps a copy of `stanza` until the replica takes it; returns the copy to hand over, numbered.
+local function keep(stanza)
+	if not outbox then outbox = { stream = new_id.short(), next = 1, items = {} }; end
+	local seq = outbox.next;
+	outbox.next = seq + 1;
+	outbox.items[seq] = { stanza = st.clone(stanza), at = os_time() };
+	if not timer_running then
+		timer_running = true;
+		module:add_timer(1, watch_outbox);
+	end
+	local handed = st.clone(stanza);
+	handed:reset();
+	return handed:tag("diverted", { xmlns = xmlns_dmuc, stream = outbox.stream, seq = tostring(seq) }):up();
 end
 
 module:hook("iq-set/host/" .. xmlns_dmuc .. ":divert", function(event)
@@ -174,6 +255,7 @@ module:hook("iq-set/host/" .. xmlns_dmuc .. ":divert", function(event)
 		return refuse(event, "cancel", "not-acceptable", room .. " is on this server: nothing to divert");
 	end
 	bind_session(event.origin);
+	if event.stanza:get_child("divert", xmlns_dmuc).attr.acks == "true" then acking = true; end
 	if not diverted[room] then
 		diverted[room] = true;
 		module:log("info", "dmuc.divert local users' stanzas to %s now go to %s", room, domain);
@@ -318,14 +400,81 @@ module:hook("route/remote", function(event)
 	end
 	local target = hosts[replica];
 	if not target then return nil; end
+	-- A groupchat message gets an origin-id (XEP-0359) if it has none: the room knows it by that id if
+	-- it reaches the room twice (through the replica, and sent on here when not taken in time).
+	if stanza.name == "message" and stanza.attr.type == "groupchat" and stanza:get_child("body")
+		and not stanza:get_child("origin-id", xmlns_sid) then
+		stanza:reset();
+		stanza:tag("origin-id", { xmlns = xmlns_sid, id = new_id.medium() }):up();
+	end
+	-- Only this module numbers what it hands over: a number a user put in its own stanza goes.
+	stanza:maptags(function(child)
+		if child.name == "diverted" and child.attr.xmlns == xmlns_dmuc then return nil; end
+		return child;
+	end);
+	local handed = acking and keep(stanza) or stanza;
 	module:log("debug", "dmuc.divert %s from %s to %s handed to %s", stanza.name, tostring(stanza.attr.from), stanza.attr.to, replica);
-	-- The event mod_component handles for stanzas addressed to the component: it writes the stanza,
-	-- unchanged ('to' is still the room), to the component's stream.
-	return target.events.fire_event(stanza.name .. (resource and "/full" or "/bare"), { origin = origin, stanza = stanza });
+	-- The event mod_component handles for stanzas addressed to the component: it writes the stanza
+	-- ('to' is still the room) to the component's stream.
+	return target.events.fire_event(stanza.name .. (resource and "/full" or "/bare"), { origin = origin, stanza = handed });
+end, 100);
+
+-- <taken stream seq/>: the replica has taken every diverted stanza of its connection up to seq.
+module:hook("message/host", function(event)
+	local taken = event.stanza:get_child("taken", xmlns_dmuc);
+	if not taken then return nil; end
+	local domain = requester(event);
+	if not domain or event.origin ~= divert_session then
+		module:log("info", "dmuc.refused taken from %s: not the replica's diverting connection", tostring(event.stanza.attr.from));
+		return true;
+	end
+	local seq = tonumber(taken.attr.seq);
+	if not outbox or taken.attr.stream ~= outbox.stream or not seq then return true; end
+	for n in pairs(outbox.items) do
+		if n <= seq then outbox.items[n] = nil; end
+	end
+	return true;
+end, 10);
+
+-- The room's stanza-id of a groupchat message from `room` (a bare JID), or nil.
+local function room_stanza_id(stanza, room)
+	for sid in stanza:childtags("stanza-id", xmlns_sid) do
+		if sid.attr.by == room then return sid.attr.id; end
+	end
+	return nil;
+end
+
+-- Room messages to a local session: recorded while they come straight from a room whose replica is
+-- down; from the restarted replica, a copy of one so recorded is not delivered again.
+module:hook("message/full", function(event)
+	local stanza, origin = event.stanza, event.origin;
+	if stanza.attr.type ~= "groupchat" then return nil; end
+	local to, room = stanza.attr.to, jid_bare(stanza.attr.from);
+	local id = room and room_stanza_id(stanza, room);
+	if not id or not to then return nil; end
+	live_diversions(); -- notices a replica connection that has ended (down_rooms)
+	local now = os_time();
+	if origin.type == "component" and origin.host == replica then
+		local got = got_directly[to];
+		if got and got[id] then
+			got[id] = nil;
+			module:log("debug", "dmuc.catchup_dropped %s already got %s from %s directly", to, id, room);
+			return true;
+		end
+	elseif down_rooms and down_rooms[room] and origin.type == "s2sin" then
+		local got = got_directly[to] or {};
+		got_directly[to] = got;
+		got[id] = now;
+		for old, at in pairs(got) do
+			if now - at > GOT_DIRECTLY_TTL then got[old] = nil; end
+		end
+	end
+	return nil;
 end, 100);
 
 module:hook("resource-unbind", function(event)
 	local session = event.session;
+	if session.full_jid then got_directly[session.full_jid] = nil; end
 	if relay_grace <= 0 or not session.full_jid then return; end
 	local now = os_time();
 	if now - last_prune > relay_grace then
@@ -339,7 +488,8 @@ end);
 
 -- A module reload (admin shell) keeps the claimed replica and the diversions of its live connection.
 function module.save()
-	return { replica = replica, diverted = diverted, divert_session = divert_session, recently_gone = recently_gone };
+	return { replica = replica, diverted = diverted, divert_session = divert_session, recently_gone = recently_gone, acking = acking, outbox = outbox,
+		down_rooms = down_rooms, got_directly = got_directly };
 end
 
 function module.restore(saved)
@@ -347,8 +497,14 @@ function module.restore(saved)
 	local session = saved.divert_session;
 	if replica and session and session.host == replica and not session.destroyed then
 		diverted, divert_session = saved.diverted or {}, session;
+		acking, outbox = saved.acking or false, saved.outbox;
+		if outbox and next(outbox.items) then
+			timer_running = true;
+			module:add_timer(1, watch_outbox);
+		end
 	end
 	recently_gone = saved.recently_gone or {};
+	down_rooms, got_directly = saved.down_rooms, saved.got_directly or {};
 end
 
 module:log("info", "dmuc.loaded replica: %s", pinned and pinned

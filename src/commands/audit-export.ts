@@ -16,7 +16,7 @@ export interface AuditFilter {
   until?: Date;
 }
 
-interface AuditRow {
+export interface AuditRow {
   id: string;
   at: Date;
   room_jid: string | null;
@@ -31,8 +31,8 @@ interface AuditRow {
 export const AUDIT_COLUMNS = ["id", "at", "room", "kind", "actor", "subject", "details", "seq", "hash"] as const;
 const TABLE_COLUMNS = ["at", "room", "kind", "actor", "subject", "details"] as const;
 
-/** The WHERE clause and parameters of a filter; `afterId` continues after a row already shown. */
-export function auditQuery(filter: AuditFilter, afterId?: string, limit?: number): { sql: string; params: unknown[] } {
+/** The conditions and parameters of a filter. */
+function auditConditions(filter: AuditFilter): { where: string[]; params: unknown[]; param: (value: unknown) => string } {
   const where: string[] = [];
   const params: unknown[] = [];
   const param = (value: unknown) => {
@@ -47,13 +47,29 @@ export function auditQuery(filter: AuditFilter, afterId?: string, limit?: number
   if (filter.kinds.length > 0) where.push(`kind = ANY(${param(filter.kinds)}::text[])`);
   if (filter.since) where.push(`at >= ${param(filter.since)}`);
   if (filter.until) where.push(`at < ${param(filter.until)}`);
+  return { where, params, param };
+}
+
+const SELECT = "SELECT id, at, room_jid, kind, actor_jid, subject_jid, details, seq, hash FROM audit_events";
+const whereClause = (where: string[]) => (where.length > 0 ? `WHERE ${where.join(" AND ")}` : "");
+
+/** The WHERE clause and parameters of a filter; `afterId` continues after a row already shown. */
+export function auditQuery(filter: AuditFilter, afterId?: string, limit?: number): { sql: string; params: unknown[] } {
+  const { where, params, param } = auditConditions(filter);
   if (afterId !== undefined) where.push(`id > ${param(afterId)}`);
-  const sql = `SELECT id, at, room_jid, kind, actor_jid, subject_jid, details, seq, hash FROM audit_events
-    ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id${limit ? ` LIMIT ${limit}` : ""}`;
+  const sql = `${SELECT}
+    ${whereClause(where)} ORDER BY id${limit ? ` LIMIT ${limit}` : ""}`;
   return { sql, params };
 }
 
-function exported(row: AuditRow, pseudonyms: Pseudonymiser, table: boolean): ExportRow {
+/** One page of the same filter, newest first (the console): `beforeId` continues with older rows. */
+export function auditPageQuery(filter: AuditFilter, beforeId: string | undefined, limit: number): { sql: string; params: unknown[] } {
+  const { where, params, param } = auditConditions(filter);
+  if (beforeId !== undefined) where.push(`id < ${param(beforeId)}`);
+  return { sql: `${SELECT} ${whereClause(where)} ORDER BY id DESC LIMIT ${param(limit)}`, params };
+}
+
+export function exported(row: AuditRow, pseudonyms: Pseudonymiser, table: boolean): ExportRow {
   const details = pseudonyms.details(row.details);
   return {
     id: Number(row.id),

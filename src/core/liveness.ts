@@ -7,6 +7,10 @@
 //
 // When: every session once after each (re)connection of the component (which includes the occupants
 // restored at start), then each session once per interval. Pure: time comes with the tick.
+//
+// A DMUC2 replica verifies the local sessions it serves in remote rooms the same way, pinging them from
+// its own address (the answer stays on the users' server); a gone one is reported to the primary as
+// the bounce it amounts to (plugins/liveness.ts), and the primary removes it as it would any.
 import xml, { type Element } from "@xmpp/xml";
 import { logEffect, send, type Effect } from "./effects.js";
 import type { ServiceState } from "./service.js";
@@ -23,6 +27,8 @@ export interface LivenessCheck {
 export interface SessionRef {
   readonly roomJid: string;
   readonly jid: string;
+  /** Set for a session this gateway serves as a DMUC2 replica (the room is remote): the replica's address, which pings it. */
+  readonly replica?: string;
 }
 
 export interface LivenessState {
@@ -88,10 +94,11 @@ function slotOf(key: string, slots: number): number {
 }
 
 /**
- * The sessions this room verifies itself: not those a DMUC2 replica serves (their liveness is the
- * replica's: it delivers to them and sees their bounces).
+ * The sessions this gateway verifies: its rooms' occupants except those a DMUC2 replica serves (their
+ * liveness is the replica's), and, as a replica (`replica`: its address), the local sessions it serves
+ * in remote rooms.
  */
-function* checkedSessions(state: ServiceState): Generator<SessionRef> {
+function* checkedSessions(state: ServiceState, replica: string | undefined): Generator<SessionRef> {
   for (const room of state.rooms.values()) {
     const links = state.dmuc.links.get(room.jid);
     for (const occupant of room.occupants.values()) {
@@ -101,11 +108,24 @@ function* checkedSessions(state: ServiceState): Generator<SessionRef> {
       }
     }
   }
+  if (replica === undefined) return;
+  for (const room of state.dmuc.replicated.values()) {
+    for (const jid of room.local.keys()) yield { roomJid: room.roomJid, jid, replica };
+  }
 }
 
-/** After the component (re)connected: every session is verified again, pings in flight are void. */
-export function verifyEveryone(state: ServiceState): ServiceState {
-  return { ...state, liveness: { ...livenessOf(state), pending: new Map(), queue: [...checkedSessions(state)] } };
+/** Whether the session is still one to verify (it may have left while waiting for its ping). */
+function stillThere(state: ServiceState, ref: SessionRef): boolean {
+  if (ref.replica === undefined) return !!state.rooms.get(ref.roomJid)?.sessionNicks.has(ref.jid);
+  return !!state.dmuc.replicated.get(ref.roomJid)?.local.has(ref.jid);
+}
+
+/**
+ * After the component (re)connected: every session is verified again, pings in flight are void.
+ * `replica`: this gateway's address when it is a DMUC2 replica.
+ */
+export function verifyEveryone(state: ServiceState, replica?: string): ServiceState {
+  return { ...state, liveness: { ...livenessOf(state), pending: new Map(), queue: [...checkedSessions(state, replica)] } };
 }
 
 /** Adds one session to the queue (an IQ bounce hints that it may be gone). */
@@ -116,7 +136,7 @@ export function verifySession(state: ServiceState, ref: SessionRef): ServiceStat
 }
 
 export function buildRoomPing(ref: SessionRef, id: string): Element {
-  return xml("iq", { type: "get", id, from: ref.roomJid, to: ref.jid }, xml("ping", { xmlns: NS.PING }));
+  return xml("iq", { type: "get", id, from: ref.replica ?? ref.roomJid, to: ref.jid }, xml("ping", { xmlns: NS.PING }));
 }
 
 export interface TickResult {
@@ -127,9 +147,10 @@ export interface TickResult {
 
 /**
  * One timer tick: queues the sessions whose periodic turn came, sends pings up to the in-flight limit
- * and reports the pings that timed out (the caller removes those sessions).
+ * and reports the pings that timed out (the caller removes those sessions). `replica`: this gateway's
+ * address when it is a DMUC2 replica.
  */
-export function livenessTick(state: ServiceState, now: number, newId: () => string, options: LivenessOptions, effects: Effect[]): TickResult {
+export function livenessTick(state: ServiceState, now: number, newId: () => string, options: LivenessOptions, effects: Effect[], replica?: string): TickResult {
   let liveness = livenessOf(state);
   const timedOut: LivenessCheck[] = [];
   let pending = liveness.pending;
@@ -152,7 +173,7 @@ export function livenessTick(state: ServiceState, now: number, newId: () => stri
       for (let s = Math.max(from + 1, to - slots + 1); s <= to; s++) due.add(s % slots);
       const waiting = new Set([...queue, ...pending.values()].map((r) => `${r.roomJid}\n${r.jid}`));
       const added: SessionRef[] = [];
-      for (const ref of checkedSessions(state)) {
+      for (const ref of checkedSessions(state, replica)) {
         const key = `${ref.roomJid}\n${ref.jid}`;
         if (due.has(slotOf(key, slots)) && !waiting.has(key)) added.push(ref);
       }
@@ -168,7 +189,7 @@ export function livenessTick(state: ServiceState, now: number, newId: () => stri
     const next = new Map(pending);
     for (const ref of batch) {
       // A session that left meanwhile needs no ping.
-      if (!state.rooms.get(ref.roomJid)?.sessionNicks.has(ref.jid)) continue;
+      if (!stillThere(state, ref)) continue;
       const id = `live-${newId()}`;
       next.set(id, { ...ref, sentAt: now });
       effects.push(send(buildRoomPing(ref, id)));

@@ -64,15 +64,15 @@ export class RoomTable implements ReadonlyMap<string, Room> {
   }
 
   *entries(): MapIterator<[string, Room]> {
-    for (const bucket of this.buckets) yield* bucket.entries();
+    for (const bucket of this.buckets) if (bucket.size > 0) yield* bucket.entries();
   }
 
   *keys(): MapIterator<string> {
-    for (const bucket of this.buckets) yield* bucket.keys();
+    for (const bucket of this.buckets) if (bucket.size > 0) yield* bucket.keys();
   }
 
   *values(): MapIterator<Room> {
-    for (const bucket of this.buckets) yield* bucket.values();
+    for (const bucket of this.buckets) if (bucket.size > 0) yield* bucket.values();
   }
 
   [Symbol.iterator](): MapIterator<[string, Room]> {

@@ -14,7 +14,7 @@ import type { Room, RoomConfig } from "./room/types.js";
 import { RoomTable } from "./room-table.js";
 import { emptyDmucState, type DmucState } from "./dmuc/state.js";
 import { checkRoomQuota, type RoomQuota } from "./room-quota.js";
-import { admitPresence, DEFAULT_FLOOD_LIMITS, emptyFloodState, isMuted, SENDING_TOO_FAST, noteRefusal, pruneFloods, releaseCoalesced, type FloodLimits, type FloodState } from "./flood/limits.js";
+import { admitPresence, DEFAULT_FLOOD_LIMITS, emptyFloodState, isMuted, SENDING_TOO_FAST, TOO_MANY_ENTRIES, noteRefusal, answerRefusedMessage, pruneFloods, releaseCoalesced, type FloodLimits, type FloodState } from "./flood/limits.js";
 import type { LivenessState } from "./liveness.js";
 import type { Tombstone } from "./tombstones.js";
 
@@ -30,6 +30,10 @@ export interface EngineContext {
   readonly catchUp?: boolean;
   /** With `catchUp`: when the stanza is really handled (DMUC2 link timers run on this time, not `now`). */
   readonly handledAt?: Date;
+  /** The DMUC2 replica that submitted the stanza on its link (so the link is up, whatever the stanza says). */
+  readonly submittedBy?: string;
+  /** Set for a coalesced presence update released by the tick: its flood tokens are taken already. */
+  readonly floodReleased?: boolean;
 }
 
 export interface ServiceSettings {
@@ -172,12 +176,15 @@ export class MucService {
 
   handle(state: ServiceState, stanza: Element, context: EngineContext): Outcome {
     // A flood just refused costs a map lookup, before any parsing (issue 16 point 7).
-    if (isMuted(state.floods, stanza, context.now.getTime())) {
+    if (!context.floodReleased && isMuted(state.floods, stanza, context.now.getTime())) {
       // Still, a message is answered, from its raw attributes, as Prosody's muc_limits answers every
       // stanza it drops: its sender's client must mark it as not sent. Presences stay silent.
       if (stanza.name !== "message") return { state, effects: [] };
+      // At most MESSAGE_ANSWERS_PER_SECOND a second per sender (limits.ts).
+      const floods = stanza.attrs.type === "error" ? null : answerRefusedMessage(state.floods, String(stanza.attrs.from), context.now.getTime());
+      if (!floods) return { state, effects: [] };
       const room = String(stanza.attrs.to ?? "").split("/")[0]!;
-      return { state, effects: this.failure(stanza, new StanzaError("wait", "policy-violation", SENDING_TOO_FAST, { by: room })) };
+      return { state: { ...state, floods }, effects: this.failure(stanza, new StanzaError("wait", "policy-violation", SENDING_TOO_FAST, { by: room })) };
     }
     const from = parseJid(stanza.attrs.from);
     // The server stamps `from` on everything it routes to us; without one there is nobody to answer.
@@ -213,7 +220,7 @@ export class MucService {
         nick: to.resource,
         now: request.context.now.getTime(),
       });
-      if (admitted.verdict === "refuse") throw new StanzaError("wait", "policy-violation", "Too many entries, exits or nick changes; wait a moment", { by: roomJid });
+      if (admitted.verdict === "refuse") throw new StanzaError("wait", "policy-violation", TOO_MANY_ENTRIES, { by: roomJid });
       request.state = { ...request.state, floods: admitted.floods };
       if (admitted.verdict === "coalesce") return request.state;
     }
@@ -274,6 +281,15 @@ export class MucService {
       const from = parseJid(stanza.attrs.from);
       const to = parseJid(stanza.attrs.to);
       if (!from || !to) continue;
+      if (to.domain !== this.settings.domain) {
+        // A DMUC2 replica's user in a remote room (plugins/replica-limits.ts): relayed as it came, while
+        // the session is still there under that nick.
+        if (state.dmuc.replicated.get(bareString(to))?.local.get(jidToString(from)) !== to.resource) continue;
+        const relayed = this.handle(state, stanza, { ...context, floodReleased: true });
+        state = relayed.state;
+        effects.push(...relayed.effects);
+        continue;
+      }
       // Only while the session is still there under that nick (it may have been kicked meanwhile).
       const room = state.rooms.get(bareString(to));
       if (room?.sessionNicks.get(jidToString(from)) !== to.resource) continue;
@@ -299,6 +315,12 @@ export class MucService {
     const fromFull = jidToString(from);
     const noted = noteRefusal(state.floods, fromFull, stanza, context.now.getTime());
     if (!noted.answer && stanza.name === "presence") return { state: { ...state, floods: noted.floods }, effects: [] };
+    if (stanza.name === "message") {
+      // At most MESSAGE_ANSWERS_PER_SECOND a second per sender (limits.ts); IQs always get their answer.
+      const answered = answerRefusedMessage(noted.floods, fromFull, context.now.getTime());
+      if (!answered) return { state: { ...state, floods: noted.floods }, effects: [] };
+      noted.floods = answered;
+    }
     const effects = this.failure(stanza, err);
     if (noted.audit) {
       const roomJid = err.spec.by ?? null;

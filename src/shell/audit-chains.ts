@@ -4,9 +4,14 @@
 // all such rooms), so the group commit stays one round trip per batch for rooms already seen.
 // Batches are applied one at a time (exclusive), and a batch that fails leaves no trace in the
 // heads: its rooms are read again next time.
-import type { EntityManager } from "typeorm";
 import type { AuditRecord } from "../core/effects.js";
 import { GENESIS_HASH, rowHash, type ChainRow } from "../core/audit-chain.js";
+
+/** Runs a statement: a transaction's EntityManager, or the DataSource for an autocommitted one. */
+export interface Queryable {
+  /** Resolves to the rows as the driver returns them, as EntityManager.query does. */
+  query(sql: string, params?: unknown[]): Promise<any>;
+}
 
 interface Head {
   seq: number;
@@ -19,8 +24,17 @@ export class ChainAppend {
 
   constructor(private readonly chains: AuditChains) {}
 
+  keyOf(record: AuditRecord): string {
+    return this.chains.keyOf(record);
+  }
+
+  /** Whether some of these chains' heads must be read from the database first. */
+  needsLoad(chainKeys: readonly string[]): boolean {
+    return chainKeys.some((k) => !this.heads.has(k) && !this.chains.known(k));
+  }
+
   /** Reads the heads of chains not seen yet (one query), before anything of theirs is deleted. */
-  async load(manager: EntityManager, chainKeys: readonly string[]): Promise<number> {
+  async load(manager: Queryable, chainKeys: readonly string[]): Promise<number> {
     const unknown = [...new Set(chainKeys)].filter((k) => !this.heads.has(k) && !this.chains.known(k));
     if (unknown.length === 0) return 0;
     const found: { room_jid: string; seq: string | null; hash: string | null }[] = await manager.query(
@@ -33,7 +47,7 @@ export class ChainAppend {
   }
 
   /** Inserts `audits` as the next rows of their rooms' chains; returns the statements used. */
-  async append(manager: EntityManager, audits: readonly AuditRecord[]): Promise<number> {
+  async append(manager: Queryable, audits: readonly AuditRecord[]): Promise<number> {
     const statements = await this.load(manager, audits.map((a) => this.chains.keyOf(a)));
     const insert = this.insert(audits);
     await manager.query(insert.sql, insert.params);

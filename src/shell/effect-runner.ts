@@ -6,7 +6,10 @@
 // units of its own lane, so a room whose writes are pending (a flood, a database outage) delays no
 // other room, and answers that need no write (disco, ping, occupant lists) never wait. While the
 // database is away the units wait in a queue bounded by `queueLimit` effects; the shell refuses
-// stanzas that would add writes past it (Gateway), so memory stays bounded.
+// stanzas that would add writes past it (Gateway), so memory stays bounded. They also wait at most
+// `waitLimitMs`: past it a lane's units are withdrawn unstored and unsent, and the lane's owner undoes
+// them and answers their senders `wait` (issue 15: nothing delivered that is not stored, nothing lost
+// silently); once the database has been away that long, stanzas that need a write are refused at once.
 import type { Element } from "@xmpp/xml";
 import type { AuditRecord, Effect } from "../core/effects.js";
 import type { StoreWrite } from "../core/store-writes.js";
@@ -15,6 +18,8 @@ import type { Logger } from "../log.js";
 
 export interface WriteSink {
   commit(writes: readonly StoreWrite[], audits: readonly AuditRecord[]): Promise<number>;
+  /** Throws while the database cannot be reached (without it: an empty commit). */
+  probe?(): Promise<void>;
 }
 
 export interface ArchiveSource {
@@ -38,6 +43,22 @@ export interface EffectObserver {
 interface Unit {
   effects: Effect[];
   lane: string;
+  /** The stanza these effects answer, if any: told `wait` if they are withdrawn. */
+  origin?: Element;
+  queuedAt: number;
+}
+
+/** Whoever holds the state the lanes' units came from (the Gateway): undoes withdrawn units. */
+export interface LaneOwner {
+  /** Whether the lane's queued units may be undone (nothing outside the lane depends on them). */
+  mayWithdraw(lane: string): boolean;
+  /**
+   * The lane's units that needed a write were taken out unstored and unsent (those that needed none
+   * were sent): undo them and answer `origins`, in order. The lane is idle now.
+   */
+  withdrawn(lane: string, origins: Element[]): void;
+  /** The lane has nothing queued any more. */
+  idle(lane: string): void;
 }
 
 /** What operators and the metrics see of the write path. */
@@ -49,10 +70,15 @@ export interface EffectRunnerHealth {
   queuedEffects: number;
   queuedUnits: number;
   queueLimit: number;
+  /** How long a stanza's writes may wait for the database before it is withdrawn and answered `wait`. */
+  waitLimitMs: number;
 }
 
 // A database that comes back is noticed within a second.
 const RETRY_MAX_MS = 1_000;
+// With nothing to commit (all withdrawn), stanzas that need a write are refused until the database is
+// back: ask more often, a connection attempt is cheap.
+const PROBE_EVERY_MS = 250;
 
 export class EffectRunner {
   private queue: Unit[] = [];
@@ -63,6 +89,8 @@ export class EffectRunner {
   private queuedEffects = 0;
   private queuedUnits = 0;
   private degradedSince: Date | null = null;
+  /** While degraded with nothing to commit: asks the database whether it is back. */
+  private probing: Promise<void> | null = null;
   /** Archive reads under way (each answers its query when done). */
   private readonly reads = new Set<Promise<void>>();
 
@@ -73,20 +101,22 @@ export class EffectRunner {
     private readonly archive: ArchiveSource,
     readonly queueLimit = Infinity,
     private readonly observer?: EffectObserver,
+    readonly waitLimitMs = Infinity,
+    private readonly owner?: LaneOwner,
   ) {}
 
   /**
    * Runs one stanza's effects: at once when nothing needs storing and nothing of its lane waits before
    * them (or always, for `immediate` answers that read nothing pending, such as disco and ping).
    */
-  submit(effects: Effect[], lane = "", immediate = false): void {
+  submit(effects: Effect[], lane = "", immediate = false, origin?: Element): void {
     if (effects.length === 0) return;
     const needsCommit = hasWrites(effects);
     if (!needsCommit && (immediate || !this.busyLanes.has(lane))) {
       this.perform(effects);
       return;
     }
-    this.queue.push({ effects, lane });
+    this.queue.push({ effects, lane, origin, queuedAt: Date.now() });
     this.busyLanes.set(lane, (this.busyLanes.get(lane) ?? 0) + 1);
     this.queuedEffects += effects.length;
     this.queuedUnits++;
@@ -104,20 +134,37 @@ export class EffectRunner {
       this.submit(effects, lane);
       return;
     }
-    this.queue.push({ effects, lane });
+    this.queue.push({ effects, lane, queuedAt: Date.now() });
     this.busyLanes.set(lane, (this.busyLanes.get(lane) ?? 0) + 1);
     this.queuedEffects += effects.length;
     this.queuedUnits++;
     this.flushing ??= this.flushLoop();
   }
 
-  /** Whether `effects` fit in the queue (always true when they need no write or nothing waits). */
+  /**
+   * Whether `effects` may wait in the queue: always when they need no write; otherwise not once the
+   * database has been away for `waitLimitMs` (they could not be stored in time), nor past the bound.
+   */
   accepts(effects: Effect[]): boolean {
-    return this.queuedEffects === 0 || this.queuedEffects + effects.length <= this.queueLimit || !hasWrites(effects);
+    if (!hasWrites(effects)) return true;
+    if (this.degradedSince && Date.now() - this.degradedSince.getTime() >= this.waitLimitMs) return false;
+    return this.queuedEffects === 0 || this.queuedEffects + effects.length <= this.queueLimit;
+  }
+
+  /** Whether units of `lane` are queued or being committed (what it submits next waits behind them). */
+  isBusy(lane: string): boolean {
+    return this.busyLanes.has(lane);
   }
 
   get health(): EffectRunnerHealth {
-    return { degraded: this.degradedSince !== null, degradedSince: this.degradedSince, queuedEffects: this.queuedEffects, queuedUnits: this.queuedUnits, queueLimit: this.queueLimit };
+    return {
+      degraded: this.degradedSince !== null,
+      degradedSince: this.degradedSince,
+      queuedEffects: this.queuedEffects,
+      queuedUnits: this.queuedUnits,
+      queueLimit: this.queueLimit,
+      waitLimitMs: this.waitLimitMs,
+    };
   }
 
   /** Resolves when everything submitted so far is committed and sent. */
@@ -137,33 +184,60 @@ export class EffectRunner {
     await new Promise<void>((resolve) => setImmediate(resolve));
     try {
       while (this.queue.length > 0) {
-        const batch = this.queue;
-        this.queue = [];
-        await this.commitWithRetry(batch);
+        const batch = await this.commitWithRetry(this.queue.splice(0));
         for (const unit of batch) {
           this.perform(unit.effects);
-          this.queuedEffects -= unit.effects.length;
-          this.queuedUnits--;
-          const left = this.busyLanes.get(unit.lane)! - 1;
-          if (left === 0) this.busyLanes.delete(unit.lane);
-          else this.busyLanes.set(unit.lane, left);
+          this.dequeued(unit);
         }
       }
     } finally {
       this.flushing = null;
+      // Every unit was withdrawn while the database is away: nothing will try it again, so ask it
+      // whether it is back (until then stanzas that need a write are refused at once).
+      if (this.degradedSince) this.probing ??= this.probeLoop();
     }
   }
 
-  private async commitWithRetry(batch: Unit[]): Promise<void> {
-    const { writes, audits } = collect(batch);
-    if (writes.length === 0 && audits.length === 0) return;
+  private async probeLoop(): Promise<void> {
+    try {
+      while (this.degradedSince && !this.flushing) {
+        await new Promise((resolve) => setTimeout(resolve, PROBE_EVERY_MS).unref());
+        if (this.flushing) break;
+        try {
+          if (this.sink.probe) await this.sink.probe();
+          else await this.sink.commit([], []);
+          this.recovered();
+        } catch (err) {
+          if (!isTransient(err)) this.recovered(); // it answers, whatever it says
+        }
+      }
+    } finally {
+      this.probing = null;
+    }
+  }
+
+  private dequeued(unit: Unit): void {
+    this.queuedEffects -= unit.effects.length;
+    this.queuedUnits--;
+    const left = this.busyLanes.get(unit.lane)! - 1;
+    if (left > 0) this.busyLanes.set(unit.lane, left);
+    else {
+      this.busyLanes.delete(unit.lane);
+      this.owner?.idle(unit.lane);
+    }
+  }
+
+  /** Commits `batch`; returns what is left of it to send (withdrawn lanes are gone from it). */
+  private async commitWithRetry(batch: Unit[]): Promise<Unit[]> {
     // Nothing that depends on these rows is sent before they are stored: while the database is
-    // unreachable, retry rather than drop.
+    // unreachable, retry rather than drop, until a lane has waited `waitLimitMs`.
     for (let attempt = 0; ; attempt++) {
+      const { writes, audits } = collect(batch);
+      if (writes.length === 0 && audits.length === 0) return batch;
       try {
         await this.commit(writes, audits);
         this.recovered();
-        return;
+        return batch;
       } catch (err) {
         if (!isTransient(err)) break;
         const delayMs = Math.min(RETRY_MAX_MS, 100 * 2 ** attempt);
@@ -171,6 +245,7 @@ export class EffectRunner {
         this.observer?.commitFailed();
         this.log.error("store.commit_failed", { error: err, writes: writes.length, attempt, retryInMs: delayMs });
         await new Promise((resolve) => setTimeout(resolve, delayMs));
+        batch = this.withdrawExpired(batch);
       }
     }
     // A write the database refuses (a constraint) is a bug in one stanza's effects: commit the units
@@ -185,6 +260,49 @@ export class EffectRunner {
         this.log.error("store.write_rejected", { error: err, ops: one.writes.map((w) => w.op) });
       }
     }
+    return batch;
+  }
+
+  /**
+   * Takes out, from `batch` (not stored: its last commit failed) and from the queue, every unit of the
+   * lanes whose oldest unit with writes has waited `waitLimitMs` and whose owner can undo them. Their
+   * sends that depend on no write go out; the owner undoes the rest and answers their stanzas.
+   */
+  private withdrawExpired(batch: Unit[]): Unit[] {
+    if (!this.owner || !Number.isFinite(this.waitLimitMs)) return batch;
+    const owner = this.owner;
+    const now = Date.now();
+    const asked = new Map<string, boolean>();
+    for (const unit of [...batch, ...this.queue]) {
+      if (asked.has(unit.lane) || now - unit.queuedAt < this.waitLimitMs || !hasWrites(unit.effects)) continue;
+      asked.set(unit.lane, owner.mayWithdraw(unit.lane));
+    }
+    const expired = new Set([...asked].filter(([, may]) => may).map(([lane]) => lane));
+    if (expired.size === 0) return batch;
+    const taken = new Map<string, Unit[]>();
+    const keep = (units: Unit[]) =>
+      units.filter((unit) => {
+        if (!expired.has(unit.lane)) return true;
+        const list = taken.get(unit.lane) ?? [];
+        list.push(unit);
+        taken.set(unit.lane, list);
+        return false;
+      });
+    batch = keep(batch);
+    this.queue = keep(this.queue);
+    for (const [lane, units] of taken) {
+      const origins: Element[] = [];
+      for (const unit of units) {
+        this.queuedEffects -= unit.effects.length;
+        this.queuedUnits--;
+        if (!hasWrites(unit.effects)) this.perform(unit.effects);
+        else if (unit.origin) origins.push(unit.origin);
+      }
+      this.busyLanes.delete(lane);
+      this.log.warn("gateway.writes_withdrawn", { lane, units: units.length, waitLimitMs: this.waitLimitMs });
+      owner.withdrawn(lane, origins);
+    }
+    return batch;
   }
 
   private degraded(err: unknown): void {

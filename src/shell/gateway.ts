@@ -23,12 +23,14 @@ import { GatewayMetrics } from "./metrics.js";
 import { logRoomChanges } from "./room-events.js";
 import { send as sendHttp, startHttp, stopHttp, type Handler } from "./http.js";
 import { consoleRoutes } from "./console.js";
+import { Pseudonymiser } from "../commands/export-format.js";
 import { VERSION } from "../version.js";
 import type { Server } from "node:http";
 import { ArchiveReader } from "./archive-reader.js";
 import { listenForImportedRooms, ROOM_SERVED_CHANNEL } from "./room-notifications.js";
 import { purgeExpired } from "./retention.js";
 import { StanzaWriter } from "./delivery/stanza-writer.js";
+import { LaneUndo } from "./lane-undo.js";
 
 const TICK_MS = 1000;
 /** Retention purges run a minute after start, then hourly. */
@@ -123,6 +125,8 @@ export class Gateway {
   private purger: NodeJS.Timeout | null = null;
   private purging: Promise<void> | null = null;
   private readonly store: RoomStore;
+  /** Rooms as they were before their writes began to wait, to undo them if the database is away too long. */
+  private readonly undo = new LaneUndo();
 
   private constructor(
     private readonly config: GatewayConfig,
@@ -133,7 +137,12 @@ export class Gateway {
     private state: ServiceState,
     private readonly lease: DomainLease,
   ) {
-    this.metrics = new GatewayMetrics(() => this.state, () => connection.online);
+    this.metrics = new GatewayMetrics({
+      state: () => this.state,
+      xmppOnline: () => connection.online,
+      health: () => this.runner.health,
+      databaseAnswers: async () => (await this.databaseProblem()) === null,
+    });
     this.store = new RoomStore(database.dataSource, config.domain);
     // Stanzas go out through the StanzaWriter: serialised once per fan-out, one socket write, and
     // multicast through the server when it offers it (issue 14).
@@ -141,7 +150,11 @@ export class Gateway {
     connection.on("online", () => void writer.discover());
     connection.on("offline", () => writer.reset());
     connection.on("stanza", writer.notice);
-    this.runner = new EffectRunner(this.store, writer.send, log, new ArchiveReader(database.dataSource, log), config.writeQueueLimit, this.metrics);
+    this.runner = new EffectRunner(this.store, writer.send, log, new ArchiveReader(database.dataSource, log), config.writeQueueLimit, this.metrics, config.writeWaitSeconds * 1000, {
+      mayWithdraw: (lane) => this.undo.mayUndo(lane, this.state),
+      withdrawn: (lane, origins) => this.withdrawn(lane, origins),
+      idle: (lane) => this.undo.idle(lane),
+    });
   }
 
   /**
@@ -253,6 +266,9 @@ export class Gateway {
           startedAt: this.startedAt,
           state: () => this.state,
           notReady: () => this.notReady(),
+          lastNetjoin: (role, room, peer) => this.metrics.links.lastNetjoin(role, room, peer),
+          searchAudit: async (search) =>
+            (await import("./audit-search.js")).searchAudit(this.database.dataSource, search, new Pseudonymiser(this.config.pseudonymiseExports ? this.config.secret : null)),
         })
       : [];
     return new Map<string, Handler>([
@@ -273,18 +289,25 @@ export class Gateway {
   private async notReady(): Promise<string[]> {
     const problems: string[] = [];
     if (!this.connection.online) problems.push("xmpp: not connected");
+    const database = await this.databaseProblem();
+    if (database !== null) problems.push(`database: ${database}`);
+    return problems;
+  }
+
+  /** Why the database does not answer a query within 2 s, or null when it does. */
+  private async databaseProblem(): Promise<string | null> {
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
         this.database.dataSource.query("SELECT 1"),
         new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("no answer within 2 s")), 2_000))),
       ]);
+      return null;
     } catch (err) {
-      problems.push(`database: ${(err as Error).message}`);
+      return (err as Error).message;
     } finally {
       clearTimeout(timer);
     }
-    return problems;
   }
 
   /**
@@ -390,8 +413,10 @@ export class Gateway {
       }
       this.state = outcome.state;
       logRoomChanges(this.log, before, this.state, roomOf(stanza.attrs.to));
+      const queuedBefore = this.runner.isBusy(lane);
       // An IQ get reads: its answer never waits behind the room's pending writes.
-      this.runner.submit(outcome.effects, lane, stanza.name === "iq" && stanza.attrs.type === "get");
+      this.runner.submit(outcome.effects, lane, stanza.name === "iq" && stanza.attrs.type === "get", stanza);
+      this.undo.handled(lane, before, this.state, queuedBefore, this.runner.isBusy(lane));
     } catch (err) {
       // The service catches handler failures itself; reaching here is a bug, not a reason to exit.
       this.log.error("gateway.stanza_failed", { error: err, name: stanza.name, from: stanza.attrs.from });
@@ -404,6 +429,26 @@ export class Gateway {
       this.lastQueueRefusalLog = now;
       this.log.warn("gateway.queue_full", { ...this.runner.health, name: stanza.name, to: stanza.attrs.to });
     }
+    this.answerWait(stanza, lane);
+  }
+
+  /**
+   * The room's writes waited `DMUC_WRITE_WAIT` for the database and were taken out unstored and
+   * unsent: the room is put back as it was before them and their stanzas are answered (lane-undo.ts).
+   */
+  private withdrawn(lane: string, origins: Element[]): void {
+    const before = this.state;
+    this.state = this.undo.undo(lane, this.state);
+    logRoomChanges(this.log, before, this.state, lane);
+    const room = this.state.rooms.get(lane);
+    for (const stanza of origins) {
+      const answer = LaneUndo.answerFor(stanza, room);
+      if (answer === "again") this.process(stanza, lane);
+      else if (answer === "refuse") this.answerWait(stanza, lane);
+    }
+  }
+
+  private answerWait(stanza: Element, lane: string): void {
     if (!mayAnswerWithError(stanza)) return;
     const text = "The service cannot store anything right now; try again in a moment";
     this.runner.submit([send(errorReply(stanza, { type: "wait", condition: "resource-constraint", text, by: lane }))], lane, true);

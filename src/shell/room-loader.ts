@@ -1,6 +1,7 @@
 // Loads every stored room into engine state at start: configuration, affiliations, live occupants
 // (so nobody is kicked by a restart) and the recent history each room sends on entering, in the
 // room's order (history_messages.seq: the order occupants saw, which times alone cannot give).
+import { keptPresence } from "../core/room/kept-presence.js";
 import { trimHistory } from "../core/room/history.js";
 import { randomUUID } from "node:crypto";
 import type { Tombstone } from "../core/tombstones.js";
@@ -76,7 +77,7 @@ export async function loadRooms(dataSource: DataSource, historyLimit: number, lo
     if (!presence) continue;
     update(row.room_id, (room) => {
       const existing = room.occupants.get(row.nick);
-      const session = { jid: row.real_jid, presence };
+      const session = { jid: row.real_jid, presence: keptPresence(presence) };
       const occupant: Occupant = existing
         ? { ...existing, sessions: new Map(existing.sessions).set(row.real_jid, session) }
         : { nick: row.nick, bareJid: bareOf(row.real_jid), role: row.role, occupantId: row.occupant_id, sessions: new Map([[row.real_jid, session]]) };
@@ -84,7 +85,6 @@ export async function loadRooms(dataSource: DataSource, historyLimit: number, lo
         ...room,
         occupants: new Map(room.occupants).set(row.nick, occupant),
         sessionNicks: new Map(room.sessionNicks).set(row.real_jid, row.nick),
-        occupantIds: new Map(room.occupantIds).set(occupant.bareJid, occupant.occupantId),
       };
     });
   }
@@ -151,10 +151,11 @@ export async function loadLinks(dataSource: DataSource, rooms: ReadonlyMap<strin
       members,
       lastHeard: now,
       lastSent: now,
-      // Our stream starts again (the replica takes it from its first stanza; the netjoin resends from the
-      // history what it missed); the replica's goes on where it was applied, so a resent submission is
-      // recognised as one already taken.
-      stream: resumedStream(newStream<Element>(randomUUID(), now), row.in_stream, row.in_applied ?? 0),
+      // Our stream starts again (the replica takes it from its first stanza; the netjoin's catch-up reads
+      // from the history what it missed); the replica's goes on where it was applied, so a resent
+      // submission is recognised as one already taken. Without a committed place in it, the first
+      // numbered stanza seen starts it (the place is lost, not known).
+      stream: row.in_stream !== null ? resumedStream(newStream<Element>(randomUUID(), now), row.in_stream, row.in_applied ?? 0) : { ...newStream<Element>(randomUUID(), now), lostPlace: true },
       splitSince: row.split_since?.getTime() ?? now,
     };
     links.set(row.room, (links.get(row.room) ?? new Map()).set(link.replicaJid, link));

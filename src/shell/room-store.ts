@@ -2,12 +2,15 @@
 // go in one transaction; consecutive history rows go in one multi-row INSERT (notes/postgres-and-speed.md:
 // per-row statements cap a service at ~2k messages/s), and the batch's audit records ride along with
 // the batch's last statement as a data-modifying WITH: auditing adds no round trip to a batch.
+// A batch that is one statement (the usual case under traffic: messages and their audit rows, chains
+// already known) runs without BEGIN/COMMIT: one statement is atomic on its own, and a batch then costs
+// one round trip instead of three (issue 14).
 import type { DataSource } from "typeorm";
 import type { AuditRecord } from "../core/effects.js";
 import type { StoreWrite } from "../core/store-writes.js";
-import { AuditChains } from "./audit-chains.js";
+import { AuditChains, type ChainAppend, type Queryable } from "./audit-chains.js";
 
-type HistoryWrite = Extract<StoreWrite, { op: "history.append" }>;
+export type HistoryWrite = Extract<StoreWrite, { op: "history.append" }>;
 /** Runs one statement of the batch. */
 type Run = (sql: string, params: unknown[]) => Promise<unknown>;
 
@@ -29,35 +32,55 @@ export class RoomStore {
   }
 
   /** Applies writes and audit records in order, in one transaction; returns the statement count. */
+  /** Throws while the database cannot be reached (the effect runner asks during an outage). */
+  async probe(): Promise<void> {
+    await this.dataSource.query("SELECT 1");
+  }
+
   async commit(writes: readonly StoreWrite[], audits: readonly AuditRecord[]): Promise<number> {
     return this.chains.exclusive(() => this.commitNow(writes, audits));
   }
 
   private async commitNow(writes: readonly StoreWrite[], audits: readonly AuditRecord[]): Promise<number> {
-    let statements = 0;
     const appended = this.chains.begin();
-    await this.chains.settle(appended, this.dataSource.transaction(async (manager) => {
-      const run: Run = (sql, params) => manager.query(sql, params);
-      if (audits.length > 0) statements += await appended.load(manager, audits.map((a) => this.chains.keyOf(a)));
-      // The last statement carries the audit rows; without writes they go alone.
-      const last: Run = audits.length === 0 ? run : (sql, params) => {
-        const insert = appended.insert(audits);
-        return manager.query(`WITH audit_rows AS (${insert.sql}) ${shiftPlaceholders(sql, insert.params.length)}`, [...insert.params, ...params]);
-      };
-      for (let i = 0; i < writes.length; ) {
-        const write = writes[i]!;
-        let end = i + 1;
-        if (write.op === "history.append") while (end < writes.length && writes[end]!.op === "history.append") end++;
-        const runIt = end === writes.length ? last : run;
-        if (write.op === "history.append") await insertHistory(runIt, writes.slice(i, end) as HistoryWrite[]);
-        else await apply(runIt, write);
-        i = end;
-        statements++;
-      }
-      if (writes.length === 0 && audits.length > 0) statements += await appended.append(manager, audits);
-    }));
-    return statements;
+    if (audits.length > 0 && appended.needsLoad(audits.map((a) => this.chains.keyOf(a)))) {
+      return this.chains.settle(appended, this.dataSource.transaction((manager) => applyBatch(manager, appended, writes, audits)));
+    }
+    // Every chain head is known: when the batch is a single statement, autocommit it.
+    const single = statementCount(writes) <= 1;
+    return this.chains.settle(appended, single ? applyBatch(this.dataSource, appended, writes, audits) : this.dataSource.transaction((manager) => applyBatch(manager, appended, writes, audits)));
   }
+}
+
+/** Statements the writes take (the audit rows ride along with the last one): a run of history rows is one. */
+function statementCount(writes: readonly StoreWrite[]): number {
+  let count = 0;
+  for (let i = 0; i < writes.length; i++) if (writes[i]!.op !== "history.append" || i === 0 || writes[i - 1]!.op !== "history.append") count++;
+  return count;
+}
+
+/** Applies the batch in order through `db`; returns the statement count. */
+async function applyBatch(db: Queryable, appended: ChainAppend, writes: readonly StoreWrite[], audits: readonly AuditRecord[]): Promise<number> {
+  let statements = 0;
+  const run: Run = (sql, params) => db.query(sql, params);
+  if (audits.length > 0) statements += await appended.load(db, audits.map((a) => appended.keyOf(a)));
+  // The last statement carries the audit rows; without writes they go alone.
+  const last: Run = audits.length === 0 ? run : (sql, params) => {
+    const insert = appended.insert(audits);
+    return db.query(`WITH audit_rows AS (${insert.sql}) ${shiftPlaceholders(sql, insert.params.length)}`, [...insert.params, ...params]);
+  };
+  for (let i = 0; i < writes.length; ) {
+    const write = writes[i]!;
+    let end = i + 1;
+    if (write.op === "history.append") while (end < writes.length && writes[end]!.op === "history.append") end++;
+    const runIt = end === writes.length ? last : run;
+    if (write.op === "history.append") await insertHistory(runIt, writes.slice(i, end) as HistoryWrite[]);
+    else await apply(runIt, write);
+    i = end;
+    statements++;
+  }
+  if (writes.length === 0 && audits.length > 0) statements += await appended.append(db, audits);
+  return statements;
 }
 
 /** $1.. of a statement become $(1+by).., so that it can follow other parameters. */
@@ -185,10 +208,10 @@ async function apply(run: Run, write: Exclude<StoreWrite, HistoryWrite>): Promis
  * The rows are inserted in the order the engine emitted them (WITH ORDINALITY ... ORDER BY), so that
  * `seq` follows the order the room broadcast them: the join with rooms alone may reorder them.
  */
-async function insertHistory(run: Run, writes: HistoryWrite[]): Promise<void> {
+export function historyInsert(writes: readonly HistoryWrite[]): { sql: string; params: unknown[] } {
   const column = <T>(pick: (w: HistoryWrite) => T) => writes.map(pick);
-  await run(
-    `INSERT INTO history_messages (room_id, room_jid, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at, archived)
+  return {
+    sql: `INSERT INTO history_messages (room_id, room_jid, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at, archived)
      SELECT r.id, r.jid, h.stanza_id, h.origin_id, h.occupant_id, h.nick, h.sender_jid, h.body, h.stanza, h.sent_at, h.archived
      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::boolean[])
        WITH ORDINALITY AS h(room_jid, stanza_id, origin_id, occupant_id, nick, sender_jid, body, stanza, sent_at, archived, n)
@@ -197,7 +220,7 @@ async function insertHistory(run: Run, writes: HistoryWrite[]): Promise<void> {
      -- alone may reorder them).
      ORDER BY h.n
      ON CONFLICT (room_id, stanza_id) DO NOTHING`,
-    [
+    params: [
       column((w) => w.roomJid),
       column((w) => w.entry.stanzaId),
       column((w) => w.entry.stanza.getChild("origin-id", "urn:xmpp:sid:0")?.attrs.id ?? null),
@@ -210,5 +233,10 @@ async function insertHistory(run: Run, writes: HistoryWrite[]): Promise<void> {
       column((w) => w.entry.at.toISOString()),
       column((w) => w.archived),
     ],
-  );
+  };
+}
+
+async function insertHistory(run: Run, writes: HistoryWrite[]): Promise<void> {
+  const { sql, params } = historyInsert(writes);
+  await run(sql, params);
 }

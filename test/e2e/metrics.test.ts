@@ -1,11 +1,13 @@
 // Observability of a running gateway: Prometheus metrics, /healthz and /readyz on DMUC_HTTP, scraped
-// during a room's life; and the info log events for rooms and occupants.
+// during a room's life; the health gauges while PostgreSQL is taken away (unannounced, during
+// traffic) and after it is back; and the info log events for rooms and occupants.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import xml from "@xmpp/xml";
 import type { TestClient } from "../support/client.js";
 import { startStack, type Stack } from "../support/gateway.js";
 import { freePort } from "../support/ports.js";
+import { startStoppablePostgres, type StoppablePostgres } from "../support/stoppable-postgres.js";
 
 const MUC = "http://jabber.org/protocol/muc";
 const ROOM = "tea@conference.localhost";
@@ -15,6 +17,22 @@ const WAIT_MS = 10_000;
 function sample(text: string, name: string, labels = ""): number | undefined {
   const line = text.split("\n").find((l) => l.startsWith(`${name}${labels} `));
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
+}
+
+async function scrapeFrom(base: string): Promise<string> {
+  const response = await fetch(`${base}/metrics`);
+  assert.equal(response.status, 200);
+  return response.text();
+}
+
+/** Scrapes until `check` holds, at most `waitMs`; returns the last scrape. */
+async function scrapeFromUntil(base: string, check: (text: string) => boolean, waitMs: number): Promise<string> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const text = await scrapeFrom(base);
+    if (check(text) || Date.now() > deadline) return text;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
 
 describe("metrics, health and room events", () => {
@@ -108,5 +126,54 @@ describe("metrics, health and room events", () => {
         ["info", "room.destroyed", "", ""],
       ],
     );
+  });
+});
+
+describe("the health gauges while the database is away", () => {
+  let db: StoppablePostgres;
+  let stack: Stack;
+  let base: string;
+  before(async () => {
+    db = await startStoppablePostgres();
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    stack = await startStack({ env: { DATABASE_URL: db.url, DMUC_HTTP: String(port), DMUC_WRITE_QUEUE_LIMIT: "500" } });
+  });
+  after(async () => {
+    await stack?.stop();
+    await db?.stop();
+  });
+
+  it("exports degraded, the waiting writes and the unreachable database, then healthy again", async () => {
+    const alice = await stack.connect("alice");
+    const bob = await stack.connect("bob");
+    for (const [client, nick] of [[alice, "Alice"], [bob, "Bob"]] as const) {
+      await client.send(xml("presence", { to: `${ROOM}/${nick}` }, xml("x", { xmlns: MUC })));
+      await client.waitFor((el) => el.name === "presence" && el.attrs.from === `${ROOM}/${nick}` && el.attrs.type !== "error", WAIT_MS);
+      if (nick === "Alice") await alice.request(xml("iq", { type: "set", to: ROOM, id: "instant" }, xml("query", { xmlns: `${MUC}#owner` }, xml("x", { xmlns: "jabber:x:data", type: "submit" }))));
+    }
+    const healthy = await scrapeFrom(base);
+    assert.equal(sample(healthy, "dmuc_degraded"), 0);
+    assert.equal(sample(healthy, "dmuc_database_up"), 1);
+    assert.equal(sample(healthy, "dmuc_write_queue_effects"), 0);
+    assert.equal(sample(healthy, "dmuc_write_queue_limit"), 500);
+
+    await db.pause();
+    await alice.send(xml("message", { to: ROOM, type: "groupchat" }, xml("body", {}, "is anyone storing this?")));
+    const away = await scrapeFromUntil(base, (t) => sample(t, "dmuc_degraded") === 1, 30_000);
+    assert.equal(sample(away, "dmuc_degraded"), 1);
+    assert.equal(sample(away, "dmuc_database_up"), 0);
+    assert.ok(sample(away, "dmuc_write_queue_effects")! > 0, "the message waits for its commit");
+    assert.ok(sample(away, "dmuc_degraded_seconds")! >= 0);
+    assert.equal((await fetch(`${base}/readyz`)).status, 503);
+
+    await db.resume();
+    await bob.waitFor((el) => el.name === "message" && el.getChildText("body") === "is anyone storing this?", 60_000);
+    const back = await scrapeFromUntil(base, (t) => sample(t, "dmuc_degraded") === 0 && sample(t, "dmuc_database_up") === 1, 30_000);
+    assert.equal(sample(back, "dmuc_degraded"), 0);
+    assert.equal(sample(back, "dmuc_degraded_seconds"), 0);
+    assert.equal(sample(back, "dmuc_database_up"), 1);
+    assert.equal(sample(back, "dmuc_write_queue_effects"), 0);
+    assert.equal((await fetch(`${base}/readyz`)).status, 200);
   });
 });

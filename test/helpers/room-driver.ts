@@ -7,6 +7,8 @@ import { createPlugins, type PluginOptions } from "../../plugins/index.js";
 import type { AffiliationEntry } from "../../src/core/room/types.js";
 import { parseXml } from "./xml.js";
 
+const DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
+
 export class RoomDriver {
   readonly service: MucService;
   state: ServiceState = emptyServiceState();
@@ -23,13 +25,31 @@ export class RoomDriver {
     );
   }
 
-  /** Handles one stanza (an element or XML text) and returns the stanzas sent in answer. */
+  /**
+   * Handles one stanza (an element or XML text) and returns the stanzas sent in answer. Every other
+   * server is a plain XMPP server here: the DMUC2 primary's discovery of a user's domain (disco#items
+   * to that domain, while the user's entry waits for the answer) is answered at once with no items, and
+   * is not among the stanzas returned.
+   */
   send(stanza: Element | string): Element[] {
     const element = typeof stanza === "string" ? parseXml(stanza) : stanza;
     const outcome = this.service.handle(this.state, element, { now: this.now, newId: () => `id-${++this.ids}` });
     this.state = outcome.state;
     this.effects = outcome.effects;
-    return outcome.effects.flatMap((e) => (e.kind === "send" ? [e.stanza] : []));
+    const sent = outcome.effects.flatMap((e) => (e.kind === "send" ? [e.stanza] : []));
+    const probes = sent.filter((s) => this.isDomainProbe(s));
+    for (const probe of probes) {
+      const answered = this.send(`<iq type='result' id='${probe.attrs.id}' from='${probe.attrs.to}' to='${this.domain}'><query xmlns='${DISCO_ITEMS}'/></iq>`);
+      this.effects = [...outcome.effects, ...this.effects];
+      sent.push(...answered);
+    }
+    // The probes are between the service and the other servers: not what the test's users get.
+    return sent.filter((s) => !probes.includes(s));
+  }
+
+  private isDomainProbe(stanza: Element): boolean {
+    const to = stanza.attrs.to ?? "";
+    return stanza.name === "iq" && stanza.attrs.type === "get" && stanza.attrs.from === this.domain && !/[@/]/.test(to) && !!stanza.getChild("query", DISCO_ITEMS);
   }
 
   /** Runs the service's timers at `now` and returns the stanzas sent. */

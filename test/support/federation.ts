@@ -61,6 +61,11 @@ export interface FederationServerOptions {
   env?: Env;
   /** Raw Lua appended to this server's global config section (e.g. options of mod_dmuc_replica). */
   prosodyConfig?: string;
+  /**
+   * A component of this server that the test drives itself (test/support/raw-component.ts), e.g. one
+   * standing in for a hostile server; its domain resolves to this server like the others.
+   */
+  rawComponent?: { domain: string; secret: string };
 }
 
 export interface FederationOptions {
@@ -351,7 +356,7 @@ export async function startFederation(options: FederationOptions): Promise<Feder
         options: o,
         runs: [],
       });
-      hostsLines.push(`${addresses[i]} ${domain}${componentDomain ? ` ${componentDomain}` : ""}`);
+      hostsLines.push(`${addresses[i]} ${domain}${componentDomain ? ` ${componentDomain}` : ""}${o.rawComponent ? ` ${o.rawComponent.domain}` : ""}`);
     }
     const hostsFile = join(dir, "hosts");
     const resolvConf = join(dir, "resolv.conf");
@@ -379,7 +384,10 @@ export async function startFederation(options: FederationOptions): Promise<Feder
           pluginPaths,
           extraModules: ["s2s_counter", "s2s_netsplit", ...(s.dmucModule ? [DMUC_MODULE] : [])],
           extraConfig,
-          components: s.componentDomain ? [{ domain: s.componentDomain, secret: s.secret, validateFromAddresses: false }] : [],
+          components: [
+            ...(s.componentDomain ? [{ domain: s.componentDomain, secret: s.secret, validateFromAddresses: false }] : []),
+            ...(s.options.rawComponent ? [{ domain: s.options.rawComponent.domain, secret: s.options.rawComponent.secret }] : []),
+          ],
         }).then((p) => (s.prosody = p)),
         s.componentDomain ? startTestDatabase().then((d) => (s.db = d)) : undefined,
       ]);

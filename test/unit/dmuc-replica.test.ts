@@ -185,7 +185,7 @@ test("enter: verified with the server module, then roster, own presence (110 + c
   assertMatches(result!, parseXml(`<iq type='result' id='e1' from='${REPLICA}' to='${ROOM}'/>`));
   assert.ok(out.indexOf(result!) > out.indexOf(user[3]!), "the result comes after the deliveries");
   // The first local user: the module diverts the room's traffic to us.
-  assertMatches(to(out, LOCAL)[0]!, parseXml(`<iq type='set' from='${REPLICA}'><divert xmlns='${DMUC}' room='${ROOM}'/></iq>`));
+  assertMatches(to(out, LOCAL)[0]!, parseXml(`<iq type='set' from='${REPLICA}'><divert xmlns='${DMUC}' room='${ROOM}' acks='true'/></iq>`));
   assert.equal(d.state.dmuc.replicated.get(ROOM)!.local.get(RUBENRO), "BigCheese");
 });
 
@@ -210,6 +210,22 @@ test("enter: what is broadcast while a silent ENTER's check is out reaches the u
   const done = to(answerDirected(d, q!, true), RUBENRO);
   assert.deepEqual(done.map((s) => `${s.name} ${s.attrs.from}`), [`presence ${ROOM}/Efchen`, `message ${ROOM}/Efchen`]);
   assert.equal(done[1]!.getChildText("body"), "hello");
+});
+
+test("enter: what is broadcast while an ENTER's check is out follows the subject, unless the history asked for has it", () => {
+  const d = linked();
+  presenceBroadcast(d, "BigCheese", "participant");
+  const [q] = enter(d, RUBENRO, "BigCheese", "e4", "<history xmlns='http://jabber.org/protocol/muc' maxstanzas='0'/>");
+  d.send(`<message type='groupchat' from='${ROOM}/Wumpus' to='${REPLICA}'><body>meanwhile</body><stanza-id xmlns='urn:xmpp:sid:0' by='${ROOM}' id='s-mid'/></message>`);
+  const done = to(answerDirected(d, q!, true), RUBENRO);
+  assert.deepEqual(done.map((s) => s.getChildText("body") ?? (s.getChild("subject") ? "subject" : s.name)), ["presence", "presence", "subject", "meanwhile"]);
+  // Asked for the history: the message is in it, and not sent twice.
+  const e = linked();
+  presenceBroadcast(e, "BigCheese", "participant");
+  const [q2] = enter(e, RUBENRO, "BigCheese", "e5");
+  e.send(`<message type='groupchat' from='${ROOM}/Wumpus' to='${REPLICA}'><body>meanwhile</body><stanza-id xmlns='urn:xmpp:sid:0' by='${ROOM}' id='s-mid'/></message>`);
+  const bodies = to(answerDirected(e, q2!, true), RUBENRO).map((s) => s.getChildText("body")).filter((b) => b !== null);
+  assert.deepEqual(bodies, ["Honest! He did!!", "meanwhile"]);
 });
 
 test("enter without mod_dmuc_replica: refused unless the operator trusts the primary (DMUC_TRUST_PRIMARY_ENTER)", () => {
@@ -389,6 +405,21 @@ test("a diverted stanza from a local user is submitted in the replica's own name
   const answer = d.send(`<iq type='error' id='${relay!.attrs.id}' from='${LOCAL}' to='${REPLICA}'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`);
   assert.equal(answer.length, 0, "the module's error for a relay is only logged");
   assert.ok(d.effects.some((e) => e.kind === "log" && e.event === "dmuc.relay_failed"));
+});
+
+test("what the server module hands over numbered is acknowledged to it (<taken/>) once submitted, and the number does not travel on", () => {
+  const d = linked([{ jid: RUBENRO, nick: "BigCheese", role: "participant" }]);
+  const out = d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='m1'><body>hi</body><origin-id xmlns='urn:xmpp:sid:0' id='o1'/><diverted xmlns='${DMUC}' stream='c1' seq='7'/></message>`);
+  const [submitted] = to(out, ROOM);
+  const inner = submitted!.getChild("submit", DMUC)!.getChild("message")!;
+  assert.equal(inner.getChild("diverted", DMUC), undefined);
+  assert.equal(inner.getChild("origin-id", "urn:xmpp:sid:0")!.attrs.id, "o1", "the module's origin-id is kept");
+  assertMatches(to(out, LOCAL)[0]!, parseXml(`<message from='${REPLICA}' to='${LOCAL}'><taken xmlns='${DMUC}' stream='c1' seq='7'/></message>`));
+  assert.ok(out.indexOf(submitted!) < out.indexOf(to(out, LOCAL)[0]!), "after the submission, in the same batch");
+  // Served locally during a split, or relayed for a room we do not replicate: taken all the same.
+  const relayed = d.send(`<message from='${RUBENRO}' to='other@channel.avalon.test' type='groupchat'><body>x</body><diverted xmlns='${DMUC}' stream='c1' seq='8'/></message>`);
+  assert.equal(to(relayed, LOCAL).filter((s) => s.getChild("taken", DMUC)?.attrs.seq === "8").length, 1);
+  assert.equal(to(relayed, LOCAL).find((s) => s.getChild("relay", DMUC))!.getChild("relay", DMUC)!.getChild("message")!.getChild("diverted", DMUC), undefined);
 });
 
 test("a diverted stanza with a forged from (another domain) is refused, not relayed", () => {

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { RoomDriver, to } from "../helpers/room-driver.js";
-import { DEFAULT_FLOOD_LIMITS } from "../../src/core/flood/limits.js";
+import { DEFAULT_FLOOD_LIMITS, MESSAGE_ANSWERS_PER_SECOND } from "../../src/core/flood/limits.js";
 import type { Element } from "@xmpp/xml";
 
 const ROOM = "coven@chat.shakespeare.lit";
@@ -132,4 +132,25 @@ test("a coalesced update of a session that left meanwhile is dropped", () => {
   driver.now = new Date(driver.now.getTime() + 2_000);
   assert.deepEqual(driver.tick(), []);
   assert.equal(driver.room("coven")!.occupants.has("juliet"), false);
+});
+
+test("a message flood: every refusal is answered up to MESSAGE_ANSWERS_PER_SECOND a second, the rest dropped unanswered", () => {
+  const driver = new RoomDriver("chat.shakespeare.lit", [], {}, { ratePerSecond: 10, burst: 30 });
+  driver.join("coven", "romeo", ROMEO);
+  const message = (i: number) => `<message from='${ROMEO}' to='${ROOM}' type='groupchat' id='m${i}'><body>${i}</body></message>`;
+  let echoed = 0;
+  const errors: Element[] = [];
+  for (let i = 0; i < 200; i++) {
+    const out = driver.send(message(i));
+    echoed += out.filter((s) => s.attrs.type === "groupchat").length;
+    errors.push(...out.filter((s) => s.attrs.type === "error"));
+  }
+  assert.equal(echoed, 30, "the burst");
+  assert.equal(errors.length, MESSAGE_ANSWERS_PER_SECOND, "ten refusals answered in that second, not 170");
+  for (const e of errors) assert.equal(condition(e), "policy-violation");
+  // A second later: ten tokens again, and the refusals after them are answered again.
+  driver.now = new Date(driver.now.getTime() + 1_000);
+  const later = Array.from({ length: 30 }, (_, i) => driver.send(message(1000 + i))).flat();
+  assert.equal(later.filter((s) => s.attrs.type === "groupchat").length, 10);
+  assert.equal(later.filter((s) => s.attrs.type === "error").length, MESSAGE_ANSWERS_PER_SECOND);
 });

@@ -35,3 +35,23 @@ export function withoutPending(dmuc: DmucState, id: string): DmucState {
   pending.delete(id);
   return { ...dmuc, pending };
 }
+
+/** The link with `session` counted among those that got the message `stanzaId` directly (or no longer, with `served` false). */
+export function withServed(link: ReplicaLink, stanzaId: string, copyId: string | undefined, session: string, served = true): ReplicaLink {
+  const before = link.served?.get(stanzaId);
+  const sessions = new Set(before?.sessions ?? []);
+  if (served) sessions.add(session);
+  else sessions.delete(session);
+  const map = new Map(link.served ?? []).set(stanzaId, { copyId: before?.copyId ?? copyId, sessions });
+  return { ...link, served: map };
+}
+
+/** The most ids of copies sent again that a link remembers (they matter only until the next netjoin). */
+const MAX_RESENT = 500;
+
+/** The link with the copy `id` counted as sent more than once. */
+export function withResent(link: ReplicaLink, id: string): ReplicaLink {
+  if (link.resent?.has(id)) return link;
+  const ids = [...(link.resent ?? []), id];
+  return { ...link, resent: new Set(ids.slice(Math.max(0, ids.length - MAX_RESENT))) };
+}

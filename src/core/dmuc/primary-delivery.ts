@@ -9,8 +9,9 @@ import { cloneElement } from "../../xmpp/element.js";
 import { NS } from "../../xmpp/stanza.js";
 import { buildBroadcastDelay, buildEnter, buildLeave } from "./wire.js";
 import type { DmucState, ReplicaLink } from "./state.js";
-import { withLink, withPending } from "./dmuc-state.js";
+import { withLink, withPending, withServed } from "./dmuc-state.js";
 import { sendOnLink } from "./primary-link-send.js";
+import { roomSnapshot, withEnterInFlight } from "./primary-entry.js";
 
 export function domainOf(jid: string): string {
   const at = jid.indexOf("@");
@@ -68,9 +69,10 @@ export function planDelivery(event: RoomHandled): void {
   const linkOfMember = (session: string) => active.find((l) => l.members.has(session));
   const linkForDomain = (domain: string) => active.find((l) => l.domain === domain);
   // A split link: its users' copies are held until netjoin brings them (never sent directly: a copy
-  // lost in the cut would never be resent).
+  // lost in the cut would never be resent), unless the replica's own server said the replica is down
+  // (primary-replica-down.ts): then they go directly, and the netjoin says who got which message.
   const held = [...links.values()].filter((l) => l.state === "split");
-  const isHeld = (session: string) => held.some((l) => l.members.has(session));
+  const heldBy = (session: string) => held.find((l) => l.members.has(session));
 
   const joiners = new Map<string, ReplicaLink>();
   for (const session of inAfter.keys()) {
@@ -111,6 +113,15 @@ export function planDelivery(event: RoomHandled): void {
     sentTo.add(link.replicaJid);
   };
 
+  // A copy sent directly to a down replica's user: which message it is goes into the netjoin.
+  const serveDirectly = (effect: Effect & { kind: "send" }, split: ReplicaLink) => {
+    out.push(effect);
+    const stanza = effect.stanza;
+    const stanzaId = stanza.name === "message" && stanza.attrs.type === "groupchat" ? stanza.getChild("stanza-id", NS.STANZA_ID)?.attrs.id : undefined;
+    const current = dmuc.links.get(roomJid)?.get(split.replicaJid);
+    if (stanzaId && current) dmuc = withLink(dmuc, roomJid, withServed(current, stanzaId, stanza.attrs.id, stanza.attrs.to ?? ""));
+  };
+
   for (const effect of request.effects) {
     if (effect.kind !== "send") {
       out.push(effect);
@@ -121,7 +132,11 @@ export function planDelivery(event: RoomHandled): void {
     // Every broadcast a replica's user would get reaches the replica once, joiners' and leavers' too,
     // so that its roster follows the room's.
     if (effect.fanout && link) copyFor(effect.fanout, link);
-    if (!link && isHeld(to)) continue;
+    const split = link ? undefined : heldBy(to);
+    if (split) {
+      if (split.replicaDown) serveDirectly(effect, split);
+      continue;
+    }
     if (joiners.has(to)) enterReplies.set(to, [...(enterReplies.get(to) ?? []), effect.stanza]);
     else if (leavers.has(to)) leaveReplies.set(to, [...(leaveReplies.get(to) ?? []), effect.stanza]);
     else if (!(effect.fanout && link)) out.push(effect);
@@ -161,7 +176,8 @@ export function planDelivery(event: RoomHandled): void {
     const id = request.context.newId();
     const enter = buildEnter({ jid: session, nick, silent: false, history: join, codes: self ? statusCodes(self) : [] });
     out.push(send(xml("iq", { type: "set", id, from: roomJid, to: link.replicaJid }, enter)));
-    dmuc = withPending(dmuc, id, { kind: "link-iq", roomJid, replicaJid: link.replicaJid, session, fallback: replies, sent: clock });
+    dmuc = withPending(dmuc, id, { kind: "link-iq", roomJid, replicaJid: link.replicaJid, session, fallback: replies, sent: clock, snapshot: roomSnapshot(room) });
+    dmuc = withEnterInFlight(dmuc, roomJid, session, link.replicaJid);
     const current = dmuc.links.get(roomJid)?.get(link.replicaJid) ?? link;
     dmuc = withLink(dmuc, roomJid, { ...current, members: new Set(current.members).add(session), lastSent: clock });
   }

@@ -10,7 +10,7 @@ import { cloneElement } from "../../xmpp/element.js";
 import { DEFAULT_LINK_TIMERS, type LinkEvent, type LinkTimers } from "./link/channel.js";
 import { heard, headerMessage, step, transmitHeader } from "./link/stream.js";
 import type { ReplicaLink } from "./state.js";
-import { withLink, withoutLink } from "./dmuc-state.js";
+import { withLink, withoutLink, withResent } from "./dmuc-state.js";
 import { DMUC, parseLinkHeader, parseSubmit } from "./wire.js";
 import { markSplit, startNetjoin } from "./primary-netsplit.js";
 import type { LinkIo, PrimaryOptions } from "./primary-links.js";
@@ -60,6 +60,9 @@ function advance(io: LinkIo, api: PluginApi, roomJid: string, replicaJid: string
         const copy = cloneElement(action.item);
         copy.append(transmitHeader(stream, action.seq, action.ack));
         io.effects.push(send(copy));
+        // Sent again (first sends go through sendOnLink): its bounce no longer says the replica never had it.
+        const resent = current();
+        if (resent && copy.attrs.id) io.state = { ...io.state, dmuc: withLink(io.state.dmuc, roomJid, withResent(resent, copy.attrs.id)) };
         break;
       }
       case "ack":
@@ -115,7 +118,7 @@ function takeSubmission(io: LinkIo, api: PluginApi, roomJid: string, replicaJid:
   const chat = submitted.stanza.name === "message" && submitted.stanza.attrs.type === "groupchat";
   const late = chat && now - at > DEFAULT_LINK_TIMERS.resendAfterMs;
   const context = late ? { now: new Date(Math.min(now, Math.max(at, now - MAX_LATE_MS))), newId: io.context.newId, catchUp: true, handledAt: io.context.now } : io.context;
-  const outcome = api.inject(io.state, submitted.stanza, context);
+  const outcome = api.inject(io.state, submitted.stanza, { ...context, submittedBy: replicaJid });
   io.state = outcome.state;
   io.effects.push(...outcome.effects);
 }

@@ -9,12 +9,15 @@ import type { Room } from "../room/types.js";
 import { presenceVariants } from "../room/presence.js";
 import { replayEntry } from "../room/history.js";
 import { NS } from "../../xmpp/stanza.js";
-import { buildEnter, buildReplicate, buildState, DMUC, parseReplicate, REPLICA_IDENTITY, type ReplicaConfig } from "./wire.js";
+import { buildReplicate, buildState, DMUC, parseReplicate, REPLICA_IDENTITY, type ReplicaConfig } from "./wire.js";
 import type { DmucState, PendingQuery, ReplicaLink } from "./state.js";
 import { withDomain, withLink, withoutLink, withoutPending, withPending } from "./dmuc-state.js";
 import { domainOf, replicaSeesJids } from "./primary-delivery.js";
 import { errorCondition, markSplit, netjoinAnswered, startNetjoin, UNREACHABLE } from "./primary-netsplit.js";
 import { newStream } from "./link/stream.js";
+import { linksOfDomain, MAX_LINKS_PER_DOMAIN } from "./primary-unreplicate.js";
+import { endWait, enteredSince, enterSettled, handOverMissed, roomsWaitingFor, scheduleEnterRetry, sendSilentEnter } from "./primary-entry.js";
+import { componentNotConnected, replicaGone } from "./primary-replica-down.js";
 
 export interface PrimaryOptions {
   keepaliveSeconds: number;
@@ -34,6 +37,8 @@ export interface PrimaryOptions {
 export const DEFAULT_PRIMARY_OPTIONS: PrimaryOptions = { keepaliveSeconds: 30, linkTimeoutMs: 5_000, splitPingSeconds: 5, markAway: true, historyLimit: 50, domainTtlMs: 10 * 60_000, queryTimeoutMs: 30_000 };
 
 const STATE_CHUNK = 100;
+/** How often a replica that is down (primary-replica-down.ts) is pinged to see it back (ms). */
+const REPLICA_DOWN_PING_MS = 1_000;
 
 /** The room settings a replica applies itself. */
 export function replicaConfig(room: Room): ReplicaConfig {
@@ -58,9 +63,13 @@ function query(io: LinkIo, to: string, from: string, type: "get" | "set", payloa
   update(io, withPending(io.state.dmuc, id, pending(io.context.now.getTime())));
 }
 
-/** Remote domains whose users a primary would serve through a replica (not its own users). */
+/**
+ * Remote domains whose users a primary would serve through a replica (not its own users: those of its
+ * local domain, by default the parent of its own, as the configuration derives it).
+ */
 export function isRemoteUserDomain(settings: ServiceSettings, domain: string): boolean {
-  return domain !== settings.domain && domain !== settings.localDomain && !domain.endsWith(`.${settings.domain}`);
+  const local = settings.localDomain ?? settings.domain.slice(settings.domain.indexOf(".") + 1);
+  return domain !== settings.domain && domain !== local && !domain.endsWith(`.${settings.domain}`);
 }
 
 /** Called for each remote domain with a session in a room: probe it, or link the room to its replica. */
@@ -76,6 +85,11 @@ export function ensureReplica(io: LinkIo, roomJid: string, domain: string, optio
   if (info.status !== "dmuc" || !info.replicaJid) return;
   const links = io.state.dmuc.links.get(roomJid);
   if ([...(links?.values() ?? [])].some((l) => l.domain === domain)) return;
+  // One remote domain may hold only so many links (primary-unreplicate.ts); past it, plain occupants.
+  if (linksOfDomain(io.state.dmuc, domain) >= MAX_LINKS_PER_DOMAIN) {
+    io.effects.push(logEffect("warn", "dmuc.domain_link_limit", { room: roomJid, domain, limit: MAX_LINKS_PER_DOMAIN }));
+    return;
+  }
   createLink(io, roomJid, domain, info.replicaJid, options);
 }
 
@@ -134,7 +148,7 @@ function linkAccepted(io: LinkIo, roomJid: string, link: ReplicaLink, answer: El
     return;
   }
   const sessions = [...room.sessionNicks.keys()].filter((s) => domainOf(s) === link.domain);
-  let active: ReplicaLink = {
+  const active: ReplicaLink = {
     ...link,
     state: "active",
     keepaliveSeconds: accepted?.keepaliveSeconds ?? link.keepaliveSeconds,
@@ -145,13 +159,11 @@ function linkAccepted(io: LinkIo, roomJid: string, link: ReplicaLink, answer: El
   for (const chunk of stateChunks(room, active)) {
     query(io, link.replicaJid, roomJid, "set", chunk, (sent) => ({ kind: "link-iq", roomJid, replicaJid: link.replicaJid, sent }));
   }
-  for (const session of sessions) {
-    const enter = buildEnter({ jid: session, nick: room.sessionNicks.get(session)!, silent: true, history: null, codes: [] });
-    query(io, link.replicaJid, roomJid, "set", enter, (sent) => ({ kind: "link-iq", roomJid, replicaJid: link.replicaJid, session, sent }));
-  }
-  active = { ...active, lastSent: io.context.now.getTime() };
-  update(io, withLink(io.state.dmuc, roomJid, active));
-  io.effects.push(logEffect("info", "dmuc.link_active", { room: roomJid, replica: link.replicaJid, sessions: sessions.length }));
+  update(io, withLink(io.state.dmuc, roomJid, { ...active, lastSent: io.context.now.getTime() }));
+  for (const session of sessions) sendSilentEnter(io, roomJid, link.replicaJid, session);
+  // `entering`: the domain's entries that waited for this link; they go to the room right after.
+  const entering = io.state.dmuc.entryWaits.get(roomJid)?.get(link.domain)?.held.size ?? 0;
+  io.effects.push(logEffect("info", "dmuc.link_active", { room: roomJid, replica: link.replicaJid, sessions: sessions.length, entering }));
   io.effects.push(audit({ kind: "link.created", roomJid, actorJid: link.replicaJid, details: { domain: link.domain, sessions: sessions.length } }));
 }
 
@@ -168,9 +180,12 @@ function domainSettled(io: LinkIo, domain: string, replicaJid: string | undefine
   update(io, withDomain(io.state.dmuc, domain, replicaJid ? { status: "dmuc", replicaJid, expires: now + options.domainTtlMs } : { status: "plain", expires: now + options.domainTtlMs }));
   io.effects.push(logEffect("info", "dmuc.domain", { domain, replica: replicaJid ?? null }));
   if (!replicaJid) return;
+  // Rooms with users of the domain, and rooms whose entries of the domain wait for this.
+  const rooms = new Set(roomsWaitingFor(io.state, domain));
   for (const room of io.state.rooms.values()) {
-    if ([...room.sessionNicks.keys()].some((s) => domainOf(s) === domain)) ensureReplica(io, room.jid, domain, options);
+    if ([...room.sessionNicks.keys()].some((s) => domainOf(s) === domain)) rooms.add(room.jid);
   }
+  for (const roomJid of rooms) ensureReplica(io, roomJid, domain, options);
 }
 
 function nextCandidate(io: LinkIo, domain: string, candidates: readonly string[], options: PrimaryOptions): void {
@@ -228,6 +243,13 @@ export function primaryAnswer(io: LinkIo, api: PluginApi, id: string, q: Pending
       // A replica that answers with an error refuses this room for now (e.g. none of its users is in it
       // any more: it checks with its server): its domain stays DMUC2, and the next entry of one of its
       // users asks again. A replica that does not answer is taken as gone: the domain is served as plain.
+      // Entries held since the request went may have made its check out of date: asked again at once.
+      if (answer !== null && enteredSince(io.state, q.roomJid, link.domain, q.sent)) {
+        io.effects.push(logEffect("info", "dmuc.link_asked_again", { room: q.roomJid, replica: q.replicaJid, answer: answer.toString() }));
+        createLink(io, q.roomJid, link.domain, q.replicaJid, options);
+        return true;
+      }
+      endWait(io, q.roomJid, link.domain);
       const domainInfo = io.state.dmuc.domains.get(link.domain);
       if (domainInfo && answer === null) update(io, withDomain(io.state.dmuc, link.domain, { status: "plain", expires: io.context.now.getTime() + options.domainTtlMs }));
       io.effects.push(logEffect("warn", "dmuc.link_refused", { room: q.roomJid, replica: q.replicaJid, answer: answer ? answer.toString() : "timeout" }));
@@ -238,17 +260,24 @@ export function primaryAnswer(io: LinkIo, api: PluginApi, id: string, q: Pending
       update(io, withoutPending(io.state.dmuc, id));
       const link = io.state.dmuc.links.get(q.roomJid)?.get(q.replicaJid);
       if (link) update(io, withLink(io.state.dmuc, q.roomJid, { ...link, lastHeard: answer ? io.context.now.getTime() : link.lastHeard }));
+      if (ok && q.session && q.snapshot) enterSettled(io, q.roomJid, q.session);
       const now = io.state.dmuc.links.get(q.roomJid)?.get(q.replicaJid);
       if (now && ok && now.state === "split") {
         startNetjoin(io, q.roomJid, now);
+        return true;
+      }
+      if (now && answer && componentNotConnected(answer)) {
+        replicaGone(io, q.roomJid, now, answer, options.markAway);
         return true;
       }
       if (now && unreachable) {
         markSplit(io, q.roomJid, now, answer ? `error ${errorCondition(answer)}` : "no answer", options.markAway);
         return true;
       }
-      if (ok || !q.session) return true;
-      // The replica refused (or did not answer) an ENTER or LEAVE: that session is served directly.
+      if (!q.session) return true;
+      if (ok) return true;
+      // The replica refused an ENTER or LEAVE: that session is served directly, from what the replica
+      // did not deliver on; a refused ENTER is asked again later (primary-entry.ts).
       const current = io.state.dmuc.links.get(q.roomJid)?.get(q.replicaJid);
       if (current?.members.has(q.session)) {
         const members = new Set(current.members);
@@ -256,9 +285,16 @@ export function primaryAnswer(io: LinkIo, api: PluginApi, id: string, q: Pending
         update(io, withLink(io.state.dmuc, q.roomJid, { ...current, members }));
       }
       const room = io.state.rooms.get(q.roomJid);
-      for (const stanza of q.fallback ?? []) if (room?.sessionNicks.has(q.session) || stanza.attrs.type === "unavailable") io.effects.push(send(stanza));
-      io.effects.push(logEffect("warn", "dmuc.session_direct", { room: q.roomJid, replica: q.replicaJid, session: q.session, answer: answer ? answer.toString() : "timeout" }));
-      io.effects.push(audit({ kind: "dmuc.refused", roomJid: q.roomJid, actorJid: q.replicaJid, details: { session: q.session, timeout: answer === null } }));
+      const inRoom = room?.sessionNicks.has(q.session) === true;
+      for (const stanza of q.fallback ?? []) if (inRoom || stanza.attrs.type === "unavailable") io.effects.push(send(stanza));
+      let refusals = 0;
+      if (q.snapshot && inRoom) {
+        handOverMissed(io, q.roomJid, q.session, q.snapshot);
+        if (current) refusals = scheduleEnterRetry(io, q.roomJid, q.replicaJid, q.session, options);
+      } else if (q.snapshot) enterSettled(io, q.roomJid, q.session);
+      io.effects.push(logEffect("warn", "dmuc.session_direct", { room: q.roomJid, replica: q.replicaJid, session: q.session, refusals, answer: answer ? answer.toString() : "timeout" }));
+      // Audited once per session, not at every retry.
+      if (refusals <= 1) io.effects.push(audit({ kind: "dmuc.refused", roomJid: q.roomJid, actorJid: q.replicaJid, details: { session: q.session, timeout: answer === null } }));
       return true;
     }
     default:
@@ -282,7 +318,11 @@ export function primaryTick(io: LinkIo, api: PluginApi, options: PrimaryOptions)
   }
   for (const [roomJid, links] of io.state.dmuc.links) {
     for (const link of links.values()) {
-      if (link.state !== "split" || now - link.lastSent < options.splitPingSeconds * 1000) continue;
+      // A replica its own server says is down is asked every second: that server answers at once (no
+      // timeout to wait for), and the sooner the netjoin follows its return, the sooner its users leave
+      // the direct service whose record (the netjoin's <served/>) lives in this process only.
+      const every = link.replicaDown ? REPLICA_DOWN_PING_MS : options.splitPingSeconds * 1000;
+      if (link.state !== "split" || now - link.lastSent < every) continue;
       query(io, link.replicaJid, roomJid, "get", xml("ping", { xmlns: NS.PING }), (sent) => ({ kind: "link-iq", roomJid, replicaJid: link.replicaJid, sent }));
       update(io, withLink(io.state.dmuc, roomJid, { ...link, lastSent: now }));
     }

@@ -9,7 +9,7 @@ import { presenceVariants, primarySession } from "../room/presence.js";
 import { cloneElement } from "../../xmpp/element.js";
 import { NS } from "../../xmpp/stanza.js";
 import { parseJid } from "../../xmpp/jid.js";
-import { buildEnter, buildLeave, buildNetjoin, DMUC, parseNetjoinAnswer, type NetjoinKick } from "./wire.js";
+import { buildLeave, buildNetjoin, DMUC, parseNetjoinAnswer, type NetjoinKick } from "./wire.js";
 import type { ReplicaLink } from "./state.js";
 import { withLink, withoutLink, withPending } from "./dmuc-state.js";
 import { domainOf, replicaSeesJids } from "./primary-delivery.js";
@@ -18,6 +18,7 @@ import { DEFAULT_LINK_TIMERS } from "./link/channel.js";
 import { oldestInFlight } from "./link/sequence.js";
 import { splitRebased } from "./link/stream.js";
 import { sendOnLink } from "./primary-link-send.js";
+import { enterSettled, enterUnconfirmed, sendSilentEnter } from "./primary-entry.js";
 
 /** Error conditions that say the other side cannot be reached, rather than that it refused. */
 export const UNREACHABLE = new Set(["remote-server-not-found", "remote-server-timeout", "service-unavailable", "recipient-unavailable"]);
@@ -77,13 +78,30 @@ export function markSplit(io: LinkIo, roomJid: string, link: ReplicaLink, reason
   // What the replica has not acknowledged may be lost (the bounce that told us is one of them), and so
   // may what we sent since we last heard from it: the split counts from the older of the two, and the
   // netjoin resends it from the history; the replica keeps what it has by stanza-id. The link's stream
-  // starts again (numbered from 1) with the netjoin.
-  const since = Math.min(now, link.lastHeard, oldestInFlight(link.stream.end.channel.outbox) ?? now);
+  // starts again (numbered from 1) with the netjoin. A link split again before its netjoin was
+  // answered (syncing) still misses everything since the first split.
+  const since = Math.min(now, link.splitSince ?? now, link.lastHeard, oldestInFlight(link.stream.end.channel.outbox) ?? now);
+  const splitAfter = link.splitAfter !== undefined ? link.splitAfter : lastMessageReceived(io, roomJid, link);
   const stream = splitRebased(link.stream, io.context.newId(), now, DEFAULT_LINK_TIMERS);
-  setLink(io, roomJid, { ...link, state: "split", splitSince: since, lastSent: now, stream });
+  // Who got what directly during an earlier outage of the replica served that netjoin's catch-up; a
+  // new split (not one before the netjoin was answered) starts a new record.
+  const served = link.state === "active" ? undefined : link.served;
+  setLink(io, roomJid, { ...link, state: "split", splitSince: since, splitAfter, lastSent: now, stream, served });
   if (markAway) announceBehindSplit(io, roomJid, link, true);
   io.effects.push(logEffect("warn", "dmuc.link_split", { room: roomJid, replica: link.replicaJid, reason, members: link.members.size }));
   io.effects.push(audit({ kind: "link.split", roomJid, actorJid: link.replicaJid, details: { reason, members: link.members.size } }));
+}
+
+/**
+ * The last history message before the oldest message broadcast the replica has not acknowledged (or
+ * the last of all when it acknowledged everything): what it surely has. Null: none of the history.
+ */
+export function lastMessageReceived(io: LinkIo, roomJid: string, link: ReplicaLink): string | null {
+  const history = io.state.rooms.get(roomJid)?.history ?? [];
+  const unacked = new Set(link.stream.end.channel.outbox.unacked.flatMap(({ item }) => item.getChild("stanza-id", NS.STANZA_ID)?.attrs.id ?? []));
+  const first = history.findIndex((e) => unacked.has(e.stanzaId));
+  const known = first < 0 ? history.length : first;
+  return known > 0 ? history[known - 1]!.stanzaId : null;
 }
 
 /** The replica answers again: send it what it missed (netjoin). */
@@ -94,21 +112,29 @@ export function startNetjoin(io: LinkIo, roomJid: string, link: ReplicaLink): vo
     io.state = { ...io.state, dmuc: withoutLink(io.state.dmuc, roomJid, link.replicaJid) };
     return;
   }
-  const since = link.splitSince ?? now;
+  // When the replica has none of the history we keep (the split point is null), its catch-up reads by
+  // time: from the oldest time of a message we keep, not from the split's time, since a message taken late (a
+  // submission resent after the split) keeps its original, earlier time but comes after the split.
+  const splitSince = link.splitSince ?? now;
+  const since = link.splitAfter === null ? room.history.reduce((oldest, e) => Math.min(oldest, e.at.getTime()), splitSince) : splitSince;
   // The messages it missed are not in the netjoin: the replica reads them from our history afterwards,
-  // page by page, from the last one it has (primary-catchup.ts), whatever the split's length.
+  // page by page (primary-catchup.ts), in the room's order after the last message it surely has (the
+  // split point, when we recorded it), whatever the split's length. Each page says which of them some of
+  // the link's users got directly while the replica was down (`served`, kept on the link until the next split).
   const netjoin = buildNetjoin({
     since: new Date(since),
     config: replicaConfig(room),
     presences: rosterForReplica(room, link),
     history: [],
     subject: room.subject,
+    served: new Map(),
+    ...(link.splitAfter !== undefined && { after: link.splitAfter }),
   });
   const id = iq(io, link.replicaJid, roomJid, "set", netjoin);
   io.state = { ...io.state, dmuc: withPending(io.state.dmuc, id, { kind: "netjoin", roomJid, replicaJid: link.replicaJid, sent: now }) };
   // Live broadcasts go to the replica again from now on, after the netjoin on the same stream.
-  setLink(io, roomJid, { ...link, state: "syncing", lastHeard: now, lastSent: now });
-  io.effects.push(logEffect("info", "dmuc.netjoin_sent", { room: roomJid, replica: link.replicaJid, since: new Date(since).toISOString() }));
+  setLink(io, roomJid, { ...link, state: "syncing", replicaDown: undefined, lastHeard: now, lastSent: now });
+  io.effects.push(logEffect("info", "dmuc.netjoin_sent", { room: roomJid, replica: link.replicaJid, after: link.splitAfter ?? null, since: new Date(since).toISOString() }));
 }
 
 /**
@@ -145,7 +171,8 @@ export function netjoinAnswered(io: LinkIo, api: PluginApi, roomJid: string, rep
   let left = 0;
   for (const session of link.members) {
     const nick = room?.sessionNicks.get(session);
-    if (nick === undefined || listed.has(session)) continue;
+    // A session whose ENTER the replica never took is not its to lose: it is moved again below.
+    if (nick === undefined || listed.has(session) || enterUnconfirmed(io.state, roomJid, session)) continue;
     const outcome = api.inject(io.state, xml("presence", { from: session, to: `${roomJid}/${nick}`, type: "unavailable" }), io.context);
     io.state = outcome.state;
     io.effects.push(...outcome.effects);
@@ -157,12 +184,13 @@ export function netjoinAnswered(io: LinkIo, api: PluginApi, roomJid: string, rep
   for (const session of after?.sessionNicks.keys() ?? []) {
     if (domainOf(session) !== link.domain) continue;
     members.add(session);
-    if (listed.has(session)) continue;
-    const enter = buildEnter({ jid: session, nick: after!.sessionNicks.get(session)!, silent: true, history: null, codes: [] });
-    const id = iq(io, replicaJid, roomJid, "set", enter);
-    io.state = { ...io.state, dmuc: withPending(io.state.dmuc, id, { kind: "link-iq", roomJid, replicaJid, session, sent: io.context.now.getTime() }) };
+    if (listed.has(session)) {
+      enterSettled(io, roomJid, session);
+      continue;
+    }
+    sendSilentEnter(io, roomJid, replicaJid, session);
   }
-  setLink(io, roomJid, { ...current, state: "active", members, splitSince: undefined, lastHeard: io.context.now.getTime() });
+  setLink(io, roomJid, { ...current, state: "active", members, splitSince: undefined, splitAfter: undefined, replicaDown: undefined, resent: undefined, lastHeard: io.context.now.getTime() });
   // Those shown away during the split are back (what they changed meanwhile came with the netjoin).
   if (markAway) announceBehindSplit(io, roomJid, { ...current, members }, false);
   io.effects.push(logEffect("info", "dmuc.link_healed", { room: roomJid, replica: replicaJid, taken, left, admitted, kicked, members: members.size }));

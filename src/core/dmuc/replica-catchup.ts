@@ -20,7 +20,8 @@ function delayOf(message: Element): Date | null {
 
 /**
  * Messages of the room we may lack, in the room's order: those we do not have are stored and (with
- * `deliver`) delivered to local users with their delay; our own users' messages coming back are stored
+ * `deliver`) delivered to local users with their delay, except to the sessions the primary says it
+ * served them to directly while we were down (`served`); our own users' messages coming back are stored
  * only (they saw them). Returns the room and the stanza-id of the last message given, had or not.
  */
 export function takeMissed(
@@ -28,21 +29,20 @@ export function takeMissed(
   room: ReplicatedRoom,
   messages: readonly Element[],
   deliver: boolean,
-  until: string | null = null,
-): { room: ReplicatedRoom; stored: number; delivered: number; last: string | null; reachedLive: boolean } {
+  live: ReadonlySet<string> = new Set(),
+  served: ReadonlyMap<string, ReadonlySet<string>> = new Map(),
+): { room: ReplicatedRoom; stored: number; delivered: number; last: string | null } {
   let current = room;
   const known = new Set(current.history.map((e) => e.stanzaId));
   const fresh: HistoryEntry[] = [];
   const toDeliver: HistoryEntry[] = [];
   let last: string | null = null;
-  let reachedLive = false;
   for (const message of messages) {
     const entry = historyEntry(work, current, message, delayOf(message) ?? work.context.now);
-    if (until !== null && entry.stanzaId === until) {
-      reachedLive = true;
-      break;
-    }
     last = entry.stanzaId;
+    // Came live on the link since the catch-up started: stored and delivered then (our history may
+    // have dropped it since, past its length).
+    if (live.has(entry.stanzaId)) continue;
     // A retracted message (its tombstone) keeps its place in the order, and is not delivered.
     if (!message.getChild("body")) continue;
     if (known.has(entry.stanzaId)) continue;
@@ -54,22 +54,36 @@ export function takeMissed(
   }
   current = appendHistory(work, current, fresh);
   if (!deliver) toDeliver.length = 0;
-  for (const entry of toDeliver) for (const [session] of current.local) work.effects.push(send(replayEntry(entry, current.roomJid, session)));
-  return { room: current, stored: fresh.length, delivered: toDeliver.length, last, reachedLive };
+  for (const entry of toDeliver) {
+    const had = served.get(entry.stanzaId);
+    for (const [session] of current.local) if (!had?.has(session)) work.effects.push(send(replayEntry(entry, current.roomJid, session)));
+  }
+  return { room: current, stored: fresh.length, delivered: toDeliver.length, last };
 }
 
 /**
- * After a netjoin: read what the room stored since the last message we have (or since the split when
- * we have none). A catch-up already under way (cut by a restart or a new split) goes on from its place.
+ * After a netjoin: read what the room stored after the split point the primary gave (`splitAfter`: the
+ * last message we surely have, in the room's order; null: none, read from the split's time), or without
+ * one after the last message we have (or since the split when we have none). Not by time, and not from our own last message when the primary
+ * knows better: a message that reached us early, past a gap, would hide the gap. A catch-up already
+ * under way (cut by a restart or a new split) goes on from its place, or from the new split point when
+ * that is older.
  */
-export function startCatchUp(work: Work, roomJid: string, since: Date, deliver: boolean): void {
+export function startCatchUp(work: Work, roomJid: string, since: Date, deliver: boolean, splitAfter?: string | null): void {
   const room = getRoom(work, roomJid);
   if (!room) return;
   const under = room.catchUp;
-  // A new netjoin follows a new split: what comes live from now on starts after a new gap (until: null).
+  const order = (id: string | null) => (id === null ? -1 : room.history.findIndex((e) => e.stanzaId === id));
+  // What came live during a catch-up cut by a new split was delivered then: still not delivered again.
   const catchUp: CatchUp = under
-    ? { since: under.since < since ? under.since : since, after: under.after, deliver, asked: null, until: null }
-    : { since, after: room.history.at(-1)?.stanzaId ?? null, deliver, asked: null, until: null };
+    ? {
+        since: under.since < since ? under.since : since,
+        after: splitAfter === null ? null : splitAfter !== undefined && under.after !== null && order(splitAfter) >= 0 && order(splitAfter) < order(under.after) ? splitAfter : under.after,
+        deliver,
+        asked: null,
+        live: under.live ?? new Set(),
+      }
+    : { since, after: splitAfter !== undefined ? splitAfter : (room.history.at(-1)?.stanzaId ?? null), deliver, asked: null, live: new Set() };
   askPage(work, { ...room, catchUp });
 }
 
@@ -95,10 +109,10 @@ export function onCatchUpAnswer(work: Work, id: string, query: Extract<PendingQu
     work.effects.push(logEffect("warn", "dmuc.catchup_failed", { room: room.roomJid, condition: answer.getChild("error")?.getChildElements()[0]?.name ?? "malformed" }));
     return;
   }
-  const taken = takeMissed(work, room, page.messages, room.catchUp.deliver, room.catchUp.until ?? null);
+  const taken = takeMissed(work, room, page.messages, room.catchUp.deliver, room.catchUp.live ?? new Set(), page.served);
   const after = taken.last ?? room.catchUp.after;
   work.effects.push(logEffect("debug", "dmuc.catchup_page", { room: room.roomJid, messages: page.messages.length, stored: taken.stored, delivered: taken.delivered, complete: page.complete }));
-  if (page.complete || taken.reachedLive || taken.last === null) {
+  if (page.complete || taken.last === null) {
     putRoom(work, { ...taken.room, catchUp: null });
     work.effects.push(logEffect("info", "dmuc.catchup_done", { room: room.roomJid, after }));
     return;
@@ -107,14 +121,14 @@ export function onCatchUpAnswer(work: Work, id: string, query: Extract<PendingQu
 }
 
 /**
- * A message the room broadcast to us live: during a catch-up, the first one marks where the catch-up
- * ends (it and what follows came on the link; read again, they could reach users twice).
+ * A message the room broadcast to us live: during a catch-up, noted so that a page bringing it again
+ * (read from the history table) does not reach users twice.
  */
 export function noteLive(work: Work, roomJid: string, message: Element): void {
   const room = getRoom(work, roomJid);
-  if (!room?.catchUp || (room.catchUp.until ?? null) !== null || message.name !== "message" || message.attrs.type !== "groupchat") return;
+  if (!room?.catchUp || message.name !== "message" || message.attrs.type !== "groupchat") return;
   const sid = message.getChildren("stanza-id", NS.STANZA_ID).find((s) => s.attrs.by === roomJid)?.attrs.id;
-  if (sid) putRoom(work, { ...room, catchUp: { ...room.catchUp, until: sid } });
+  if (sid && !room.catchUp.live?.has(sid)) putRoom(work, { ...room, catchUp: { ...room.catchUp, live: new Set(room.catchUp.live).add(sid) } });
 }
 
 /** A page asked for and not answered within the link timeout: asked again, from the same place. */

@@ -7,6 +7,7 @@ import { parseHistoryRequest, replayEntry, selectHistory, subjectMessage } from 
 import { iqResult } from "../../xmpp/stanza.js";
 import { cloneElement } from "../../xmpp/element.js";
 import { bareString, parseJid } from "../../xmpp/jid.js";
+import type { HistoryEntry } from "../room/types.js";
 import type { PendingQuery, ReplicatedRoom } from "./state.js";
 import { buildDirectedQuery, parseEnter, parseLeave } from "./wire.js";
 import { dropLocal, presenceForSelf, rosterFor } from "./replica-fanout.js";
@@ -31,6 +32,12 @@ export function onEnter(work: Work, room: ReplicatedRoom, iq: Element, payload: 
   if (!room.roster.has(enter.nick)) {
     refuse(work, iq, "enter for a nick without presence", { roomJid: room.roomJid, spec: UNKNOWN_NICK });
     return;
+  }
+  if (room.splitLeft?.has(enter.jid)) {
+    // Back in the room: a later LEAVE is news again.
+    const splitLeft = new Set(room.splitLeft);
+    splitLeft.delete(enter.jid);
+    putRoom(work, { ...room, splitLeft: splitLeft.size > 0 ? splitLeft : undefined });
   }
   // Even a silent ENTER is verified: otherwise a primary could make us deliver a room to anybody.
   const id = work.context.newId();
@@ -76,6 +83,10 @@ export function finishEnter(work: Work, id: string, query: Directed, answer: boo
     const entries = selectHistory(next.history, parseHistoryRequest(iq.getChild("enter")!), work.context.now, options.maxHistoryMessages);
     for (const entry of entries) work.effects.push(send(replayEntry(entry, room.roomJid, to)));
     work.effects.push(send(subjectMessage(room.roomJid, next.subject, to, work.context.newId())));
+    // What was broadcast while the check was out (the primary counted the user ours from the ENTER on)
+    // and the history asked for did not include, as the first live messages after the subject.
+    const chosen = new Set(entries.map((e) => e.stanzaId));
+    for (const entry of broadcastSince(next, query)) if (!chosen.has(entry.stanzaId)) work.effects.push(send(replayEntry(entry, room.roomJid, to)));
   } else {
     // A user moved onto us is already in the room: what was broadcast while its check was out it
     // has not seen from anyone (the primary counted it ours already), so it gets it now.
@@ -91,15 +102,18 @@ export function finishEnter(work: Work, id: string, query: Directed, answer: boo
       gone.attrs = { from: `${room.roomJid}/${nick}`, to: enter.jid, type: "unavailable" };
       work.effects.push(send(gone));
     }
-    const start = query.after === undefined ? 0 : next.history.findIndex((e) => e.stanzaId === query.after) + 1;
-    for (const entry of start > 0 || query.after === undefined ? next.history.slice(start) : []) {
-      work.effects.push(send(replayEntry(entry, room.roomJid, enter.jid)));
-    }
+    for (const entry of broadcastSince(next, query)) work.effects.push(send(replayEntry(entry, room.roomJid, enter.jid)));
   }
   work.effects.push(send(iqResult(iq)));
   work.effects.push(logEffect("info", "dmuc.entered", { room: room.roomJid, session: enter.jid, nick: enter.nick, silent: enter.silent }));
   work.effects.push(audit({ kind: "dmuc.entered", roomJid: room.roomJid, actorJid: enter.jid, details: { nick: enter.nick, silent: enter.silent } }));
   touch(work, room.roomJid, { sent: true });
+}
+
+/** The messages stored since the ENTER came (none if the one newest then is no longer kept). */
+function broadcastSince(room: ReplicatedRoom, query: Directed): readonly HistoryEntry[] {
+  const start = query.after === undefined ? 0 : room.history.findIndex((e) => e.stanzaId === query.after) + 1;
+  return start > 0 || query.after === undefined ? room.history.slice(start) : [];
 }
 
 /** <leave/>: the user's own unavailable presence delivered, the session dropped from the local list. */
@@ -120,12 +134,16 @@ export function onLeave(work: Work, room: ReplicatedRoom, iq: Element, payload: 
       refuse(work, query.enterIq, "left before the check ended", { roomJid: room.roomJid });
     }
   }
-  if (leave.presence) {
+  // A session that left here during a netsplit was told then: the primary's LEAVE at netjoin is not news.
+  if (leave.presence && !room.splitLeft?.has(leave.jid)) {
     const out = cloneElement(leave.presence);
     out.attrs.to = leave.jid;
     work.effects.push(send(out));
   }
-  putRoom(work, dropLocal(work, getRoom(work, room.roomJid) ?? room, [leave.jid]));
+  const current = getRoom(work, room.roomJid) ?? room;
+  const splitLeft = new Set(current.splitLeft ?? []);
+  splitLeft.delete(leave.jid);
+  putRoom(work, dropLocal(work, { ...current, splitLeft: splitLeft.size > 0 ? splitLeft : undefined }, [leave.jid]));
   work.effects.push(send(iqResult(iq)));
   work.effects.push(logEffect("info", "dmuc.left", { room: room.roomJid, session: leave.jid }));
 }

@@ -43,7 +43,7 @@ export function cleaned(stanza: Element): Element {
   const x = copy.getChild("x", DMUC);
   if (x && x.attrs.id !== undefined) copy.attrs.id = x.attrs.id;
   else if (x && copy.attrs.id !== undefined && copy.getChild("stanza-id", "urn:xmpp:sid:0")?.attrs.id === copy.attrs.id) delete copy.attrs.id;
-  copy.children = copy.children.filter((c) => typeof c === "string" || !(c.is("x", DMUC) || c.is("link", DMUC)));
+  copy.children = copy.children.filter((c) => typeof c === "string" || c.attrs.xmlns !== DMUC);
   return copy;
 }
 
@@ -195,6 +195,13 @@ export function takeEcho(room: ReplicatedRoom, message: Element): ReplicatedRoom
  * stanza-id now) but not delivered again: they saw it when it was sent.
  */
 export function onMessageBroadcast(work: Work, room: ReplicatedRoom, message: Element): void {
+  // A message we hold already (the netjoin's catch-up brought it, and the primary's stream too) was
+  // delivered then: once is enough.
+  const stanzaId = message.getChild("stanza-id", NS.STANZA_ID)?.attrs.id;
+  if (message.getChild("body") && stanzaId !== undefined && room.history.some((e) => e.stanzaId === stanzaId)) {
+    work.effects.push(logEffect("debug", "dmuc.broadcast_known", { room: room.roomJid, stanzaId }));
+    return;
+  }
   const at = parseBroadcastDelay(message) ?? work.context.now;
   const copy = cleaned(message);
   const echo = takeEcho(room, message);

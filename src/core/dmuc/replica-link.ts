@@ -133,11 +133,16 @@ function continueLocally(work: Work, roomJid: string): void {
   const room = getRoom(work, roomJid);
   if (!room || (room.link.end.kind !== "split" && room.link.end.kind !== "suspect")) return;
   let echoes: Set<string> | null = null;
+  // A message whose broadcast came back already (the netjoin's catch-up may bring it before the
+  // acknowledgement of its submission) was delivered then, or early before it.
+  let broadcast: Set<string> | null = null;
   for (const { item } of room.link.end.channel.outbox.unacked) {
     const stanza = item.stanza;
     const originId = stanza.getChild("origin-id", NS.STANZA_ID)?.attrs.id;
     const nick = room.local.get(stanza.attrs.from ?? "");
     if (!originId || nick === undefined || !isRoomChat(stanza, roomJid) || (echoes ?? room.echoes).has(originId)) continue;
+    broadcast ??= new Set(room.history.flatMap((e) => e.stanza.getChild("origin-id", NS.STANZA_ID)?.attrs.id ?? []));
+    if (broadcast.has(originId)) continue;
     echoes ??= new Set(room.echoes);
     echoes.add(originId);
     const local = localGroupchat(room, stanza, nick);

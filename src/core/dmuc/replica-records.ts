@@ -105,7 +105,7 @@ export function restoredReplicaLink(
   const splitQueue: SplitMessage[] = queued.filter((q) => q.seq === null).map((q) => ({ session: q.stanza.attrs.from ?? "", at: q.at, stanza: q.stanza }));
   const echoes = new Set(position?.earlyOriginIds ?? []);
   // Read again at the next netjoin from where it was (delivered: the netjoin says whether).
-  const catchUp = position?.catchUp ? { since: position.catchUp.since, after: position.catchUp.after, deliver: true, asked: null, until: null } : null;
+  const catchUp = position?.catchUp ? { since: position.catchUp.since, after: position.catchUp.after, deliver: true, asked: null } : null;
   if (!position?.outStream || position.outNextSeq === null) return { link: freshRestoredStream<Submission>(newId, now), splitQueue, echoes, catchUp };
   const unacked: Outgoing<Submission>[] = queued
     .filter((q) => q.seq !== null && q.stream === position.outStream)

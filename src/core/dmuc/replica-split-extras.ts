@@ -147,6 +147,7 @@ export function splitKick(work: Work, room: ReplicatedRoom, stanza: Element, ses
     roster,
     splitPresences,
     splitGone: new Set(room.splitGone).add(request.nick),
+    splitLeft: new Set([...(room.splitLeft ?? []), ...kicked]),
     splitKicks: [...(room.splitKicks ?? []), ...records],
     splitEntered,
   });

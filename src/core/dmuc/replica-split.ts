@@ -139,16 +139,17 @@ function splitPresence(work: Work, room: ReplicatedRoom, stanza: Element, sessio
     const others = [...room.local].filter(([s, n]) => n === nick && s !== session);
     const splitPresences = new Map(room.splitPresences);
     splitPresences.delete(session);
+    const splitLeft = new Set(room.splitLeft ?? []).add(session);
     if (others.length > 0) {
       // Another session of the occupant stays: only this one leaves.
       work.effects.push(send(presenceForSelf(occupantPresence(room, nick, stanza, true), session)));
       const local = new Map(room.local);
       local.delete(session);
-      putRoom(work, { ...room, local, splitPresences });
+      putRoom(work, { ...room, local, splitPresences, splitLeft });
     } else {
       onPresenceBroadcast(work, room, occupantPresence(room, nick, stanza, true), nick);
       const after = getRoom(work, room.roomJid)!;
-      putRoom(work, { ...after, splitPresences, splitGone: new Set(after.splitGone).add(nick) });
+      putRoom(work, { ...after, splitPresences, splitGone: new Set(after.splitGone).add(nick), splitLeft });
     }
     work.effects.push(logEffect("info", "dmuc.split_left", { room: room.roomJid, session, nick }));
     return;
@@ -314,8 +315,9 @@ export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element
   const restored = catchUp ? restoreAway(work, current, sent) : 0;
 
   // Messages the netjoin carries itself (ours asks for them page by page afterwards: replica-catchup.ts),
-  // in the primary's order: stored, then delivered as catch-up with their delay.
-  const missed = takeMissed(work, current, netjoin.history, catchUp);
+  // in the primary's order: stored, then delivered as catch-up with their delay, except to the sessions
+  // the primary served them to directly while we were down (they have them).
+  const missed = takeMissed(work, current, netjoin.history, catchUp, new Set(), netjoin.served);
   current = missed.room;
 
   if (netjoin.subject && !sameSubject(current.subject, netjoin.subject)) {
@@ -330,7 +332,13 @@ export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element
   // this answer (by the caller), each with its time: numbered and kept until the primary acknowledges
   // it, so that neither side's restart loses it or has it taken twice (docs/PROTOCOL.md "Durability").
   const splitMessages = current.splitQueue.map((q) => ({ stanza: cloneElement(q.stanza), at: q.at }));
-  const occupants = [...current.local].map(([jid, nick]) => ({ jid, nick }));
+  // A session whose unavailable presence is still on the link (submitted, not acknowledged) has left:
+  // the primary takes that presence before or after this answer, and listed here it would look like
+  // a user who entered during the split, whom the primary admits again.
+  const leaving = new Set(
+    current.link.end.channel.outbox.unacked.flatMap(({ item }) => (item.stanza.name === "presence" && item.stanza.attrs.type === "unavailable" ? [item.stanza.attrs.from] : [])),
+  );
+  const occupants = [...current.local].filter(([jid]) => !leaving.has(jid)).map(([jid, nick]) => ({ jid, nick }));
   const echoes = [...current.echoes, ...current.splitQueue.map((q) => q.stanza.getChild("origin-id", NS.STANZA_ID)?.attrs.id ?? "").filter((id) => id !== "")];
   const kicks = (current.splitKicks ?? []).map((k) => ({ ...k }));
   // The presences of users who entered here are not relayed: to the primary, before it admits them,
@@ -356,7 +364,7 @@ export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element
   work.effects.push(logEffect("info", "dmuc.link_healed", { room: roomJid, wasSplit, catchUp, since: netjoin.since.toISOString(), splitSince: room.splitSince, ...counts }));
   work.effects.push(audit({ kind: "link.healed", roomJid, actorJid: room.primaryJid, details: { wasSplit, ...counts } }));
   // The presences local users changed during the split reach the primary as if sent now.
-  return { messages: splitMessages, presences: relays.map(([, presence]) => cloneElement(presence)), since: netjoin.since, catchUp };
+  return { messages: splitMessages, presences: relays.map(([, presence]) => cloneElement(presence)), since: netjoin.since, catchUp, ...(netjoin.after !== undefined && { after: netjoin.after }) };
 }
 
 /**
@@ -368,4 +376,6 @@ export interface NetjoinSubmissions {
   readonly presences: readonly Element[];
   readonly since: Date;
   readonly catchUp: boolean;
+  /** The primary's split point: the last message of the room we surely have (null: none; the catch-up reads after it). */
+  readonly after?: string | null;
 }

@@ -10,7 +10,7 @@ import type { DiscoInfo, ServiceRequest, ServiceSettings } from "../service.js";
 import { iqPayload, iqResult, NS } from "../../xmpp/stanza.js";
 import { bareString, type Jid } from "../../xmpp/jid.js";
 import type { ReplicatedRoom } from "./state.js";
-import { buildResync, DMUC, REPLICA_IDENTITY, parseDirectedAnswer, parseState } from "./wire.js";
+import { buildResync, buildTaken, DMUC, REPLICA_IDENTITY, parseDirectedAnswer, parseDiverted, parseState } from "./wire.js";
 import { appendHistory, historyEntry, cleaned } from "./replica-fanout.js";
 import { expireDirected, finishEnter, onEnter, onLeave } from "./replica-enter.js";
 import { DIRECTED_TIMEOUT_MS, sendDivert, getRoom, isLocalUser, linkTimers, MODULE_IQ_TIMEOUT_MS, putRoom, refuse, saveReplica, setPending, touch, type ReplicaOptions, type Work } from "./replica-util.js";
@@ -18,6 +18,7 @@ import { errorCondition, isSplit, onNetjoin, onSplitDiverted, relayToPrimary, SP
 import { fromRoom, heardFromRoom, roomBounced, submit, tickLink } from "./replica-link.js";
 import { expireReplicateChecks, finishReplicate, onReplicate } from "./replica-replicate.js";
 import { onCatchUpAnswer, startCatchUp, tickCatchUp } from "./replica-catchup.js";
+import { finishUnreplicate, forgetIfEmpty } from "./replica-forget.js";
 
 /** The "service/route" handler: true when the stanza was the replica's. */
 export function routeReplica(request: ServiceRequest, to: Jid, options: ReplicaOptions): true | undefined {
@@ -85,7 +86,7 @@ function onIq(request: ServiceRequest, options: ReplicaOptions): true | undefine
       const after = getRoom(request, room.roomJid);
       if (after) submit(request, after, presence, options);
     }
-    if (joined) startCatchUp(request, room.roomJid, joined.since, joined.catchUp);
+    if (joined) startCatchUp(request, room.roomJid, joined.since, joined.catchUp, joined.after);
   } else return refuse(request, stanza, "unknown dmuc request", { roomJid: room.roomJid, spec: { type: "cancel", condition: "feature-not-implemented" } });
   heardFromRoom(request, room.roomJid, options);
   if (request.effects.some((e) => e.kind === "send" && e.stanza.attrs.to === room.primaryJid)) touch(request, room.roomJid, { sent: true });
@@ -120,6 +121,10 @@ function onAnswer(request: ServiceRequest, options: ReplicaOptions): true | unde
     touch(request, query.roomJid, { heard: true });
     onCatchUpAnswer(request, id, query, stanza);
     heardFromRoom(request, query.roomJid, options);
+    return true;
+  }
+  if (query?.kind === "unreplicate" && from.local !== null && bareString(from) === query.roomJid) {
+    finishUnreplicate(request, id, query, stanza);
     return true;
   }
   if (query) return undefined; // another role's query
@@ -179,9 +184,22 @@ function delayOf(message: Element): Date | null {
  * module; anything else with a replicated room's address is refused.
  */
 function onDiverted(request: ServiceRequest, to: Jid, options: ReplicaOptions): true | undefined {
-  const { settings, stanza, from } = request;
+  const { settings, stanza } = request;
   if (to.local === null || to.domain === settings.localDomain) return undefined;
-  const roomJid = `${to.local}@${to.domain}`;
+  // The module numbers what it hands us and keeps it until we say we took it: once handled here (the
+  // submission, local delivery or relay is in the same batch of effects), we say so.
+  const receipt = parseDiverted(stanza);
+  if (receipt) stanza.children = stanza.children.filter((c) => typeof c === "string" || !c.is("diverted", DMUC));
+  const handled = handleDiverted(request, to, options);
+  if (receipt && isLocalUser(settings, request.from)) {
+    request.effects.push(send(xml("message", { from: settings.domain, to: settings.localDomain, id: request.context.newId() }, buildTaken(receipt))));
+  }
+  return handled;
+}
+
+function handleDiverted(request: ServiceRequest, to: Jid, options: ReplicaOptions): true | undefined {
+  const { settings, stanza, from } = request;
+  const roomJid = `${to.local!}@${to.domain}`;
   const replicated = request.state.dmuc.replicated.has(roomJid);
   if (!isLocalUser(settings, from)) {
     return replicated ? refuse(request, stanza, "relay for a user of another domain", { roomJid, from: settings.domain }) : undefined;
@@ -225,6 +243,9 @@ export function tickReplica(work: Work, options: ReplicaOptions): void {
     // Acknowledgements, resends, keepalive and split probes, detection (replica-link.ts).
     tickLink(work, room.roomJid, options);
     tickCatchUp(work, room.roomJid, options);
+    // A room none of our users is in any more is left after a grace (replica-forget.ts).
+    const still = getRoom(work, room.roomJid);
+    if (still) forgetIfEmpty(work, still);
     const current = getRoom(work, room.roomJid);
     // The link is up again but the netjoin that ends local service has not come: ask again.
     if (current && isSplit(current) && current.link.end.kind === "active" && now - current.lastSent >= linkTimers(current, options).probeMs) {

@@ -36,8 +36,18 @@ export const REFUSAL_EPISODE_MS = 60_000;
  */
 export const MUTE_MS = 100;
 
+/**
+ * Refused messages answered per second and sender; beyond, they are dropped unanswered. A person who
+ * types too fast gets every refusal (a client marks each message failed); a flooder gets ten a second,
+ * not one error per stanza that its server must route back (bench/RESULTS.md "Floods": those answers
+ * were half of the server's work during a message flood).
+ */
+export const MESSAGE_ANSWERS_PER_SECOND = 10;
+
 /** The text of a message's wait/policy-violation, from the rate limit or while its flood is muted. */
 export const SENDING_TOO_FAST = "You are sending too fast; wait a moment";
+/** The text of an entry's, exit's or nick change's wait/policy-violation. */
+export const TOO_MANY_ENTRIES = "Too many entries, exits or nick changes; wait a moment";
 
 interface Bucket {
   readonly tokens: number;
@@ -58,9 +68,20 @@ export interface FloodState {
   readonly refused: SharedMap<number>;
   /** muteKey() of a refused stanza -> until when its like are dropped unread. */
   readonly muted: SharedMap<number>;
+  /** Full JID -> refused messages answered in the second that began at `since`. */
+  readonly answers?: SharedMap<{ readonly since: number; readonly count: number }>;
 }
 
-export const emptyFloodState = (): FloodState => ({ buckets: SharedMap.empty(), coalesced: SharedMap.empty(), refused: SharedMap.empty(), muted: SharedMap.empty() });
+export const emptyFloodState = (): FloodState => ({ buckets: SharedMap.empty(), coalesced: SharedMap.empty(), refused: SharedMap.empty(), muted: SharedMap.empty(), answers: SharedMap.empty() });
+
+/** The flood state with one more refused message answered to `fullJid`, or null: its second's answers are used up. */
+export function answerRefusedMessage(floods: FloodState, fullJid: string, now: number): FloodState | null {
+  const answers = floods.answers ?? SharedMap.empty();
+  const current = answers.get(fullJid);
+  const fresh = !current || now - current.since >= 1_000;
+  if (!fresh && current.count >= MESSAGE_ANSWERS_PER_SECOND) return null;
+  return { ...floods, answers: answers.with(fullJid, fresh ? { since: now, count: 1 } : { since: current.since, count: current.count + 1 }) };
+}
 
 /**
  * What identifies "the same flood" from the raw attributes alone: sender, stanza name and the room's
@@ -79,7 +100,8 @@ export type FloodVerdict = "pass" | "refuse" | "coalesce";
 
 export interface RoomPresence {
   readonly roomJid: string;
-  readonly room: Room | undefined;
+  /** Who is in the room under which nick (a DMUC2 replica passes its copy's local sessions). */
+  readonly room: Pick<Room, "sessionNicks"> | undefined;
   readonly stanza: Element;
   readonly fromFull: string;
   readonly fromBare: string;
@@ -149,6 +171,18 @@ export function admitPresence(floods: FloodState, limits: FloodLimits, p: RoomPr
 }
 
 /**
+ * A message or IQ to a room: one token from the user's bucket for that room (rate and burst of
+ * DMUC_RATE_LIMIT and DMUC_RATE_BURST). Rooms of this service keep that bucket in the room
+ * (plugins/limits.ts); a DMUC2 replica keeps its users' buckets for remote rooms here, so that it
+ * refuses a flood before relaying it (pruned when idle longer than the join buckets refill, at the
+ * defaults well after it is full again). Null when the bucket is empty.
+ */
+export function admitMessage(floods: FloodState, rate: { ratePerSecond: number; burst: number }, roomJid: string, fromBare: string, now: number): FloodState | null {
+  const buckets = take(floods.buckets, [{ key: `m\u0000${roomJid}\u0000${fromBare}`, rate: rate.ratePerSecond, burst: rate.burst }], now, true);
+  return buckets ? { ...floods, buckets } : null;
+}
+
+/**
  * The coalesced presence updates whose session and room have a token again, taken out of the state
  * (with their tokens); the shell's tick hands them to the engine.
  */
@@ -198,5 +232,7 @@ export function pruneFloods(floods: FloodState, limits: FloodLimits, now: number
   const buckets = floods.buckets.filter((b) => now - b.at < idleMs);
   const refused = floods.refused.filter((at) => now - at < REFUSAL_EPISODE_MS);
   const muted = floods.muted.filter((until) => now < until);
-  return buckets === floods.buckets && refused === floods.refused && muted === floods.muted ? floods : { ...floods, buckets, refused, muted };
+  const answers = floods.answers?.filter((a) => now - a.since < 1_000);
+  const same = buckets === floods.buckets && refused === floods.refused && muted === floods.muted && answers === floods.answers;
+  return same ? floods : { ...floods, buckets, refused, muted, ...(answers && { answers }) };
 }

@@ -5,8 +5,7 @@ export function withOccupant(room: Room, occupant: Occupant): Room {
   const occupants = new Map(room.occupants).set(occupant.nick, occupant);
   const sessionNicks = new Map(room.sessionNicks);
   for (const jid of occupant.sessions.keys()) sessionNicks.set(jid, occupant.nick);
-  const occupantIds = room.occupantIds.has(occupant.bareJid) ? room.occupantIds : new Map(room.occupantIds).set(occupant.bareJid, occupant.occupantId);
-  return { ...room, occupants, sessionNicks, occupantIds };
+  return { ...room, occupants, sessionNicks };
 }
 
 export function withoutOccupant(room: Room, occupant: Occupant): Room {

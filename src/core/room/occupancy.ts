@@ -1,4 +1,5 @@
 // Entering, presence updates, nick changes and leaving (XEP-0045 §7.1-§7.3, §7.6, §7.14).
+import { keptPresence } from "./kept-presence.js";
 import xml, { type Element } from "@xmpp/xml";
 import { send, store } from "../effects.js";
 import { addressed, presenceVariants } from "./presence.js";
@@ -101,8 +102,9 @@ function enter(hooks: Hooks<RoomEvents>, request: RoomRequest, existing: Room | 
     }
   }
 
-  const session = { jid: request.fromFull, presence: request.stanza };
-  const occupantId = room.occupantIds.get(request.fromBare) ?? occupantIdFor(room, request.fromBare);
+  const session = { jid: request.fromFull, presence: keptPresence(request.stanza) };
+  // Derived, not remembered: the same id on every visit without a map that grows with every visitor.
+  const occupantId = occupantIdFor(room, request.fromBare);
   const occupant: Occupant = holder
     ? withSession(holder, session)
     : { nick, bareJid: request.fromBare, role, occupantId, sessions: new Map([[session.jid, session]]) };
@@ -131,7 +133,7 @@ function enter(hooks: Hooks<RoomEvents>, request: RoomRequest, existing: Room | 
 }
 
 function updatePresence(hooks: Hooks<RoomEvents>, request: RoomRequest, room: Room, occupant: Occupant): Room {
-  const updated = withSession(occupant, { jid: request.fromFull, presence: request.stanza });
+  const updated = withSession(occupant, { jid: request.fromFull, presence: keptPresence(request.stanza) });
   const next = withOccupant(room, updated);
   saveOccupant(request, next, updated);
   // A presence with <x xmlns='muc'/> from a session already in the room is a client that lost track
@@ -160,7 +162,7 @@ function changeNick(request: RoomRequest, room: Room, occupant: Occupant, nick: 
   const bare = xml("presence", { type: "unavailable" });
   broadcastPresence(request, room, occupant, { type: "unavailable", codes: [STATUS.NEW_NICK], item: { nick }, source: bare });
   request.effects.push(store({ op: "occupant.delete", roomJid: room.jid, jid: request.fromFull }));
-  const renamed: Occupant = { ...occupant, nick, sessions: new Map([[request.fromFull, { jid: request.fromFull, presence: request.stanza }]]) };
+  const renamed: Occupant = { ...occupant, nick, sessions: new Map([[request.fromFull, { jid: request.fromFull, presence: keptPresence(request.stanza) }]]) };
   const next = withOccupant(withoutOccupant(room, occupant), renamed);
   saveOccupant(request, next, renamed);
   broadcastPresence(request, next, renamed, { selfId: request.stanza.attrs.id });

@@ -6,6 +6,7 @@ import xml, { type Element } from "@xmpp/xml";
 import { NS } from "../../xmpp/stanza.js";
 import { affiliationOf, canSeeRealJids } from "./privileges.js";
 import type { Occupant, Role, Room } from "./types.js";
+import { isRoomOwned } from "./kept-presence.js";
 
 export interface ItemExtras {
   /** New nick, for status 303. */
@@ -33,11 +34,6 @@ export interface PresenceOptions {
   selfId?: string;
 }
 
-// Client-supplied elements the room rebuilds itself: never relayed, so they cannot be spoofed.
-function isRoomOwned(child: Element): boolean {
-  const ns = child.attrs.xmlns;
-  return (child.name === "x" && (ns === NS.MUC || ns === NS.MUC_USER)) || (child.name === "occupant-id" && ns === NS.OCCUPANT_ID);
-}
 
 export function primarySession(occupant: Occupant): { jid: string; presence: Element } {
   let last: { jid: string; presence: Element } | undefined;

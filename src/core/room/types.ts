@@ -93,8 +93,6 @@ export interface Room {
   readonly occupants: ReadonlyMap<string, Occupant>;
   /** Full JID of a session -> nick of its occupant. */
   readonly sessionNicks: ReadonlyMap<string, string>;
-  /** Bare JID -> occupant-id, kept after leaving so the id stays stable across visits. */
-  readonly occupantIds: ReadonlyMap<string, string>;
   /** Per-session token buckets of the flood limit (plugins/limits.ts). */
   readonly throttle: ReadonlyMap<string, TokenBucket>;
   readonly subject: Subject | null;
@@ -139,7 +137,6 @@ export function newRoom(jid: string, config: RoomConfig = DEFAULT_ROOM_CONFIG, o
     affiliations: new Map(),
     occupants: new Map(),
     sessionNicks: new Map(),
-    occupantIds: new Map(),
     throttle: new Map(),
     subject: null,
     history: [],

@@ -15,6 +15,12 @@ export interface LinkStream<O> {
   readonly peer: string | null;
   /** The other side's streams we followed before: never taken up again (a late stanza of an old stream). */
   readonly retired: readonly string[];
+  /**
+   * This end was restored after a restart without the other side's position: the first numbered stanza
+   * it sees starts the other side's stream, whatever its number. A new link's end takes only a 1: a
+   * stream followed from a later number would acknowledge the stanzas before it, lost on the way.
+   */
+  readonly lostPlace?: boolean;
 }
 
 /** How many old streams of the other side are remembered. */
@@ -35,10 +41,13 @@ export interface SavedStream<O> {
 /**
  * The end of a link a restarted process had, as it committed it: split until the other side answers
  * its first probe, then everything unacknowledged is sent again with its old numbers (the other side
- * drops what it had applied), and the other side's stream is followed from where it was applied.
+ * drops what it had applied), and the other side's stream is followed from where it was applied. A
+ * committed place in the other side's stream is known, not lost: only without one (`peer` null) does
+ * the first numbered stanza seen start the other side's stream whatever its number.
  */
 export function restoredStream<O>(saved: SavedStream<O>, now: number): LinkStream<O> {
-  return { end: restoredLink({ outbox: saved.outbox, inbox: saved.inbox }, now), id: saved.id, peer: saved.peer, retired: [] };
+  const end = restoredLink({ outbox: saved.outbox, inbox: saved.inbox }, now);
+  return { end, id: saved.id, peer: saved.peer, retired: [], ...(saved.peer === null && { lostPlace: true }) };
 }
 
 /** A restarted end with nothing committed: a new stream of its own, the other side's followed from its next stanza. */
@@ -50,7 +59,7 @@ export function freshRestoredStream<O>(id: string, now: number): LinkStream<O> {
 export function resumedStream<O>(stream: LinkStream<O>, peer: string | null, applied: number): LinkStream<O> {
   if (peer === null) return stream;
   const channel = { ...stream.end.channel, inbox: { applied } };
-  return { ...stream, peer, end: { ...stream.end, channel } as ReplicaLinkState<O> };
+  return { ...stream, peer, lostPlace: undefined, end: { ...stream.end, channel } as ReplicaLinkState<O> };
 }
 
 /**
@@ -77,8 +86,8 @@ export function step<O, I>(stream: LinkStream<O>, event: LinkEvent<O, I>, now: n
  * What a received header (and the stanza it came on, when it carries a number) means for this end. A
  * new stream of the other side (it restarted, or re-based its stream at a split) starts at 1 and is
  * followed from there on; when we follow none (we restarted and lost our place), the first stanza
- * seen starts it. Stanzas of streams we left, or of an unknown stream in the middle, are not applied:
- * the sender, unacknowledged, sends them again from its first.
+ * seen starts it; on a new link only its 1 does. Stanzas of streams we left, or of an unknown stream
+ * in the middle, are not applied: the sender, unacknowledged, sends them again from its first.
  */
 export function heard<O, I>(stream: LinkStream<O>, header: LinkHeader | null, item: I | null): { stream: LinkStream<O>; event: LinkEvent<O, I> } {
   const ack = header?.ack !== undefined && header.acked === stream.id ? header.ack : 0;
@@ -87,10 +96,10 @@ export function heard<O, I>(stream: LinkStream<O>, header: LinkHeader | null, it
   if (header?.seq === undefined || header.stream === undefined || item === null) return ignored;
   let next = stream;
   if (stream.peer !== header.stream) {
-    if (stream.retired.includes(header.stream) || (stream.peer !== null && header.seq !== 1)) return ignored;
+    if (stream.retired.includes(header.stream) || (header.seq !== 1 && (stream.peer !== null || !stream.lostPlace))) return ignored;
     const channel = { ...stream.end.channel, inbox: { applied: header.seq - 1 } };
     const retired = stream.peer === null ? stream.retired : [...stream.retired, stream.peer].slice(-RETIRED);
-    next = { ...stream, peer: header.stream, retired, end: { ...stream.end, channel } as ReplicaLinkState<O> };
+    next = { ...stream, peer: header.stream, retired, lostPlace: undefined, end: { ...stream.end, channel } as ReplicaLinkState<O> };
   }
   return { stream: next, event: { type: "heard", ack, carried: { seq: header.seq, item }, probe } };
 }
