@@ -209,6 +209,26 @@ test("netjoin catch-up: pages asked from the last message the replica has, store
   assert.equal(db.position?.catchUp, null);
 });
 
+test("netjoin catch-up: starts at the primary's split point (after='...'), not at the replica's newest message; has-none reads from since", () => {
+  const d = linked();
+  d.send(`<message type='groupchat' from='${ROOM}/Wumpus' to='${REPLICA}'><body>before</body><stanza-id xmlns='urn:xmpp:sid:0' by='${ROOM}' id='h1'/></message>`);
+  // h3 reached us past a gap (h2 never came): our newest message is not where we are.
+  d.send(`<message type='groupchat' from='${ROOM}/Wumpus' to='${REPLICA}'><body>early</body><stanza-id xmlns='urn:xmpp:sid:0' by='${ROOM}' id='h3'/></message>`);
+  d.send(`<message type='error' from='${ROOM}' to='${REPLICA}'><error type='cancel'><remote-server-not-found xmlns='${STANZAS}'/></error></message>`);
+  const out = d.send(`<iq type='set' id='n1' from='${ROOM}' to='${REPLICA}'><netjoin xmlns='${DMUC}' since='2025-12-31T23:59:00Z' after='h1'>${rosterPresence("Wumpus", "moderator")}${rosterPresence("BigCheese", "participant")}${rosterPresence("Efchen", "participant")}</netjoin></iq>`);
+  const [ask] = to(out, ROOM).filter((s) => s.getChild("catchup", DMUC));
+  assert.deepEqual(ask!.getChild("catchup", DMUC)!.attrs, { xmlns: DMUC, since: "2025-12-31T23:59:00.000Z", after: "h1" });
+  const page = d.send(`<iq type='result' id='${ask!.attrs.id}' from='${ROOM}' to='${REPLICA}'><catchup xmlns='${DMUC}' complete='true'>${chat("h2", "gap")}${chat("h3", "early")}</catchup></iq>`);
+  assert.deepEqual(to(page, RUBENRO).map((m) => m.getChildText("body")), ["gap"], "the gap is filled, the early one not delivered again");
+
+  const e = linked();
+  e.send(`<message type='groupchat' from='${ROOM}/Wumpus' to='${REPLICA}'><body>early</body><stanza-id xmlns='urn:xmpp:sid:0' by='${ROOM}' id='h3'/></message>`);
+  e.send(`<message type='error' from='${ROOM}' to='${REPLICA}'><error type='cancel'><remote-server-not-found xmlns='${STANZAS}'/></error></message>`);
+  const none = e.send(`<iq type='set' id='n1' from='${ROOM}' to='${REPLICA}'><netjoin xmlns='${DMUC}' since='2025-12-31T23:59:00Z' has-none='true'>${rosterPresence("BigCheese", "participant")}${rosterPresence("Efchen", "participant")}</netjoin></iq>`);
+  const [fromSince] = to(none, ROOM).filter((s) => s.getChild("catchup", DMUC));
+  assert.deepEqual(fromSince!.getChild("catchup", DMUC)!.attrs, { xmlns: DMUC, since: "2025-12-31T23:59:00.000Z" });
+});
+
 test("netjoin catch-up: a page not answered within the link timeout is asked again from the same place", () => {
   const d = linked();
   d.send(`<message type='error' from='${ROOM}' to='${REPLICA}'><error type='cancel'><remote-server-not-found xmlns='${STANZAS}'/></error></message>`);
