@@ -42,6 +42,16 @@ export const CONSTRAINTS = {
     roomSeqIdx: "history_messages_room_id_seq_idx",
     roomJidSentAtIdx: "history_messages_room_jid_sent_at_id_idx",
   },
+  dmucLinkPositions: {
+    pkey: "dmuc_link_positions_pkey",
+    roomFkey: "dmuc_link_positions_room_id_fkey",
+    roomPeerJidKey: "dmuc_link_positions_room_id_peer_jid_key",
+  },
+  dmucReplicaQueue: {
+    pkey: "dmuc_replica_queue_pkey",
+    roomFkey: "dmuc_replica_queue_room_id_fkey",
+    roomIdIdx: "dmuc_replica_queue_room_id_id_idx",
+  },
   roomTombstones: {
     pkey: "room_tombstones_pkey",
     expiresIdx: "room_tombstones_expires_at_idx",

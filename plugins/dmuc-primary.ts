@@ -13,6 +13,7 @@ import { holdEntry, retryEnters, settleEntries } from "../src/core/dmuc/primary-
 import { bareString, jidToString, parseJid } from "../src/xmpp/jid.js";
 import { errorCondition, lastMessageReceived, markSplit, startNetjoin, UNREACHABLE } from "../src/core/dmuc/primary-netsplit.js";
 import { DMUC, isUnreplicate } from "../src/core/dmuc/wire.js";
+import { onCatchUpRequest } from "../src/core/dmuc/primary-catchup.js";
 import { replicaLeaves } from "../src/core/dmuc/primary-unreplicate.js";
 import { componentNotConnected, directCopyBounced, isAlreadyTaken, replicaGone } from "../src/core/dmuc/primary-replica-down.js";
 import { fromReplica, heardFromReplica, isLinkMessage, noLink, tickLinks } from "../src/core/dmuc/primary-link-traffic.js";
@@ -146,6 +147,13 @@ export function dmucPrimaryPlugin(options: Partial<PrimaryOptions> = {}): Plugin
           const split = now.state === "split" || now.state === "syncing" ? now : { ...now, state: "split" as const, splitSince: now.lastHeard, splitAfter: lastMessageReceived(request, roomJid, now) };
           request.effects.push(send(xml("iq", { type: "result", id: stanza.attrs.id, from: roomJid, to: stanza.attrs.from })));
           if (split.state !== "syncing") startNetjoin(request, roomJid, split);
+          return true as const;
+        }
+        // A replica reading what it missed, page by page, after a netjoin.
+        const catchUp = stanza.getChild("catchup", DMUC);
+        if (link && type === "get" && catchUp) {
+          heardFromReplica(request, api, roomJid, link.replicaJid, settings);
+          onCatchUpRequest(request, roomJid, link, stanza, catchUp);
           return true as const;
         }
         // A replica none of whose users is in the room leaves it (src/core/dmuc/replica-forget.ts).

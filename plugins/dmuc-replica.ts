@@ -3,7 +3,7 @@
 import type { Plugin } from "../src/core/service.js";
 import { replicaDiscoInfo, routeReplica, tickReplica } from "../src/core/dmuc/replica.js";
 import type { ReplicaOptions } from "../src/core/dmuc/replica-util.js";
-import { localSessionWrites } from "../src/core/dmuc/replica-records.js";
+import { linkStateWrites, localSessionWrites } from "../src/core/dmuc/replica-records.js";
 import { DMUC } from "../src/core/dmuc/wire.js";
 
 export function dmucReplicaPlugin(options: ReplicaOptions): Plugin {
@@ -11,17 +11,19 @@ export function dmucReplicaPlugin(options: ReplicaOptions): Plugin {
     name: "dmuc-replica",
     register({ settings, hooks }) {
       if (!settings.localDomain) return;
-      // Every change to whom we serve is written down (replica-records.ts).
+      // Every change to whom we serve, and to the link's streams and queue, is written down (replica-records.ts).
       hooks.on("service/route", ({ request, to }) => {
         const before = request.state.dmuc.replicated;
         const taken = routeReplica(request, to, options);
         localSessionWrites(before, request.state.dmuc.replicated, request.effects);
+        linkStateWrites(before, request.state.dmuc.replicated, request.effects);
         return taken;
       });
       hooks.on("service/tick", (tick) => {
         const before = tick.state.dmuc.replicated;
         tickReplica(tick, options);
         localSessionWrites(before, tick.state.dmuc.replicated, tick.effects);
+        linkStateWrites(before, tick.state.dmuc.replicated, tick.effects);
       });
       hooks.on("service/disco-info", ({ info }) => {
         replicaDiscoInfo(settings, info);

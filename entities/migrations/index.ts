@@ -6,5 +6,6 @@ import { ArchiveFlag1796195950637 } from "./1796195950637-ArchiveFlag.js";
 import { AuditTrail1796196082879 } from "./1796196082879-AuditTrail.js";
 import { HistoryOrder1796196260607 } from "./1796196260607-HistoryOrder.js";
 import { ClientsOccupantIdsTombstones1796198207035 } from "./1796198207035-ClientsOccupantIdsTombstones.js";
+import { DmucLinkDurability1796209179757 } from "./1796209179757-DmucLinkDurability.js";
 
-export const MIGRATIONS: (new () => MigrationInterface)[] = [Initial1795622120469, ArchiveFlag1796195950637, AuditTrail1796196082879, HistoryOrder1796196260607, ClientsOccupantIdsTombstones1796198207035];
+export const MIGRATIONS: (new () => MigrationInterface)[] = [Initial1795622120469, ArchiveFlag1796195950637, AuditTrail1796196082879, HistoryOrder1796196260607, ClientsOccupantIdsTombstones1796198207035, DmucLinkDurability1796209179757];

@@ -49,8 +49,8 @@ export class ArchiveReader {
     for (const [id, op] of [[query.afterId, ">"], [query.beforeId, "<"]] as const) {
       if (id === undefined) continue;
       const known: unknown[] = await this.dataSource.query(
-        `SELECT 1 FROM history_messages WHERE room_id = (SELECT id FROM rooms WHERE jid = $1) AND stanza_id = $2 AND archived`,
-        [query.roomJid, id],
+        `SELECT 1 FROM history_messages WHERE room_id = (SELECT id FROM rooms WHERE jid = $1) AND stanza_id = $2 AND (archived OR $3)`,
+        [query.roomJid, id, query.includeUnarchived === true],
       );
       if (known.length === 0) return { ok: false, reason: "unknown-id" };
       page.push(`${orderKey("h")} ${op} (SELECT ${orderColumns("b")} FROM history_messages b WHERE b.room_id = h.room_id AND b.stanza_id = ${param(id)})`);

@@ -124,6 +124,24 @@ export class EffectRunner {
   }
 
   /**
+   * Runs effects only after every write submitted before them, of any lane, is committed: the timers'
+   * DMUC2 acknowledgements say what was applied, and must not leave before it is stored (docs/PROTOCOL.md
+   * "Durability"), whichever room's lane stored it.
+   */
+  submitAfterWrites(effects: Effect[], lane = ""): void {
+    if (effects.length === 0) return;
+    if (this.queue.length === 0 && !this.flushing) {
+      this.submit(effects, lane);
+      return;
+    }
+    this.queue.push({ effects, lane, queuedAt: Date.now() });
+    this.busyLanes.set(lane, (this.busyLanes.get(lane) ?? 0) + 1);
+    this.queuedEffects += effects.length;
+    this.queuedUnits++;
+    this.flushing ??= this.flushLoop();
+  }
+
+  /**
    * Whether `effects` may wait in the queue: always when they need no write; otherwise not once the
    * database has been away for `waitLimitMs` (they could not be stored in time), nor past the bound.
    */

@@ -9,8 +9,8 @@ import { openDatabase, type Database } from "../db/database.js";
 import { createPlugins } from "../../plugins/index.js";
 import { liveContext } from "./clock.js";
 import { EffectRunner, type EffectRunnerHealth } from "./effect-runner.js";
-import { send } from "../core/effects.js";
-import { errorReply, mayAnswerWithError } from "../xmpp/stanza.js";
+import { send, type Effect } from "../core/effects.js";
+import { errorReply, mayAnswerWithError, NS } from "../xmpp/stanza.js";
 import { loadLinks, loadReplicas, loadRoomHistory, loadRooms, loadTombstones } from "./room-loader.js";
 import { trimHistory } from "../core/room/history.js";
 import { RoomTable } from "../core/room-table.js";
@@ -347,7 +347,9 @@ export class Gateway {
     const outcome = this.service.tick(this.state, liveContext());
     this.state = outcome.state;
     logRoomChanges(this.log, before, this.state);
-    this.runner.submit(outcome.effects);
+    // A DMUC2 acknowledgement says what was applied: it waits for every pending write, whichever room's.
+    if (carriesLinkAck(outcome.effects)) this.runner.submitAfterWrites(outcome.effects);
+    else this.runner.submit(outcome.effects);
   }
 
   /** The write path's state: degraded while the database is away, and how full its queue is (a gauge). */
@@ -455,6 +457,11 @@ export class Gateway {
   get domain(): string {
     return this.config.domain;
   }
+}
+
+/** Whether effects send a DMUC2 link header with an acknowledgement (docs/PROTOCOL.md "Durability"). */
+function carriesLinkAck(effects: readonly Effect[]): boolean {
+  return effects.some((e) => e.kind === "send" && e.stanza.getChild("link", NS.DMUC)?.attrs.ack !== undefined);
 }
 
 /** The lane of a stanza: its recipient's bare JID (a room, or the service domain), as sent. */

@@ -13,7 +13,8 @@ import type { Logger } from "../log.js";
 import type { DmucState, ReplicaLink, ReplicatedRoom } from "../core/dmuc/state.js";
 import type { ReplicaRoomConfig } from "../core/store-writes.js";
 import { domainOf } from "../core/dmuc/primary-delivery.js";
-import { newStream, restoredStream } from "../core/dmuc/link/stream.js";
+import { newStream, resumedStream } from "../core/dmuc/link/stream.js";
+import { restoredReplicaLink } from "../core/dmuc/replica-records.js";
 import { orderBy } from "./archive-order.js";
 
 interface RoomRow { id: string; jid: string; config: Partial<RoomConfig>; subject: string | null; subject_nick: string | null; subject_changed_at: Date | null; locked: boolean; occupant_id_secret: string }
@@ -119,17 +120,20 @@ export async function loadRoomHistory(dataSource: DataSource, roomJid: string, l
   return [...trimHistory(entries, limit, maxHistoryChars)];
 }
 
-interface LinkRowDb { room: string; replica_jid: string; served_domain: string; state: "active" | "split"; keepalive_seconds: number; history_limit: number | null; split_since: Date | null }
+interface LinkRowDb { room: string; replica_jid: string; served_domain: string; state: "active" | "split"; keepalive_seconds: number; history_limit: number | null; split_since: Date | null; in_stream: string | null; in_applied: number | null }
 
 /**
  * The primary's DMUC2 links, so that a restart goes on delivering through the replicas: each link's
- * users are the room's restored sessions of its domain. A link that was being negotiated is dropped
- * (the adapter layer starts again); a split one stays split, and heals by netjoin.
+ * users are the room's restored sessions of its domain, its place in the replica's stream is where it was,
+ * and it starts split: the first answer from the replica brings a netjoin. A link that was being
+ * negotiated is dropped (the adapter layer starts again).
  */
 export async function loadLinks(dataSource: DataSource, rooms: ReadonlyMap<string, Room>, now: number): Promise<DmucState["links"]> {
   const rows: LinkRowDb[] = await dataSource.query(
-    `SELECT r.jid AS room, p.replica_jid, p.served_domain, p.state, p.keepalive_seconds, p.history_limit, p.split_since
-     FROM replicas p JOIN rooms r ON r.id = p.room_id WHERE r.role = 'primary' AND p.state IN ('active', 'split')`,
+    `SELECT r.jid AS room, p.replica_jid, p.served_domain, p.state, p.keepalive_seconds, p.history_limit, p.split_since, l.in_stream, l.in_applied
+     FROM replicas p JOIN rooms r ON r.id = p.room_id
+     LEFT JOIN dmuc_link_positions l ON l.room_id = p.room_id AND l.peer_jid = p.replica_jid
+     WHERE r.role = 'primary' AND p.state IN ('active', 'split')`,
   );
   const links = new Map<string, Map<string, ReplicaLink>>();
   for (const row of rows) {
@@ -139,16 +143,20 @@ export async function loadLinks(dataSource: DataSource, rooms: ReadonlyMap<strin
     const link: ReplicaLink = {
       replicaJid: row.replica_jid,
       domain: row.served_domain,
-      state: row.state,
+      // Split until the replica answers our ping: what we broadcast before we stopped may never have left,
+      // and the netjoin's catch-up reads from the replica's own last message whatever it lacks.
+      state: "split",
       keepaliveSeconds: row.keepalive_seconds,
       historyLimit: row.history_limit ?? 0,
       members,
       lastHeard: now,
       lastSent: now,
-      // A new stream (numbers are not kept yet): the replica takes it from its first stanza, and we
-      // take the replica's from the first we see.
-      stream: { ...newStream(randomUUID(), now), lostPlace: true },
-      ...(row.state === "split" ? { splitSince: row.split_since?.getTime() ?? now } : {}),
+      // Our stream starts again (the replica takes it from its first stanza; the netjoin's catch-up reads
+      // from the history what it missed); the replica's goes on where it was applied, so a resent
+      // submission is recognised as one already taken. Without a committed place in it, the first
+      // numbered stanza seen starts it (the place is lost, not known).
+      stream: row.in_stream !== null ? resumedStream(newStream<Element>(randomUUID(), now), row.in_stream, row.in_applied ?? 0) : { ...newStream<Element>(randomUUID(), now), lostPlace: true },
+      splitSince: row.split_since?.getTime() ?? now,
     };
     links.set(row.room, (links.get(row.room) ?? new Map()).set(link.replicaJid, link));
   }
@@ -173,9 +181,21 @@ export async function loadReplicas(dataSource: DataSource, now: number, log: Log
      ) recent WHERE n <= 1000 ORDER BY ${orderBy("recent", "ASC")}`,
     [ids],
   );
+  const positions: PositionRow[] = await dataSource.query(
+    `SELECT room_id, out_stream, out_next_seq, in_stream, in_applied, early_origin_ids, catchup_since, catchup_after FROM dmuc_link_positions WHERE room_id = ANY($1::bigint[])`,
+    [ids],
+  );
+  const queued: QueueRow[] = await dataSource.query(`SELECT room_id, stream, seq, stanza, sent_at FROM dmuc_replica_queue WHERE room_id = ANY($1::bigint[]) ORDER BY id`, [ids]);
   const replicated = new Map<string, ReplicatedRoom>();
   for (const row of rooms) {
     const config = row.config;
+    const saved = positions.find((p) => p.room_id === row.id);
+    const position = saved ? { outStream: saved.out_stream, outNextSeq: saved.out_next_seq, inStream: saved.in_stream, inApplied: saved.in_applied, earlyOriginIds: saved.early_origin_ids, catchUp: saved.catchup_since ? { since: saved.catchup_since, after: saved.catchup_after } : null } : null;
+    const rows = queued.flatMap((q) => {
+      const stanza = q.room_id === row.id ? parseStanza(q.stanza, log, "replica queued stanza") : null;
+      return stanza ? [{ stream: q.stream, seq: q.seq, stanza, at: q.sent_at }] : [];
+    });
+    const { link, splitQueue, echoes, catchUp } = restoredReplicaLink(position, rows, randomUUID(), now);
     const roster = new Map<string, Element>();
     const local = new Map<string, string>();
     for (const o of occupants.filter((o) => o.room_id === row.id)) {
@@ -206,17 +226,29 @@ export async function loadReplicas(dataSource: DataSource, now: number, log: Log
       lastSent: now,
       splitChat: config.splitChat ?? true,
       splitSince: now,
-      // A new stream: nothing of the old one was kept (what the primary missed comes by netjoin).
-      link: restoredStream(randomUUID(), now),
-      splitQueue: [],
+      link,
+      splitQueue,
       splitPresences: new Map(),
       splitGone: new Set(),
-      echoes: new Set(),
+      echoes,
+      catchUp,
       restored: true,
     });
   }
   return replicated;
 }
+
+interface PositionRow {
+  room_id: string;
+  out_stream: string | null;
+  out_next_seq: number | null;
+  in_stream: string | null;
+  in_applied: number;
+  early_origin_ids: string[];
+  catchup_since: Date | null;
+  catchup_after: string | null;
+}
+interface QueueRow { room_id: string; stream: string | null; seq: number | null; stanza: string; sent_at: Date }
 
 /** The tombstones of destroyed rooms that have not expired; expired ones are deleted. */
 export async function loadTombstones(dataSource: DataSource): Promise<Map<string, Tombstone>> {

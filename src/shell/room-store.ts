@@ -140,6 +140,34 @@ async function apply(run: Run, write: Exclude<StoreWrite, HistoryWrite>): Promis
     case "link.delete":
       await run(`DELETE FROM replicas WHERE room_id = ${ROOM_ID} AND replica_jid = $2`, [write.roomJid, write.replicaJid]);
       return;
+    case "link.position":
+      await run(
+        `INSERT INTO dmuc_link_positions (room_id, peer_jid, out_stream, out_next_seq, in_stream, in_applied, early_origin_ids, catchup_since, catchup_after)
+         SELECT id, $2, $3, $4, $5, $6, $7, $8, $9 FROM rooms WHERE jid = $1
+         ON CONFLICT (room_id, peer_jid) DO UPDATE SET out_stream = EXCLUDED.out_stream, out_next_seq = EXCLUDED.out_next_seq,
+           in_stream = EXCLUDED.in_stream, in_applied = EXCLUDED.in_applied, early_origin_ids = EXCLUDED.early_origin_ids,
+           catchup_since = EXCLUDED.catchup_since, catchup_after = EXCLUDED.catchup_after, updated_at = now()`,
+        [
+          write.roomJid, write.peerJid, write.position.outStream, write.position.outNextSeq, write.position.inStream, write.position.inApplied,
+          [...write.position.earlyOriginIds], write.position.catchUp?.since ?? null, write.position.catchUp?.after ?? null,
+        ],
+      );
+      return;
+    case "link.position.delete":
+      await run(`DELETE FROM dmuc_link_positions WHERE room_id = ${ROOM_ID} AND peer_jid = $2`, [write.roomJid, write.peerJid]);
+      return;
+    case "queue.add":
+      await run(
+        `INSERT INTO dmuc_replica_queue (room_id, stream, seq, stanza, sent_at) SELECT id, $2, $3, $4, $5 FROM rooms WHERE jid = $1 AND role = 'replica'`,
+        [write.roomJid, write.stream, write.seq, write.stanza.toString(), write.at],
+      );
+      return;
+    case "queue.acknowledged":
+      await run(`DELETE FROM dmuc_replica_queue WHERE room_id = ${ROOM_ID} AND stream = $2 AND seq <= $3`, [write.roomJid, write.stream, write.upTo]);
+      return;
+    case "queue.split-taken":
+      await run(`DELETE FROM dmuc_replica_queue WHERE room_id = ${ROOM_ID} AND seq IS NULL`, [write.roomJid]);
+      return;
     case "affiliation.set":
       if (write.entry === null) {
         await run(`DELETE FROM room_affiliations WHERE room_id = ${ROOM_ID} AND jid = $2`, [write.roomJid, write.jid]);

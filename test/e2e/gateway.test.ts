@@ -53,7 +53,7 @@ describe("a running gateway", () => {
       const tables = await client.query<{ table_name: string }>(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`);
       assert.deepEqual(
         tables.rows.map((r) => r.table_name),
-        ["audit_events", "history_messages", "occupants", "replicas", "room_affiliations", "room_tombstones", "rooms", "typeorm_migrations"],
+        ["audit_events", "dmuc_link_positions", "dmuc_replica_queue", "history_messages", "occupants", "replicas", "room_affiliations", "room_tombstones", "rooms", "typeorm_migrations"],
       );
     } finally {
       await client.end();

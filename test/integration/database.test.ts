@@ -127,7 +127,7 @@ describe("database", () => {
     )) as { table_name: string }[];
     assert.deepEqual(
       tables.map((t) => t.table_name),
-      ["audit_events", "history_messages", "occupants", "replicas", "room_affiliations", "room_tombstones", "rooms", "typeorm_migrations"],
+      ["audit_events", "dmuc_link_positions", "dmuc_replica_queue", "history_messages", "occupants", "replicas", "room_affiliations", "room_tombstones", "rooms", "typeorm_migrations"],
     );
   });
 

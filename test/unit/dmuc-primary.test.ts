@@ -449,7 +449,7 @@ test("netsplit: a bounce from the replica splits the link; its users' copies are
   assert.ok(p.state.rooms.get(ROOM)!.occupants.has("Wumpus"));
 });
 
-test("netsplit: a message during the split reaches the replica's users only through the netjoin, with catch-up on", () => {
+test("netsplit: a message during the split reaches the replica's users only through the netjoin's catch-up, read from the history table", () => {
   const p = twoOnReplica();
   p.send(bounce(ROOM));
   const during = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat'><body>held</body></message>`);
@@ -460,7 +460,28 @@ test("netsplit: a message during the split reaches the replica's users only thro
   const netjoin = sentTo(p.send(`<iq type='result' id='${pings[0]!.attrs.id}' from='${REPLICA}' to='${ROOM}'/>`), REPLICA).find((s) => s.getChild("netjoin", DMUC))!;
   const element = netjoin.getChild("netjoin", DMUC)!;
   assert.notEqual(element.attrs.catchup, "false", "the replica delivers what its users missed");
-  assert.ok(element.toString().includes("held"), "the held message is in the netjoin");
+  assert.equal(element.getChildren("message").length, 0, "the messages are not in the netjoin: the replica reads them in pages");
+  // The replica asks for what came after the last message it has: one page, read from the history table.
+  const held = p.state.rooms.get(ROOM)!.history.at(-1)!;
+  const before = p.state.rooms.get(ROOM)!.history.at(-2)!;
+  p.send(`<iq type='get' id='c1' from='${REPLICA}' to='${ROOM}'><catchup xmlns='${DMUC}' since='${new Date(p.now).toISOString()}' after='${before.stanzaId}'/></iq>`);
+  const read = p.effects.find((e) => e.kind === "archive-read");
+  assert.ok(read && read.kind === "archive-read");
+  assert.deepEqual({ ...read.query }, { roomJid: ROOM, sender: { kind: "anyone" }, includeUnarchived: true, afterId: before.stanzaId, from: "oldest", max: 50 });
+  const page = read.then({ ok: true, complete: true, count: 1, items: [{ archiveId: held.stanzaId, at: held.at, nick: held.nick, senderJid: held.senderJid, stanza: held.stanza }] });
+  const [answer] = page.flatMap((e) => (e.kind === "send" ? [e.stanza] : []));
+  assertMatches(
+    answer!,
+    parseXml(`<iq type='result' id='c1' from='${ROOM}' to='${REPLICA}'><catchup xmlns='${DMUC}' complete='true'>
+      <message type='groupchat' from='${ROOM}/Owner'><body>held</body><delay xmlns='urn:xmpp:delay' from='${ROOM}' stamp='${held.at.toISOString()}'/></message>
+    </catchup></iq>`),
+  );
+  // A position the history does not know (purged): everything since the split instead.
+  const retry = read.then({ ok: false, reason: "unknown-id" }).find((e) => e.kind === "archive-read");
+  assert.ok(retry && retry.kind === "archive-read" && retry.query.afterId === undefined && retry.query.start !== undefined);
+  // Only a linked replica may read.
+  const [refused] = p.send(`<iq type='get' id='c2' from='dmuc.elsewhere.test' to='${ROOM}'><catchup xmlns='${DMUC}' since='${new Date(p.now).toISOString()}'/></iq>`);
+  assert.equal(refused?.attrs.type, "error");
 });
 
 test("netjoin: the replica answers again, gets what it missed, and hands over its users' messages with their times", () => {
@@ -474,7 +495,7 @@ test("netjoin: the replica answers again, gets what it missed, and hands over it
   const [netjoin] = p.send(`<iq type='result' id='${ping!.attrs.id}' from='${REPLICA}' to='${ROOM}'/>`);
   const body = netjoin!.getChild("netjoin", DMUC)!;
   assert.equal(new Date(body.attrs.since!).getTime(), splitAt);
-  assert.deepEqual(body.getChildren("message").map((m) => m.getChildText("body")), ["missed"]);
+  assert.deepEqual(body.getChildren("message").length, 0, "what it missed it reads in pages afterwards");
   assert.equal(p.link()!.state, "syncing");
 
   const stamp = new Date(splitAt + 2_000).toISOString();
@@ -594,6 +615,30 @@ test("a submission held through a split is taken with its own time, and the link
   assert.equal(p.link()!.state, "active", "just sent: not taken for a stanza unacknowledged for a minute");
 });
 
+test("durability: the replica's stream position is written with the submission it applied; a restarted primary does not take it twice", async () => {
+  const { resumedStream, newStream } = await import("../../src/core/dmuc/link/stream.js");
+  const { p } = linkedRoom();
+  const submit = (seq: number, body: string) =>
+    `<message from='${REPLICA}' to='${ROOM}' id='s${seq}'><link xmlns='${DMUC}' stream='rs' seq='${seq}'/><submit xmlns='${DMUC}' stamp='${new Date(p.now).toISOString()}'><message from='${WUMPUS}' to='${ROOM}' type='groupchat'><body>${body}</body></message></submit></message>`;
+  p.send(submit(1, "taken once"));
+  const writes = p.effects.flatMap((e) => (e.kind === "store" ? [e.write] : []));
+  assert.ok(writes.some((w) => w.op === "history.append"));
+  const position = writes.find((w) => w.op === "link.position");
+  assert.deepEqual(position, { op: "link.position", roomJid: ROOM, peerJid: REPLICA, position: { outStream: null, outNextSeq: null, inStream: "rs", inApplied: 1, earlyOriginIds: [], catchUp: null } });
+
+  // Killed before the replica had the acknowledgement; restarted with what was committed: a new stream
+  // of its own, the replica's followed from where it was applied.
+  const link = p.link()!;
+  const committed = position!.op === "link.position" ? position.position : null;
+  const restarted = { ...link, stream: resumedStream(newStream<Element>("after-restart", p.now), committed!.inStream, committed!.inApplied) };
+  p.state = { ...p.state, dmuc: { ...p.state.dmuc, links: new Map([[ROOM, new Map([[REPLICA, restarted]])]]) } };
+  const resent = p.send(submit(1, "taken once"));
+  assert.equal(resent.filter((s) => s.getChildText("body") === "taken once").length, 0, "the resent submission is not taken again");
+  assert.deepEqual(sentTo(resent, REPLICA).map((s) => [LINK(s)?.attrs.ack, LINK(s)?.attrs.acked]), [["1", "rs"]], "it is acknowledged at once");
+  const next = p.send(submit(2, "the next one"));
+  assert.equal(sentTo(next, OWNER).filter((s) => s.getChildText("body") === "the next one").length, 1);
+});
+
 test("a bounce the replica submits on the link (its check found the session gone) removes the session with 333; the link stays up", () => {
   const p = twoOnReplica();
   const gone = `<presence type='error' from='${VALDIS}' to='${ROOM}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>`;
@@ -612,7 +657,7 @@ test("a bounce the replica submits on the link (its check found the session gone
 const notConnected = (name: string, id: string, to: string) =>
   `<${name} type='error' id='${id}' from='${REPLICA}' to='${to}'><error type='wait'><remote-server-timeout xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Component unavailable</text><not-connected xmlns='xmpp:prosody.im/protocol/component'/></error></${name}>`;
 
-test("a replica that is down (its own server says so): its users are served directly, and the netjoin says who got what", () => {
+test("a replica that is down (its own server says so): its users are served directly, and the catch-up pages say who got what", () => {
   const p = twoOnReplica();
   // A broadcast to the replica (addressed by its stanza-id) bounces from the replica's own server.
   const first = p.send(`<message from='${OWNER}' to='${ROOM}' type='groupchat' id='o-1'><body>first</body></message>`);
@@ -636,9 +681,22 @@ test("a replica that is down (its own server says so): its users are served dire
   const ping = sentTo(p.tick(), REPLICA).find((s) => s.getChild("ping", "urn:xmpp:ping"))!;
   const [netjoin] = p.send(`<iq type='result' id='${ping.attrs.id}' from='${REPLICA}' to='${ROOM}'/>`);
   const element = netjoin!.getChild("netjoin", DMUC)!;
+  assert.deepEqual(element.getChildren("served"), [], "the netjoin carries no messages, so no <served/>: the pages do");
+  // Its catch-up starts after the split point: the message before the first one it never got.
+  const history = p.state.rooms.get(ROOM)!.history;
+  const firstAt = history.findIndex((h) => h.stanza.getChildText("body") === "first");
+  if (firstAt > 0) assert.equal(element.attrs.after, history[firstAt - 1]!.stanzaId);
+  else assert.equal(element.attrs["has-none"], "true", "the replica had none of the history when it split: its catch-up reads from the split's time");
+  // The replica reads what it missed; the page, read from the history rows, says who has which message.
+  p.send(`<iq type='get' id='c1' from='${REPLICA}' to='${ROOM}'><catchup xmlns='${DMUC}' since='${element.attrs.since}'/></iq>`);
+  const read = p.effects.find((e) => e.kind === "archive-read");
+  assert.ok(read && read.kind === "archive-read");
+  const rows = p.state.rooms.get(ROOM)!.history.map((h) => ({ archiveId: h.stanzaId, at: h.at, nick: h.nick, senderJid: h.senderJid, stanza: h.stanza }));
+  const [answer] = read.then({ ok: true, complete: true, count: rows.length, items: rows }).flatMap((e) => (e.kind === "send" ? [e.stanza] : []));
+  const page = answer!.getChild("catchup", DMUC)!;
   const served = (body: string) => {
-    const id = element.getChildren("message").find((m) => m.getChildText("body") === body)?.getChild("stanza-id", "urn:xmpp:sid:0")?.attrs.id;
-    return (element.getChildren("served").find((s) => s.attrs.id === id)?.getChildren("session") ?? []).map((s) => s.attrs.jid).sort();
+    const id = page.getChildren("message").find((m) => m.getChildText("body") === body)?.getChild("stanza-id", "urn:xmpp:sid:0")?.attrs.id;
+    return (page.getChildren("served").find((s) => s.attrs.id === id)?.getChildren("session") ?? []).map((s) => s.attrs.jid).sort();
   };
   assert.deepEqual(served("first"), [VALDIS, WUMPUS].sort());
   assert.deepEqual(served("second"), [WUMPUS], "not Valdis: his copy bounced");

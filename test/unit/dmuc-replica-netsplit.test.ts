@@ -229,7 +229,7 @@ test("netsplit: a live broadcast arriving while split is processed, and the room
   assert.notEqual(room(d).splitSince, null);
 });
 
-test("netjoin: roster diff, missed messages once with their delay and stored, subject; the answer lists sessions and queued messages", () => {
+test("netjoin: roster diff, missed messages once with their delay and stored, subject; the answer lists sessions; queued messages follow as submissions", () => {
   const d = split();
   const splitAt = d.now;
   const [said] = d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c1'><body>Still here?</body></message>`);
@@ -255,15 +255,23 @@ test("netjoin: roster diff, missed messages once with their delay and stored, su
     parseXml(`<iq type='result' id='n1' from='${REPLICA}' to='${ROOM}'><netjoin xmlns='${DMUC}'>
       <occupant jid='${RUBENRO}' nick='BigCheese'/>
       <occupant jid='${MSA}' nick='Efchen'/>
-      <message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c1'>
-        <body>Still here?</body>
-        <origin-id xmlns='${SID}' id='${originId}'/>
-        <delay xmlns='urn:xmpp:delay' from='${REPLICA}' stamp='${splitAt.toISOString()}'/>
-      </message>
     </netjoin></iq>`),
   );
-  assert.equal(answer!.getChild("netjoin", DMUC)!.getChildren("message").length, 1);
+  assert.equal(answer!.getChild("netjoin", DMUC)!.getChildren("message").length, 0);
   assert.ok(out.indexOf(answer!) > out.indexOf(to(out, MSA)[4]!), "the answer comes after the catch-up");
+  // What rubenro said during the split follows the answer on the link, numbered, with its own time.
+  const [queued] = submissions(out);
+  assertMatches(
+    queued!,
+    parseXml(`<message from='${REPLICA}' to='${ROOM}'><link xmlns='${DMUC}' seq='1'/><submit xmlns='${DMUC}' stamp='${splitAt.toISOString()}'>
+      <message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c1'><body>Still here?</body><origin-id xmlns='${SID}' id='${originId}'/></message>
+    </submit></message>`),
+  );
+  assert.equal(submissions(out).length, 1);
+  assert.ok(out.indexOf(queued!) > out.indexOf(answer!));
+  // Kept until the primary acknowledges it: the split row became a numbered one.
+  assert.equal(stores(d, "queue.split-taken").length, 1);
+  assert.deepEqual(stores(d, "queue.add").map((w) => w.op === "queue.add" && w.seq), [1]);
   const healed = room(d);
   assert.equal(healed.splitSince, null);
   assert.equal(healed.splitQueue.length, 0);
@@ -276,7 +284,7 @@ test("netjoin: roster diff, missed messages once with their delay and stored, su
   const again = netjoin(d, "n2");
   assert.equal(to(again, RUBENRO).length, 0);
   assert.equal(stores(d, "history.append").length, 0);
-  assert.equal(to(again, ROOM)[0]!.getChild("netjoin", DMUC)!.getChildren("message").length, 0);
+  assert.equal(submissions(again).filter((m) => m.getChild("link", DMUC)?.attrs.seq !== "1").length, 0);
 
   // Submitting resumes.
   const [submitted] = d.send(`<message from='${RUBENRO}' to='${ROOM}' type='groupchat' id='c2'><body>ok</body></message>`);
@@ -341,7 +349,7 @@ test("netjoin: catchup='false' (users served directly meanwhile): the copy is br
   assert.deepEqual(stores(d, "history.append").map((w) => w.op === "history.append" && w.entry.stanzaId), ["m1", "m2"]);
   assert.deepEqual([...room(d).roster.keys()].sort(), ["BigCheese", "Efchen", "Phaedrus"]);
   assert.equal(room(d).subject?.text, "Peace");
-  assert.equal(to(out, ROOM)[0]!.getChild("netjoin", DMUC)!.getChildren("message").length, 1);
+  assert.equal(submissions(out).length, 1);
   assert.equal(room(d).splitSince, null);
 });
 
@@ -521,7 +529,8 @@ test("netsplit entry (splitEntry): a local user enters provisionally: roster (re
   assert.ok(!healed.some((s) => s.attrs.from === `${ROOM}/Argl` && s.attrs.type === "unavailable"));
   const answer = parseNetjoinAnswer(to(healed, ROOM)[0]!.getChild("netjoin", DMUC))!;
   assert.deepEqual(answer.occupants, [{ jid: RUBENRO, nick: "BigCheese" }, { jid: MSA, nick: "Efchen" }, { jid: ARGL, nick: "Argl" }]);
-  assert.equal(submissions(healed).length, 0);
+  // Its split-time message is submitted after the answer; its presence is not.
+  assert.deepEqual(submissions(healed).map((m) => m.getChild("submit", DMUC)!.getChildElements()[0]!.name), ["message"]);
   assert.ok(room(d).roster.has("Argl"));
   assert.equal(room(d).splitEntered, undefined);
   // The primary does not admit it: its LEAVE is delivered as usual.

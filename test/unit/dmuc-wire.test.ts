@@ -52,3 +52,19 @@ test("the link header and the submission round-trip; malformed headers are refus
   assert.equal(parseSubmit(parseXml(`<message><submit xmlns='${DMUC}' stamp='never'><message/></submit></message>`)), null);
   assert.equal(parseSubmit(parseXml(`<message><submit xmlns='${DMUC}' stamp='1970-01-01T00:00:00Z'><message/><message/></submit></message>`)), null);
 });
+
+test("catchup: request and page round-trip; malformed ones are refused", async () => {
+  const wire = await import("../../src/core/dmuc/wire.js");
+  const since = new Date("2026-01-01T00:00:00Z");
+  assert.deepEqual(wire.parseCatchUpRequest(wire.buildCatchUpRequest({ since, after: "m2" })), { since, after: "m2" });
+  assert.deepEqual(wire.parseCatchUpRequest(wire.buildCatchUpRequest({ since, after: null })), { since, after: null });
+  const NS = "urn:xmpp:tmp:dmuc:0";
+  for (const bad of [`<catchup xmlns='${NS}'/>`, `<catchup xmlns='${NS}' since='yesterday'/>`, `<catchup xmlns='${NS}' since='2026-01-01T00:00:00Z' after=''/>`]) {
+    assert.equal(wire.parseCatchUpRequest(parseXml(bad)), null, bad);
+  }
+  const page = wire.parseCatchUpPage(parseXml(`<catchup xmlns='${NS}' complete='false'><message xmlns='${NS}' type='groupchat'><body xmlns='${NS}'>hi</body></message></catchup>`));
+  assert.equal(page?.complete, false);
+  assert.equal(page?.messages[0]?.attrs.xmlns, undefined, "the carried stanza is a stanza again");
+  assert.equal(page?.messages[0]?.getChildText("body"), "hi");
+  assert.equal(wire.parseCatchUpPage(parseXml(`<catchup xmlns='${NS}'/>`)), null, "complete is required");
+});

@@ -11,11 +11,9 @@ import { NS } from "../../xmpp/stanza.js";
 import { parseJid } from "../../xmpp/jid.js";
 import { buildLeave, buildNetjoin, DMUC, parseNetjoinAnswer, type NetjoinKick } from "./wire.js";
 import type { ReplicaLink } from "./state.js";
-import type { HistoryEntry } from "../room/types.js";
 import { withLink, withoutLink, withPending } from "./dmuc-state.js";
 import { domainOf, replicaSeesJids } from "./primary-delivery.js";
 import { replicaConfig, rosterForReplica, type LinkIo } from "./primary-links.js";
-import { replayEntry } from "../room/history.js";
 import { DEFAULT_LINK_TIMERS } from "./link/channel.js";
 import { oldestInFlight } from "./link/sequence.js";
 import { splitRebased } from "./link/stream.js";
@@ -85,7 +83,10 @@ export function markSplit(io: LinkIo, roomJid: string, link: ReplicaLink, reason
   const since = Math.min(now, link.splitSince ?? now, link.lastHeard, oldestInFlight(link.stream.end.channel.outbox) ?? now);
   const splitAfter = link.splitAfter !== undefined ? link.splitAfter : lastMessageReceived(io, roomJid, link);
   const stream = splitRebased(link.stream, io.context.newId(), now, DEFAULT_LINK_TIMERS);
-  setLink(io, roomJid, { ...link, state: "split", splitSince: since, splitAfter, lastSent: now, stream });
+  // Who got what directly during an earlier outage of the replica served that netjoin's catch-up; a
+  // new split (not one before the netjoin was answered) starts a new record.
+  const served = link.state === "active" ? undefined : link.served;
+  setLink(io, roomJid, { ...link, state: "split", splitSince: since, splitAfter, lastSent: now, stream, served });
   if (markAway) announceBehindSplit(io, roomJid, link, true);
   io.effects.push(logEffect("warn", "dmuc.link_split", { room: roomJid, replica: link.replicaJid, reason, members: link.members.size }));
   io.effects.push(audit({ kind: "link.split", roomJid, actorJid: link.replicaJid, details: { reason, members: link.members.size } }));
@@ -103,14 +104,6 @@ export function lastMessageReceived(io: LinkIo, roomJid: string, link: ReplicaLi
   return known > 0 ? history[known - 1]!.stanzaId : null;
 }
 
-/** What a split replica missed of the history, in the room's order. */
-function missedHistory(history: readonly HistoryEntry[], link: ReplicaLink, since: number): readonly HistoryEntry[] {
-  if (link.splitAfter === null) return history;
-  const after = link.splitAfter === undefined ? -1 : history.findIndex((e) => e.stanzaId === link.splitAfter);
-  // Not recorded, or older than what the room keeps: by time.
-  return after < 0 ? history.filter((e) => e.at.getTime() >= since) : history.slice(after + 1);
-}
-
 /** The replica answers again: send it what it missed (netjoin). */
 export function startNetjoin(io: LinkIo, roomJid: string, link: ReplicaLink): void {
   const room = io.state.rooms.get(roomJid);
@@ -119,28 +112,29 @@ export function startNetjoin(io: LinkIo, roomJid: string, link: ReplicaLink): vo
     io.state = { ...io.state, dmuc: withoutLink(io.state.dmuc, roomJid, link.replicaJid) };
     return;
   }
-  const since = link.splitSince ?? now;
-  const entries = missedHistory(room.history, link, since);
-  const missed = entries.map((entry) => replayEntry(entry, room.jid));
-  // The messages some of the link's users got directly while the replica was down, and who.
-  const served = new Map<string, ReadonlySet<string>>();
-  for (const entry of entries) {
-    const sessions = link.served?.get(entry.stanzaId)?.sessions;
-    if (sessions && sessions.size > 0) served.set(entry.stanzaId, sessions);
-  }
+  // When the replica has none of the history we keep (the split point is null), its catch-up reads by
+  // time: from the oldest time of a message we keep, not from the split's time, since a message taken late (a
+  // submission resent after the split) keeps its original, earlier time but comes after the split.
+  const splitSince = link.splitSince ?? now;
+  const since = link.splitAfter === null ? room.history.reduce((oldest, e) => Math.min(oldest, e.at.getTime()), splitSince) : splitSince;
+  // The messages it missed are not in the netjoin: the replica reads them from our history afterwards,
+  // page by page (primary-catchup.ts), in the room's order after the last message it surely has (the
+  // split point, when we recorded it), whatever the split's length. Each page says which of them some of
+  // the link's users got directly while the replica was down (`served`, kept on the link until the next split).
   const netjoin = buildNetjoin({
     since: new Date(since),
     config: replicaConfig(room),
     presences: rosterForReplica(room, link),
-    history: missed,
+    history: [],
     subject: room.subject,
-    served,
+    served: new Map(),
+    ...(link.splitAfter !== undefined && { after: link.splitAfter }),
   });
   const id = iq(io, link.replicaJid, roomJid, "set", netjoin);
   io.state = { ...io.state, dmuc: withPending(io.state.dmuc, id, { kind: "netjoin", roomJid, replicaJid: link.replicaJid, sent: now }) };
   // Live broadcasts go to the replica again from now on, after the netjoin on the same stream.
   setLink(io, roomJid, { ...link, state: "syncing", replicaDown: undefined, lastHeard: now, lastSent: now });
-  io.effects.push(logEffect("info", "dmuc.netjoin_sent", { room: roomJid, replica: link.replicaJid, messages: missed.length, since: new Date(since).toISOString() }));
+  io.effects.push(logEffect("info", "dmuc.netjoin_sent", { room: roomJid, replica: link.replicaJid, after: link.splitAfter ?? null, since: new Date(since).toISOString() }));
 }
 
 /**
@@ -196,7 +190,7 @@ export function netjoinAnswered(io: LinkIo, api: PluginApi, roomJid: string, rep
     }
     sendSilentEnter(io, roomJid, replicaJid, session);
   }
-  setLink(io, roomJid, { ...current, state: "active", members, splitSince: undefined, splitAfter: undefined, replicaDown: undefined, served: undefined, resent: undefined, lastHeard: io.context.now.getTime() });
+  setLink(io, roomJid, { ...current, state: "active", members, splitSince: undefined, splitAfter: undefined, replicaDown: undefined, resent: undefined, lastHeard: io.context.now.getTime() });
   // Those shown away during the split are back (what they changed meanwhile came with the netjoin).
   if (markAway) announceBehindSplit(io, roomJid, { ...current, members }, false);
   io.effects.push(logEffect("info", "dmuc.link_healed", { room: roomJid, replica: replicaJid, taken, left, admitted, kicked, members: members.size }));

@@ -17,6 +17,7 @@ import { buildResync, buildSubmit, DMUC, parseLinkHeader } from "./wire.js";
 import { ignoreFromRoom, onMessageBroadcast, onPresenceBroadcast } from "./replica-fanout.js";
 import { getRoom, linkTimers, putRoom, sendDivert, touch, type ReplicaOptions, type Work } from "./replica-util.js";
 import { isSplit, localGroupchat, markSplit } from "./replica-split.js";
+import { noteLive } from "./replica-catchup.js";
 
 /** At most this many origin-ids of messages delivered early are kept waiting for their broadcast. */
 const MAX_EARLY = 500;
@@ -26,11 +27,14 @@ function isRoomChat(stanza: Element, roomJid: string): boolean {
   return stanza.name === "message" && stanza.attrs.type === "groupchat" && !!stanza.getChild("body") && parseJid(stanza.attrs.to)?.resource === null && stanza.attrs.to?.toLowerCase() === roomJid;
 }
 
-/** Submits a local user's stanza to the primary. Groupchat gets an origin-id, by which it is recognised when it comes back. */
-export function submit(work: Work, room: ReplicatedRoom, stanza: Element, options: ReplicaOptions): void {
+/**
+ * Submits a local user's stanza to the primary (sent now, or at `at`: a message kept through a split).
+ * Groupchat gets an origin-id, by which it is recognised when it comes back.
+ */
+export function submit(work: Work, room: ReplicatedRoom, stanza: Element, options: ReplicaOptions, at: Date = work.context.now): void {
   let item = cloneElement(stanza);
   if (isRoomChat(item, room.roomJid) && !item.getChild("origin-id", NS.STANZA_ID)) item.append(xml("origin-id", { xmlns: NS.STANZA_ID, id: work.context.newId() }));
-  const submission: Submission = { stanza: item, at: work.context.now.getTime() };
+  const submission: Submission = { stanza: item, at: at.getTime() };
   advance(work, room.roomJid, { type: "send", item: submission }, options);
 }
 
@@ -69,6 +73,7 @@ export function tickLink(work: Work, roomJid: string, options: ReplicaOptions): 
 }
 
 function applyFromRoom(work: Work, roomJid: string, stanza: Element): void {
+  noteLive(work, roomJid, stanza);
   const room = getRoom(work, roomJid);
   if (!room) return;
   const resource = parseJid(stanza.attrs.from)?.resource ?? null;
@@ -148,7 +153,10 @@ function continueLocally(work: Work, roomJid: string): void {
     }
     work.effects.push(logEffect("debug", "dmuc.delivered_early", { room: roomJid, nick, originId }));
   }
-  if (echoes) putRoom(work, { ...room, echoes: new Set([...echoes].slice(Math.max(0, echoes.size - MAX_EARLY))) });
+  if (!echoes) return;
+  // Never fewer than the messages still waiting: one forgotten while it waits would be delivered early again.
+  const keep = Math.max(MAX_EARLY, room.link.end.channel.outbox.unacked.length);
+  putRoom(work, { ...room, echoes: new Set([...echoes].slice(Math.max(0, echoes.size - keep))) });
 }
 
 /**

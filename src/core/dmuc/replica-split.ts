@@ -9,14 +9,14 @@
 import xml, { type Element } from "@xmpp/xml";
 import { cloneElement } from "../../xmpp/element.js";
 import { audit, logEffect, send } from "../effects.js";
-import { replayEntry, subjectMessage } from "../room/history.js";
+import { subjectMessage } from "../room/history.js";
 import { iqResult, NS, type StanzaErrorSpec } from "../../xmpp/stanza.js";
 import type { Jid } from "../../xmpp/jid.js";
-import type { HistoryEntry } from "../room/types.js";
 import type { ReplicatedRoom, SplitMessage } from "./state.js";
 import { buildNetjoinAnswer, buildRelay, parseNetjoin } from "./wire.js";
-import { appendHistory, cleaned, dropLocal, historyEntry, onPresenceBroadcast, presenceForSelf, takeEcho } from "./replica-fanout.js";
+import { cleaned, dropLocal, onPresenceBroadcast, presenceForSelf } from "./replica-fanout.js";
 import { getRoom, moduleIq, putRoom, refuse, saveReplica, touch, type ReplicaOptions, type Work } from "./replica-util.js";
+import { takeMissed } from "./replica-catchup.js";
 import { keepEntered, restoreAway, showAway, splitEnter, splitError, splitKick } from "./replica-split-extras.js";
 
 /** Error conditions of a bounce that mean the room's server cannot be reached. */
@@ -233,12 +233,6 @@ function splitPrivate(work: Work, room: ReplicatedRoom, stanza: Element, nick: s
 // ---------------------------------------------------------------------------------------------------
 // Netjoin
 
-function delayOf(message: Element): Date | null {
-  const stamp = message.getChild("delay", NS.DELAY)?.attrs.stamp;
-  const at = stamp ? new Date(stamp) : null;
-  return at && !Number.isNaN(at.getTime()) ? at : null;
-}
-
 /** A presence in a canonical form (attributes sorted, no `to`/`id`), to tell a changed one from a copy. */
 function canonical(el: Element, top = true): string {
   const attrs = Object.entries(el.attrs)
@@ -259,11 +253,11 @@ function sameSubject(a: ReplicatedRoom["subject"], b: ReplicatedRoom["subject"])
  * answer carries our sessions and the messages our users sent during the split. Returns the presences
  * local users changed during the split, for the caller to submit to the primary as if sent now.
  */
-export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element: Element): Element[] {
+export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element: Element): NetjoinSubmissions | null {
   const netjoin = parseNetjoin(element);
   if (!netjoin) {
     refuse(work, iq, "malformed netjoin", { roomJid: room.roomJid, spec: { type: "modify", condition: "bad-request" } });
-    return [];
+    return null;
   }
   const roomJid = room.roomJid;
   const wasSplit = isSplit(room);
@@ -320,26 +314,11 @@ export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element
   // The occupants shown away since the split are back (those the diff did not just send).
   const restored = catchUp ? restoreAway(work, current, sent) : 0;
 
-  // The messages we lack, in the primary's order: stored, then delivered as catch-up with their delay.
-  const known = new Set(current.history.map((e) => e.stanzaId));
-  const fresh: HistoryEntry[] = [];
-  // Each with the sessions the primary served it to directly while we were down (they have it).
-  const deliver: { entry: HistoryEntry; served: ReadonlySet<string> }[] = [];
-  for (const message of netjoin.history) {
-    if (!message.getChild("body")) continue;
-    const entry = historyEntry(work, current, message, delayOf(message) ?? work.context.now);
-    if (known.has(entry.stanzaId)) continue;
-    known.add(entry.stanzaId);
-    fresh.push(entry);
-    const echoed = takeEcho(current, message);
-    if (echoed) current = echoed;
-    else deliver.push({ entry, served: netjoin.served.get(entry.stanzaId) ?? new Set() });
-  }
-  current = appendHistory(work, current, fresh);
-  if (!catchUp) deliver.length = 0;
-  for (const { entry, served } of deliver) {
-    for (const [session] of current.local) if (!served.has(session)) work.effects.push(send(replayEntry(entry, roomJid, session)));
-  }
+  // Messages the netjoin carries itself (ours asks for them page by page afterwards: replica-catchup.ts),
+  // in the primary's order: stored, then delivered as catch-up with their delay, except to the sessions
+  // the primary served them to directly while we were down (they have them).
+  const missed = takeMissed(work, current, netjoin.history, catchUp, new Set(), netjoin.served);
+  current = missed.room;
 
   if (netjoin.subject && !sameSubject(current.subject, netjoin.subject)) {
     // Users see the subject again only when it changed (not when only its time differs by a hair).
@@ -349,12 +328,10 @@ export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element
   }
   if (netjoin.config || netjoin.subject) saveReplica(work, current);
 
-  // Our side: the sessions still here, and what they said during the split, each with its time.
-  const sentBack = current.splitQueue.map((q) => {
-    const out = cloneElement(q.stanza);
-    out.append(xml("delay", { xmlns: NS.DELAY, from: work.settings.domain, stamp: q.at.toISOString() }));
-    return out;
-  });
+  // Our side: the sessions still here. What they said during the split is submitted on the link after
+  // this answer (by the caller), each with its time: numbered and kept until the primary acknowledges
+  // it, so that neither side's restart loses it or has it taken twice (docs/PROTOCOL.md "Durability").
+  const splitMessages = current.splitQueue.map((q) => ({ stanza: cloneElement(q.stanza), at: q.at }));
   // A session whose unavailable presence is still on the link (submitted, not acknowledged) has left:
   // the primary takes that presence before or after this answer, and listed here it would look like
   // a user who entered during the split, whom the primary admits again.
@@ -380,12 +357,25 @@ export function onNetjoin(work: Work, room: ReplicatedRoom, iq: Element, element
     echoes: new Set(echoes.slice(Math.max(0, echoes.length - MAX_ECHOES))),
   };
   putRoom(work, current);
-  work.effects.push(send(iqResult(iq, buildNetjoinAnswer({ occupants, messages: sentBack, kicks }))));
+  work.effects.push(send(iqResult(iq, buildNetjoinAnswer({ occupants, messages: [], kicks }))));
   touch(work, roomJid, { sent: true });
 
-  const counts = { received: fresh.length, delivered: deliver.length, sent: sentBack.length, occupants: occupants.length, rosterChanges, ...(kicks.length > 0 && { kicks: kicks.length }), ...(restored > 0 && { restored }) };
+  const counts = { received: missed.stored, delivered: missed.delivered, sent: splitMessages.length, occupants: occupants.length, rosterChanges, ...(kicks.length > 0 && { kicks: kicks.length }), ...(restored > 0 && { restored }) };
   work.effects.push(logEffect("info", "dmuc.link_healed", { room: roomJid, wasSplit, catchUp, since: netjoin.since.toISOString(), splitSince: room.splitSince, ...counts }));
   work.effects.push(audit({ kind: "link.healed", roomJid, actorJid: room.primaryJid, details: { wasSplit, ...counts } }));
   // The presences local users changed during the split reach the primary as if sent now.
-  return relays.map(([, presence]) => cloneElement(presence));
+  return { messages: splitMessages, presences: relays.map(([, presence]) => cloneElement(presence)), since: netjoin.since, catchUp, ...(netjoin.after !== undefined && { after: netjoin.after }) };
+}
+
+/**
+ * What a netjoin leaves the replica to do: submit its users' split-time messages (with their time),
+ * then their changed presences, then read what it missed (since the split; delivered with `catchUp`).
+ */
+export interface NetjoinSubmissions {
+  readonly messages: readonly { readonly stanza: Element; readonly at: Date }[];
+  readonly presences: readonly Element[];
+  readonly since: Date;
+  readonly catchUp: boolean;
+  /** The primary's split point: the last message of the room we surely have (null: none; the catch-up reads after it). */
+  readonly after?: string | null;
 }

@@ -17,6 +17,7 @@ import { DIRECTED_TIMEOUT_MS, sendDivert, getRoom, isLocalUser, linkTimers, MODU
 import { errorCondition, isSplit, onNetjoin, onSplitDiverted, relayToPrimary, SPLIT_CONDITIONS } from "./replica-split.js";
 import { fromRoom, heardFromRoom, roomBounced, submit, tickLink } from "./replica-link.js";
 import { expireReplicateChecks, finishReplicate, onReplicate } from "./replica-replicate.js";
+import { onCatchUpAnswer, startCatchUp, tickCatchUp } from "./replica-catchup.js";
 import { finishUnreplicate, forgetIfEmpty } from "./replica-forget.js";
 
 /** The "service/route" handler: true when the stanza was the replica's. */
@@ -75,12 +76,17 @@ function onIq(request: ServiceRequest, options: ReplicaOptions): true | undefine
   else if (type === "set" && payload.name === "enter") onEnter(request, current, stanza, payload);
   else if (type === "set" && payload.name === "leave") onLeave(request, current, stanza, payload);
   else if (type === "set" && payload.name === "netjoin") {
-    const presences = onNetjoin(request, current, stanza, payload);
+    const joined = onNetjoin(request, current, stanza, payload);
     heardFromRoom(request, room.roomJid, options);
-    for (const presence of presences) {
+    for (const message of joined?.messages ?? []) {
+      const after = getRoom(request, room.roomJid);
+      if (after) submit(request, after, message.stanza, options, message.at);
+    }
+    for (const presence of joined?.presences ?? []) {
       const after = getRoom(request, room.roomJid);
       if (after) submit(request, after, presence, options);
     }
+    if (joined) startCatchUp(request, room.roomJid, joined.since, joined.catchUp, joined.after);
   } else return refuse(request, stanza, "unknown dmuc request", { roomJid: room.roomJid, spec: { type: "cancel", condition: "feature-not-implemented" } });
   heardFromRoom(request, room.roomJid, options);
   if (request.effects.some((e) => e.kind === "send" && e.stanza.attrs.to === room.primaryJid)) touch(request, room.roomJid, { sent: true });
@@ -109,6 +115,12 @@ function onAnswer(request: ServiceRequest, options: ReplicaOptions): true | unde
   if (query?.kind === "replica-iq" && fromModule) {
     setPending(request, id, null);
     if (failed) request.effects.push(logEffect("warn", "dmuc.module_error", { room: query.roomJid, condition }));
+    return true;
+  }
+  if (query?.kind === "catchup" && from.local !== null && getRoom(request, bareString(from))?.primaryJid === bareString(from) && query.roomJid === bareString(from)) {
+    touch(request, query.roomJid, { heard: true });
+    onCatchUpAnswer(request, id, query, stanza);
+    heardFromRoom(request, query.roomJid, options);
     return true;
   }
   if (query?.kind === "unreplicate" && from.local !== null && bareString(from) === query.roomJid) {
@@ -230,6 +242,7 @@ export function tickReplica(work: Work, options: ReplicaOptions): void {
     }
     // Acknowledgements, resends, keepalive and split probes, detection (replica-link.ts).
     tickLink(work, room.roomJid, options);
+    tickCatchUp(work, room.roomJid, options);
     // A room none of our users is in any more is left after a grace (replica-forget.ts).
     const still = getRoom(work, room.roomJid);
     if (still) forgetIfEmpty(work, still);

@@ -112,8 +112,30 @@ export interface ReplicatedRoom {
   readonly echoes: ReadonlySet<string>;
   /** Restored from the database at start: the server module must be asked to divert again. */
   readonly restored?: boolean;
+  /** What the replica still reads of the room's history after a netjoin, page by page (null: nothing). */
+  readonly catchUp?: CatchUp | null;
   /** Since when (ms) none of our users is in the room, as the tick saw it (replica-forget.ts). */
   readonly emptySince?: number;
+}
+
+/** A netjoin's catch-up under way (docs/PROTOCOL.md "Netjoin"): where the next page starts. */
+export interface CatchUp {
+  /** The split's start, as the netjoin gave it: where reading starts when we have none of the room's messages. */
+  readonly since: Date;
+  /** The stanza-id of the last message read, in the room's order (null: none yet). */
+  readonly after: string | null;
+  /** Whether what is read is delivered to local users (the netjoin's catchup attribute), or only stored. */
+  readonly deliver: boolean;
+  /** When the request for the next page went out (null: none out). */
+  readonly asked: number | null;
+  /**
+   * The stanza-ids of the messages broadcast to us live on the link since the catch-up started: they
+   * were delivered then, so a page bringing them again stores and delivers nothing of them. (Not the
+   * end of the catch-up: the link also brings, late, messages from before the netjoin, such as a split
+   * replica's own users' messages sent on the primary's new stream, past messages the catch-up still
+   * has to bring.)
+   */
+  readonly live?: ReadonlySet<string>;
 }
 
 /** A local user's stanza submitted to the primary on the link (as the user sent it), and when (ms). */
@@ -176,6 +198,8 @@ export type PendingQuery =
       readonly roster?: ReadonlyMap<string, Element>;
     }
   | { readonly kind: "replica-iq"; readonly roomJid: string; readonly sent: number }
+  /** A replica's request for the next page of a netjoin's catch-up. */
+  | { readonly kind: "catchup"; readonly roomJid: string; readonly sent: number }
   /** A <replicate/> waiting for the server module to say whether any local user is in the room. */
   | { readonly kind: "replicate-check"; readonly roomJid: string; readonly request: Element; readonly sent: number }
   /** The replica tells the primary it leaves a room none of its users is in (replica-forget.ts). */

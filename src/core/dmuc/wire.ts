@@ -244,15 +244,36 @@ export interface Netjoin {
   /**
    * Messages (by stanza-id) the primary delivered directly to some of the replica's sessions while the
    * replica was down: `<served id='STANZA-ID'><session jid='FULL'/>...</served>`. The replica delivers
-   * them to its other sessions only.
+   * them to its other sessions only. A netjoin whose catch-up is paged carries none (the pages do).
    */
   served: ReadonlyMap<string, ReadonlySet<string>>;
+  /**
+   * The stanza-id of the last message of the room the replica surely has (the split point): its catch-up
+   * reads from the message after it, in the room's order (attribute `after`). Null: it surely has none
+   * of what the room kept from before the split, the catch-up reads from `since` (`has-none='true'`).
+   * Absent: not known (the catch-up reads after the replica's own last message).
+   */
+  after?: string | null;
+}
+
+function buildServed(served: ReadonlyMap<string, ReadonlySet<string>>): Element[] {
+  return [...served].map(([id, sessions]) => xml("served", { id }, ...[...sessions].map((jid) => xml("session", { jid }))));
+}
+
+function parseServed(el: Element): Map<string, ReadonlySet<string>> | null {
+  const served = new Map<string, ReadonlySet<string>>();
+  for (const s of el.getChildren("served")) {
+    const sessions = s.getChildren("session").map((e) => e.attrs.jid);
+    if (!s.attrs.id || !sessions.every(isFullJid)) return null;
+    served.set(s.attrs.id, new Set(sessions));
+  }
+  return served;
 }
 
 export function buildNetjoin(n: Netjoin): Element {
   const state = buildState({ last: true, config: n.config, presences: n.presences, history: n.history, subject: n.subject });
-  const served = [...n.served].map(([id, sessions]) => xml("served", { id }, ...[...sessions].map((jid) => xml("session", { jid }))));
-  return xml("netjoin", { xmlns: DMUC, since: n.since.toISOString() }, ...state.getChildElements(), ...served);
+  const after = n.after === undefined ? {} : n.after === null ? { "has-none": "true" } : { after: n.after };
+  return xml("netjoin", { xmlns: DMUC, since: n.since.toISOString(), ...after }, ...state.getChildElements(), ...buildServed(n.served));
 }
 
 export function parseNetjoin(el: Element | undefined): Netjoin | null {
@@ -261,13 +282,10 @@ export function parseNetjoin(el: Element | undefined): Netjoin | null {
   if (Number.isNaN(since.getTime())) return null;
   const state = parseState(xml("state", { xmlns: DMUC }, ...el.getChildElements()));
   if (!state) return null;
-  const served = new Map<string, ReadonlySet<string>>();
-  for (const s of el.getChildren("served")) {
-    const sessions = s.getChildren("session").map((e) => e.attrs.jid);
-    if (!s.attrs.id || !sessions.every(isFullJid)) return null;
-    served.set(s.attrs.id, new Set(sessions));
-  }
-  return { since, config: state.config, presences: state.presences, history: state.history, subject: state.subject, served };
+  const served = parseServed(el);
+  const after: string | null | undefined = el.attrs.after ?? (el.attrs["has-none"] === "true" ? null : undefined);
+  if (!served || (typeof after === "string" && (after.length === 0 || after.length > 256))) return null;
+  return { since, config: state.config, presences: state.presences, history: state.history, subject: state.subject, served, ...(after !== undefined && { after }) };
 }
 
 // The replica's answer: <netjoin><occupant jid nick/>...<message/>...<kick/>...</netjoin>
@@ -309,6 +327,46 @@ export function parseNetjoinAnswer(el: Element | undefined): NetjoinAnswer | nul
   });
   if (kicks.some((k) => !isFullJid(k.jid) || !isFullJid(k.actor) || k.nick === "")) return null;
   return { occupants, messages: el.getChildren("message").map(unwrapStanza), kicks };
+}
+
+// <catchup since after?/> (replica -> room, iq get): the next page of what the replica missed, read from
+// the room's history: the messages after the one with stanza-id `after` (the last the replica has), or,
+// without `after`, those sent at or after `since`. The answer <catchup complete>message...</catchup>
+// carries them in the room's order, each with its stanza-id and <delay/>; complete='true' on the last page;
+// and, as the netjoin did, <served id><session jid/></served> for those of them some of the replica's
+// sessions got directly from the room while the replica was down (the replica delivers them to the others only).
+export interface CatchUpRequest {
+  since: Date;
+  after: string | null;
+}
+
+export function buildCatchUpRequest(r: CatchUpRequest): Element {
+  return xml("catchup", { xmlns: DMUC, since: r.since.toISOString(), ...(r.after !== null && { after: r.after }) });
+}
+
+export function parseCatchUpRequest(el: Element | undefined): CatchUpRequest | null {
+  if (!el?.is("catchup", DMUC)) return null;
+  const since = new Date(el.attrs.since ?? "");
+  const after = el.attrs.after ?? null;
+  if (Number.isNaN(since.getTime()) || (after !== null && (after.length === 0 || after.length > 256))) return null;
+  return { since, after };
+}
+
+export interface CatchUpPage {
+  messages: Element[];
+  complete: boolean;
+  served: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+export function buildCatchUpPage(p: CatchUpPage): Element {
+  return xml("catchup", { xmlns: DMUC, complete: String(p.complete) }, ...p.messages, ...buildServed(p.served));
+}
+
+export function parseCatchUpPage(el: Element | undefined): CatchUpPage | null {
+  if (!el?.is("catchup", DMUC) || (el.attrs.complete !== "true" && el.attrs.complete !== "false")) return null;
+  const served = parseServed(el);
+  if (!served) return null;
+  return { messages: el.getChildren("message").map(unwrapStanza), complete: el.attrs.complete === "true", served };
 }
 
 // <unreplicate/>: a replica leaves a room none of its users is in any more (docs/PROTOCOL.md)

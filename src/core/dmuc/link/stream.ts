@@ -4,7 +4,7 @@
 // side's stream we apply. Translates the machine's actions into <link/> headers and headers into events.
 import xml, { type Element } from "@xmpp/xml";
 import { buildLinkHeader, type LinkHeader } from "../wire.js";
-import { emptyInbox, emptyOutbox } from "./sequence.js";
+import { emptyInbox, emptyOutbox, type Inbox, type Outbox } from "./sequence.js";
 import { newChannel, restoredLink, stepEstablished, type LinkAction, type LinkEvent, type LinkTimers, type ReplicaLinkState } from "./channel.js";
 
 export interface LinkStream<O> {
@@ -30,9 +30,36 @@ export function newStream<O>(id: string, now: number): LinkStream<O> {
   return { end: { kind: "active", since: now, channel: newChannel<O>(now) }, id, peer: null, retired: [] };
 }
 
-/** The end of a link a restarted process had: split until the other side answers its first probe. */
-export function restoredStream<O>(id: string, now: number): LinkStream<O> {
-  return { end: restoredLink({ outbox: emptyOutbox<O>(), inbox: emptyInbox() }, now), id, peer: null, retired: [], lostPlace: true };
+/** What a link end commits (docs/PROTOCOL.md "Durability"): its stream, what it has not had acknowledged, where it is in the other's. */
+export interface SavedStream<O> {
+  readonly id: string;
+  readonly outbox: Outbox<O>;
+  readonly peer: string | null;
+  readonly inbox: Inbox;
+}
+
+/**
+ * The end of a link a restarted process had, as it committed it: split until the other side answers
+ * its first probe, then everything unacknowledged is sent again with its old numbers (the other side
+ * drops what it had applied), and the other side's stream is followed from where it was applied. A
+ * committed place in the other side's stream is known, not lost: only without one (`peer` null) does
+ * the first numbered stanza seen start the other side's stream whatever its number.
+ */
+export function restoredStream<O>(saved: SavedStream<O>, now: number): LinkStream<O> {
+  const end = restoredLink({ outbox: saved.outbox, inbox: saved.inbox }, now);
+  return { end, id: saved.id, peer: saved.peer, retired: [], ...(saved.peer === null && { lostPlace: true }) };
+}
+
+/** A restarted end with nothing committed: a new stream of its own, the other side's followed from its next stanza. */
+export function freshRestoredStream<O>(id: string, now: number): LinkStream<O> {
+  return restoredStream({ id, outbox: emptyOutbox<O>(), peer: null, inbox: emptyInbox() }, now);
+}
+
+/** A stream that follows the other side's stream `peer` from `applied` on (a restarted primary's place in a replica's stream). */
+export function resumedStream<O>(stream: LinkStream<O>, peer: string | null, applied: number): LinkStream<O> {
+  if (peer === null) return stream;
+  const channel = { ...stream.end.channel, inbox: { applied } };
+  return { ...stream, peer, lostPlace: undefined, end: { ...stream.end, channel } as ReplicaLinkState<O> };
 }
 
 /**
