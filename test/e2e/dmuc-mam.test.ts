@@ -12,6 +12,7 @@ import xml from "@xmpp/xml";
 import { IqError, type TestClient } from "../support/client.js";
 import { startFederation, type Federation } from "../support/federation.js";
 import { configureRoom, enterRoom, newId, queryArchive, readWholeArchive, stanzaIdOf } from "../support/room-client.js";
+import { untilLinkActive } from "../support/rows.js";
 
 const ROOM = "archive@dmuc.avalon.test";
 const WAIT_MS = 30_000;
@@ -44,7 +45,7 @@ describe("DMUC2: a replica server's user pages the room's archive (XEP-0313)", (
     valdis = await fed.connect("valdis", "oulubox");
     await valdis.sendPresence();
     await enterRoom(valdis, ROOM, "Valdis");
-    await fed.server("avalon").gateway!.waitForEvent("dmuc.link_active", (e) => e.replica === "dmuc.oulubox.test" && e.room === ROOM, WAIT_MS);
+    await untilLinkActive(fed.server("avalon").db!.url, ROOM, "dmuc.oulubox.test", WAIT_MS);
     phaedrus = await fed.connect("phaedrus", "oulubox");
     await phaedrus.sendPresence();
     await enterRoom(phaedrus, ROOM, "Phaedrus");

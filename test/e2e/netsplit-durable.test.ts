@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import xml from "@xmpp/xml";
 import pg from "pg";
+import { untilLinkActive, untilRow } from "../support/rows.js";
 import type { TestClient } from "../support/client.js";
 import { startFederation, type Federation } from "../support/federation.js";
 
@@ -67,21 +68,6 @@ async function historyBodies(url: string): Promise<string[]> {
   }
 }
 
-/** Polls `query` on `url` until it returns a row, or fails after `ms`. */
-async function untilRow(url: string, query: string, params: unknown[], what: string, ms = 30_000): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    for (const end = Date.now() + ms; ; ) {
-      if ((await client.query(query, params)).rows.length > 0) return;
-      if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  } finally {
-    await client.end();
-  }
-}
-
 describe("DMUC2 durability across real servers", () => {
   let fed: Federation;
 
@@ -117,7 +103,7 @@ describe("DMUC2 durability across real servers", () => {
     // any fault: linking at entry is not what this file tests.
     const replicaDb = fed.server("oulubox").db!.url;
     await untilRow(replicaDb, `SELECT 1 FROM occupants o JOIN rooms r ON r.id = o.room_id WHERE r.jid = $1 AND r.role = 'replica' GROUP BY r.id HAVING count(*) = 2`, [ROOM], "both oulubox users served by the replica");
-    await untilRow(fed.server("avalon").db!.url, `SELECT 1 FROM replicas p JOIN rooms r ON r.id = p.room_id WHERE r.jid = $1 AND p.state = 'active'`, [ROOM], "the primary's link active");
+    await untilLinkActive(fed.server("avalon").db!.url, ROOM, "dmuc.oulubox.test");
     for (const p of people) await say(p.nick, `calm ${p.nick}`);
     await everyoneHasEverything();
   });
