@@ -10,7 +10,7 @@ import xml, { type Element } from "@xmpp/xml";
 import type { TestClient } from "../support/client.js";
 import { startFederation, type Federation } from "../support/federation.js";
 import { configureRoom, enterRoom, NS_MUC_USER } from "../support/room-client.js";
-import { untilLinkActive, untilRow } from "../support/rows.js";
+import { untilLinkActive, untilServedByReplica } from "../support/rows.js";
 
 const ROOM = "ghosts@dmuc.avalon.test";
 const WAIT_MS = 30_000;
@@ -49,7 +49,7 @@ describe("DMUC2: sessions a replica serves that are gone after their server cras
     await valdis.sendPresence();
     await enterRoom(valdis, ROOM, "Valdis");
     // The replica took Valdis, as its operator sees it: its copy of the room lists his session.
-    await untilRow(fed.server("oulubox").db!.url, `SELECT 1 FROM occupants o JOIN rooms r ON r.id = o.room_id WHERE r.jid = $1 AND r.role = 'replica' AND o.real_jid LIKE 'valdis@oulubox.test/%'`, [ROOM], "Valdis served by the replica", WAIT_MS);
+    await untilServedByReplica(fed.server("oulubox").db!.url, ROOM, "valdis@oulubox.test", WAIT_MS);
     assert.deepEqual(await listed(wumpus), ["Phaedrus", "Valdis", "Wumpus"]);
     await wumpus.drain();
 
